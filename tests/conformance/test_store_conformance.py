@@ -1,0 +1,319 @@
+"""The behaviour every ``GraphStore`` backend must have.
+
+Each test runs against every backend of the ``store`` fixture (embedded in memory, embedded
+on disk, and Neo4j when a server is configured). Vectors are chosen so no two scores tie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from graph_store import (
+    Edge,
+    EdgeKind,
+    GraphStore,
+    Insight,
+    NodeKind,
+    Outcome,
+    QueryNode,
+    Utterance,
+)
+from graph_store.errors import (
+    EmbeddingDimensionError,
+    InvalidIdError,
+    NotFoundError,
+    StoreUnavailableError,
+    UnknownNamespaceError,
+    UserInputError,
+)
+from graph_store.model import new_id, query_id_for
+from graph_store.ops import GetNodes, PutEdges, PutNodes
+from tests.conftest import BACKENDS
+
+DIM = 4
+
+
+def vec(*xs: float) -> np.ndarray:
+    return np.array(xs, dtype=np.float32)
+
+
+def query(text: str, ns: str = "default", v: np.ndarray | None = None, **kw: object) -> QueryNode:
+    return QueryNode(id=query_id_for(ns, text), text=text, namespace=ns, embedding=v, **kw)
+
+
+def trace(q: QueryNode, n: int) -> tuple[list[Utterance], list[Edge]]:
+    utts = [
+        Utterance(
+            query_id=q.id, namespace=q.namespace, step=i, agent=f"a{i % 2}",
+            role="planner" if i % 2 == 0 else "actor", content=f"step {i} of {q.text}",
+            action=f"go {i}",
+        )
+        for i in range(n)
+    ]
+    edges = [Edge(kind=EdgeKind.HAS_TRACE, src=q.id, dst=u.id) for u in utts]
+    edges += [Edge(kind=EdgeKind.NEXT, src=a.id, dst=b.id) for a, b in zip(utts, utts[1:])]
+    edges += [Edge(kind=EdgeKind.REPLIES_TO, src=b.id, dst=a.id) for a, b in zip(utts, utts[1:])]
+    return utts, edges
+
+
+def add_task(store: GraphStore, text: str, n: int = 3, ns: str = "default",
+             v: np.ndarray | None = None) -> tuple[QueryNode, list[Utterance]]:
+    q = query(text, ns, v, outcome=Outcome.SUCCESS, attempts=1, successes=1)
+    utts, edges = trace(q, n)
+    store.batch([PutNodes([q, *utts]), PutEdges(edges)])
+    return q, utts
+
+
+# ---- nodes -----------------------------------------------------------------------------
+def test_round_trip_of_every_node_kind(store: GraphStore) -> None:
+    q = query("put a clean apple in the fridge", v=vec(1, 0, 0, 0), score=0.5,
+              outcome=Outcome.SUCCESS, metadata={"family": "clean", "n": 3})
+    u = Utterance(query_id=q.id, step=0, agent="alice", role="planner", content="plan",
+                  tokens=7, action="go fridge", observation="ok", reward=0.5, key_step=True)
+    ins = Insight(text="clean before placing", score=2.5, supporting=[q.id], roles=["actor"],
+                  embedding=vec(0, 1, 0, 0), graph_embedding=vec(0, 0, 1, 0, ))
+    store.put_nodes([q, u, ins])
+    got_q, got_u, got_i = store.get_nodes([q.id, u.id, ins.id], with_vectors=True)
+    assert got_q == q
+    assert got_u == u
+    assert isinstance(got_i, Insight) and got_i.props() == ins.props()
+    assert np.allclose(got_i.embedding, ins.embedding)
+    assert np.allclose(got_i.graph_embedding, ins.graph_embedding)
+    bare = store.get_node(q.id)
+    assert isinstance(bare, QueryNode) and bare.embedding is None and bare.text == q.text
+
+
+def test_missing_and_invalid_ids(store: GraphStore) -> None:
+    assert store.get_nodes([new_id()]) == [None]
+    with pytest.raises(InvalidIdError):
+        store.get_nodes(["not-an-id"])
+
+
+def test_put_replaces_by_id_and_list_keeps_first_insert_order(store: GraphStore) -> None:
+    a, b = query("task a"), query("task b")
+    store.put_nodes([a, b])
+    store.put_nodes([a.model_copy(update={"outcome": Outcome.FAILURE, "attempts": 2})])
+    listed = store.list_nodes(NodeKind.QUERY)
+    assert [n.id for n in listed] == [a.id, b.id]
+    assert isinstance(listed[0], QueryNode) and listed[0].attempts == 2
+    assert store.count().nodes == {"Query": 2}
+
+
+def test_kind_of_an_id_cannot_change(store: GraphStore) -> None:
+    q = query("task")
+    store.put_nodes([q])
+    with pytest.raises(UserInputError):
+        store.put_nodes([Insight(id=q.id, text="not a query")])
+    assert isinstance(store.get_node(q.id), QueryNode)
+
+
+def test_list_nodes_filters_namespace_and_limit(store: GraphStore) -> None:
+    store.put_nodes([query(f"t{i}", ns="x" if i % 2 else "y") for i in range(6)])
+    assert len(store.list_nodes(NodeKind.QUERY, namespace="x")) == 3
+    assert len(store.list_nodes(NodeKind.QUERY, limit=4)) == 4
+    assert store.list_nodes(NodeKind.INSIGHT) == []
+
+
+# ---- transactions ----------------------------------------------------------------------
+def test_edge_to_missing_node_rolls_back_the_whole_batch(store: GraphStore) -> None:
+    q = query("task")
+    missing = new_id()
+    with pytest.raises(NotFoundError):
+        store.batch([PutNodes([q]), PutEdges([Edge(kind=EdgeKind.SIMILAR_TO, src=q.id,
+                                                   dst=missing)])])
+    assert store.get_node(q.id) is None
+    assert store.count().total_nodes == 0
+
+
+def test_reads_in_a_batch_see_its_earlier_writes(store: GraphStore) -> None:
+    q = query("task")
+    put, got = store.batch([PutNodes([q]), GetNodes([q.id])])
+    assert put is None and got[0] == q
+
+
+def test_failed_vector_write_leaves_store_unchanged(store: GraphStore) -> None:
+    q = query("one", v=vec(1, 0, 0, 0))
+    store.put_nodes([q])
+    bad = query("two", v=np.ones(DIM + 1, dtype=np.float32))
+    with pytest.raises(EmbeddingDimensionError):
+        store.put_nodes([query("three", v=vec(0, 1, 0, 0)), bad])
+    assert store.count().nodes == {"Query": 1}
+    assert [h.id for h in store.vector_search(NodeKind.QUERY, vec(0, 1, 0, 0), 5)] == [q.id]
+
+
+# ---- edges and traversal ---------------------------------------------------------------
+def test_get_edges_by_direction_and_kind(store: GraphStore) -> None:
+    q, utts = add_task(store, "task", n=3)
+    out = store.get_edges([utts[1].id], direction="out")
+    assert {(e.kind, e.dst) for e in out} == {
+        (EdgeKind.NEXT, utts[2].id), (EdgeKind.REPLIES_TO, utts[0].id)}
+    inc = store.get_edges([utts[1].id], kinds=[EdgeKind.NEXT, EdgeKind.HAS_TRACE],
+                          direction="in")
+    assert {(e.kind, e.src) for e in inc} == {
+        (EdgeKind.NEXT, utts[0].id), (EdgeKind.HAS_TRACE, q.id)}
+    both = store.get_edges([utts[1].id], direction="both")
+    assert len(both) == 5
+
+
+def test_edge_props_round_trip_and_replace(store: GraphStore) -> None:
+    a, b = query("a"), query("b")
+    store.put_nodes([a, b])
+    store.put_edges([Edge(kind=EdgeKind.SIMILAR_TO, src=a.id, dst=b.id, props={"score": 0.7})])
+    store.put_edges([Edge(kind=EdgeKind.SIMILAR_TO, src=a.id, dst=b.id, props={"score": 0.9})])
+    (edge,) = store.get_edges([a.id])
+    assert edge.props == {"score": 0.9}
+    assert store.count().edges == {"SIMILAR_TO": 1}
+    assert store.delete_edges([(EdgeKind.SIMILAR_TO, a.id, b.id)]) == 1
+    assert store.delete_edges([(EdgeKind.SIMILAR_TO, a.id, b.id)]) == 0
+    assert store.get_edges([a.id]) == []
+
+
+def test_neighbors_hops_kinds_direction_and_paths(store: GraphStore) -> None:
+    a, b, c, d = (query(t) for t in "abcd")
+    ins = Insight(text="lesson")
+    store.put_nodes([a, b, c, d, ins])
+    store.put_edges([
+        Edge(kind=EdgeKind.SIMILAR_TO, src=a.id, dst=b.id),
+        Edge(kind=EdgeKind.USED_MEMORY_OF, src=c.id, dst=b.id),
+        Edge(kind=EdgeKind.SIMILAR_TO, src=c.id, dst=d.id),
+        Edge(kind=EdgeKind.SUPPORTS, src=a.id, dst=ins.id),
+    ])
+    one = {r.id: r for r in store.neighbors([a.id], hops=1)}
+    assert set(one) == {b.id, ins.id}
+    assert one[b.id].hop == 1 and one[b.id].via.kind == EdgeKind.SIMILAR_TO
+    two = {r.id: r for r in store.neighbors(
+        [a.id], hops=2, kinds=[EdgeKind.SIMILAR_TO, EdgeKind.USED_MEMORY_OF])}
+    assert set(two) == {b.id, c.id}
+    assert two[c.id].hop == 2 and two[c.id].via.src == c.id and two[c.id].via.dst == b.id
+    three = store.neighbors([a.id], hops=3, node_kind=NodeKind.QUERY)
+    assert {r.id for r in three} == {b.id, c.id, d.id}
+    assert store.neighbors([a.id], hops=2, direction="out") == store.neighbors(
+        [a.id], hops=1, direction="out")
+    assert {r.id for r in store.neighbors([b.id], direction="in")} == {a.id, c.id}
+    assert store.neighbors([new_id()], hops=2) == []
+
+
+# ---- vectors ---------------------------------------------------------------------------
+def test_vector_search_ranks_filters_and_excludes(store: GraphStore) -> None:
+    q1 = query("q1", v=vec(1, 0, 0, 0))
+    q2 = query("q2", v=vec(0.9, 0.3, 0, 0))
+    q3 = query("q3", v=vec(0.5, 0.8, 0.1, 0))
+    q4 = query("q4", ns="other", v=vec(1, 0.01, 0, 0))
+    store.put_nodes([q1, q2, q3, q4, Insight(text="i", embedding=vec(1, 0, 0, 0))])
+    hits = store.vector_search(NodeKind.QUERY, vec(2, 0, 0, 0), k=2, namespace="default")
+    assert [h.id for h in hits] == [q1.id, q2.id]
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert hits[1].score == pytest.approx(0.9 / np.hypot(0.9, 0.3), abs=1e-5)
+    every = store.vector_search(NodeKind.QUERY, vec(1, 0, 0, 0), k=10)
+    assert [h.id for h in every] == [q1.id, q4.id, q2.id, q3.id]
+    excl = store.vector_search(NodeKind.QUERY, vec(1, 0, 0, 0), k=2, namespace="default",
+                               exclude_ids=frozenset({q1.id}))
+    assert [h.id for h in excl] == [q2.id, q3.id]
+    assert store.vector_search(NodeKind.QUERY, vec(1, 0, 0, 0), k=3, namespace="nowhere") == []
+    with pytest.raises(EmbeddingDimensionError):
+        store.vector_search(NodeKind.QUERY, np.ones(DIM + 2, dtype=np.float32), k=1)
+
+
+def test_second_vector_is_searched_separately(store: GraphStore) -> None:
+    a = Insight(text="a", embedding=vec(1, 0, 0, 0), graph_embedding=vec(0, 0, 0, 1, ))
+    b = Insight(text="b", embedding=vec(0, 0, 0, 1), graph_embedding=vec(1, 0, 0, 0))
+    store.put_nodes([a, b])
+    text_hits = store.vector_search(NodeKind.INSIGHT, vec(1, 0, 0, 0), k=1)
+    graph_hits = store.vector_search(NodeKind.INSIGHT, vec(1, 0, 0, 0), k=1,
+                                     field="graph_embedding")
+    assert [h.id for h in text_hits] == [a.id]
+    assert [h.id for h in graph_hits] == [b.id]
+
+
+def test_updating_or_dropping_a_vector_changes_search(store: GraphStore) -> None:
+    a = query("a", v=vec(1, 0, 0, 0))
+    b = query("b", v=vec(0, 1, 0, 0))
+    store.put_nodes([a, b])
+    store.put_nodes([a.model_copy(update={"embedding": vec(0, 0, 1, 0)})])
+    assert store.vector_search(NodeKind.QUERY, vec(0, 0, 1, 0), k=1)[0].id == a.id
+    store.put_nodes([a.model_copy(update={"embedding": None})])
+    assert [h.id for h in store.vector_search(NodeKind.QUERY, vec(0, 0, 1, 0), k=5)] == [b.id]
+
+
+# ---- deletes ---------------------------------------------------------------------------
+def test_delete_task_cascades_to_its_trace_only(store: GraphStore) -> None:
+    q1, u1 = add_task(store, "first", n=4, v=vec(1, 0, 0, 0))
+    q2, u2 = add_task(store, "second", n=2, v=vec(0, 1, 0, 0))
+    ins = Insight(text="lesson", supporting=[q1.id, q2.id])
+    store.put_nodes([ins])
+    store.put_edges([Edge(kind=EdgeKind.SUPPORTS, src=q.id, dst=ins.id) for q in (q1, q2)]
+                    + [Edge(kind=EdgeKind.SIMILAR_TO, src=q2.id, dst=q1.id)])
+    removed = store.delete_task(q1.id)
+    assert removed.nodes == 5
+    assert removed.edges == 4 + 3 + 3 + 1 + 1
+    assert store.get_nodes([q1.id, *(u.id for u in u1)]) == [None] * 5
+    assert store.get_node(q2.id) is not None and store.get_node(ins.id) is not None
+    assert store.count().nodes == {"Query": 1, "Utterance": 2, "Insight": 1}
+    assert [e.src for e in store.get_edges([ins.id], direction="in")] == [q2.id]
+    assert [h.id for h in store.vector_search(NodeKind.QUERY, vec(1, 0, 0, 0), k=5)] == [q2.id]
+    with pytest.raises(NotFoundError):
+        store.delete_task(q1.id)
+    with pytest.raises(NotFoundError):
+        store.delete_task(ins.id)
+
+
+def test_delete_namespace_and_counts(store: GraphStore) -> None:
+    add_task(store, "x1", ns="team-x")
+    add_task(store, "x2", ns="team-x")
+    add_task(store, "y1", ns="team-y", n=2)
+    assert store.namespaces() == ["team-x", "team-y"]
+    counts = store.count("team-x")
+    assert counts.nodes == {"Query": 2, "Utterance": 6}
+    assert counts.edges == {"HAS_TRACE": 6, "NEXT": 4, "REPLIES_TO": 4}
+    removed = store.delete_namespace("team-x")
+    assert (removed.nodes, removed.edges) == (8, 14)
+    assert store.namespaces() == ["team-y"]
+    assert store.count().total_nodes == 3
+    with pytest.raises(UnknownNamespaceError):
+        store.delete_namespace("team-x")
+
+
+# ---- lifecycle -------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "embedded-memory"])
+def test_reopen_restores_everything(backend: str, tmp_path, reopen) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import open_backend
+
+    first = open_backend(backend, tmp_path)
+    q, utts = add_task(first, "persist me", n=3, v=vec(0, 0, 1, 0))
+    ins = Insight(text="kept", embedding=vec(0, 1, 0, 0))
+    first.put_nodes([ins])
+    first.put_edges([Edge(kind=EdgeKind.SUPPORTS, src=q.id, dst=ins.id, props={"w": 1})])
+    first.close()
+    second = reopen(backend)
+    try:
+        assert second.count().nodes == {"Query": 1, "Utterance": 3, "Insight": 1}
+        assert second.get_node(q.id) == q.model_copy(update={"embedding": None})
+        assert second.vector_search(NodeKind.INSIGHT, vec(0, 1, 0, 0), k=1)[0].id == ins.id
+        assert second.vector_search(NodeKind.QUERY, vec(0, 0, 1, 0), k=1)[0].id == q.id
+        assert {r.id for r in second.neighbors([q.id], kinds=[EdgeKind.HAS_TRACE])} == {
+            u.id for u in utts}
+        assert second.get_edges([q.id], kinds=[EdgeKind.SUPPORTS])[0].props == {"w": 1}
+    finally:
+        second.close()
+
+
+def test_closed_store_refuses_calls(store: GraphStore) -> None:
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(StoreUnavailableError):
+        store.count()
+
+
+def test_async_twins(store: GraphStore) -> None:
+    async def run() -> None:
+        q = query("async task", v=vec(0, 1, 0, 0))
+        await store.aput_nodes([q])
+        assert (await store.aget_nodes([q.id]))[0] == q.model_copy(update={"embedding": None})
+        hits = await store.avector_search(NodeKind.QUERY, vec(0, 1, 0, 0), k=1)
+        assert hits[0].id == q.id
+        assert (await store.acount()).nodes == {"Query": 1}
+
+    asyncio.run(run())

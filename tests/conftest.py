@@ -1,0 +1,65 @@
+"""Shared fixtures. The ``store`` fixture runs a test once per storage backend.
+
+The Neo4j backend joins the parametrization when ``GMEM_NEO4J_URI`` is set (``.ci/run``
+starts a real server and sets it); a Neo4j test then fails, never skips, if the server is
+missing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from graph_store import EmbeddedStore, GraphStore
+
+BACKENDS = ["embedded-memory", "embedded-file"]
+if os.environ.get("GMEM_NEO4J_URI"):
+    BACKENDS.append("neo4j")
+
+
+def open_backend(name: str, tmp_path: Path) -> GraphStore:
+    if name == "embedded-memory":
+        return EmbeddedStore(":memory:")
+    if name == "embedded-file":
+        return EmbeddedStore(tmp_path / "store.db")
+    from graph_store.neo4j import Neo4jStore
+
+    store = Neo4jStore(
+        os.environ["GMEM_NEO4J_URI"],
+        user=os.environ.get("GMEM_NEO4J_USER", "neo4j"),
+        password=os.environ.get("GMEM_NEO4J_PASSWORD", ""),
+        database="neo4j",
+    )
+    store.delete_all()
+    return store
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
+    backend = open_backend(request.param, tmp_path)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+@pytest.fixture
+def reopen(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Open a fresh handle on the same backend data (file stores and Neo4j only)."""
+
+    def _reopen(name: str) -> GraphStore:
+        if name == "embedded-file":
+            return EmbeddedStore(tmp_path / "store.db")
+        from graph_store.neo4j import Neo4jStore
+
+        return Neo4jStore(
+            os.environ["GMEM_NEO4J_URI"],
+            user=os.environ.get("GMEM_NEO4J_USER", "neo4j"),
+            password=os.environ.get("GMEM_NEO4J_PASSWORD", ""),
+            database="neo4j",
+        )
+
+    return _reopen

@@ -1,0 +1,131 @@
+"""Durability and bad-input behaviour specific to the embedded (SQLite) store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graph_store import EmbeddedStore, NodeKind, QueryNode, open_store
+from graph_store.errors import ConfigError, StoreCorruptError, StoreUnavailableError
+from graph_store.model import query_id_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_journal_is_wal(tmp_path: Path) -> None:
+    with EmbeddedStore(tmp_path / "m.db") as store:
+        store.put_nodes([QueryNode(id=query_id_for("default", "t"), text="t")])
+    db = sqlite3.connect(tmp_path / "m.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_garbage_file_is_reported_as_corrupt_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "broken.db"
+    path.write_bytes(b"this is not sqlite at all" * 100)
+    before = path.read_bytes()
+    with pytest.raises(StoreCorruptError, match="not a readable gmem store"):
+        EmbeddedStore(path)
+    assert path.read_bytes() == before
+
+
+def test_truncated_store_is_reported_as_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with EmbeddedStore(path) as store:
+        store.put_nodes([QueryNode(id=query_id_for("default", f"t{i}"), text=f"t{i}" * 200)
+                         for i in range(300)])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] + b"\x00" * 4096 + data[len(data) // 2 + 4096:])
+    with pytest.raises(StoreCorruptError):
+        EmbeddedStore(path)
+
+
+def test_sqlite_file_of_another_application_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE customers (id INTEGER)")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreCorruptError, match="another application"):
+        EmbeddedStore(path)
+
+
+def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailableError, match="no such directory"):
+        EmbeddedStore(tmp_path / "nope" / "m.db")
+
+
+def test_open_store_urls(tmp_path: Path) -> None:
+    assert isinstance(open_store(":memory:"), EmbeddedStore)
+    store = open_store(f"sqlite:///{tmp_path}/u.db")
+    assert isinstance(store, EmbeddedStore) and store.path == f"{tmp_path}/u.db"
+    with pytest.raises(ConfigError, match="unknown store URL scheme 'redis'"):
+        open_store("redis://localhost")
+
+
+def test_second_handle_sees_writes_of_the_first(tmp_path: Path) -> None:
+    a = EmbeddedStore(tmp_path / "m.db")
+    b = EmbeddedStore(tmp_path / "m.db")
+    q = QueryNode(id=query_id_for("default", "shared"), text="shared",
+                  embedding=np.array([1, 0], dtype=np.float32))
+    a.put_nodes([q])
+    assert b.get_node(q.id) is not None
+    assert [h.id for h in b.vector_search(NodeKind.QUERY, [1, 0], k=1)] == [q.id]
+    a.close()
+    b.close()
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from graph_store import EmbeddedStore, QueryNode, Utterance, Edge, EdgeKind
+    from graph_store.model import query_id_for
+    from graph_store.ops import PutNodes, PutEdges
+    store = EmbeddedStore(sys.argv[1])
+    i = 0
+    while True:
+        q = QueryNode(id=query_id_for("default", f"task {i}"), text=f"task {i}",
+                      embedding=np.random.rand(8).astype("float32"))
+        utts = [Utterance(query_id=q.id, step=s, agent="a", role="r", content="x" * 500)
+                for s in range(20)]
+        edges = [Edge(kind=EdgeKind.HAS_TRACE, src=q.id, dst=u.id) for u in utts]
+        store.batch([PutNodes([q, *utts]), PutEdges(edges)])
+        print(i, flush=True)
+        i += 1
+    """
+)
+
+
+def test_kill_9_during_writes_loses_no_committed_task(tmp_path: Path) -> None:
+    path = tmp_path / "crash.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    committed = -1
+    deadline = time.monotonic() + 60
+    while committed < 40 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        committed = int(line)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert committed >= 40, "the writer did not get going"
+    with EmbeddedStore(path) as store:
+        counts = store.count()
+        queries = counts.nodes["Query"]
+        assert queries >= committed + 1
+        assert counts.nodes["Utterance"] == 20 * queries  # no half-written task
+        assert counts.edges["HAS_TRACE"] == 20 * queries
+        for i in range(committed + 1):
+            assert store.get_node(query_id_for("default", f"task {i}")) is not None
