@@ -9,6 +9,7 @@ anywhere rolls back both. Another process committing to the same file is noticed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -169,11 +170,11 @@ class EmbeddedStore(GraphStore):
     def _load(self) -> None:
         """Rebuild the in-memory mirrors from SQLite."""
         graph = nx.MultiDiGraph()
-        indexes: dict[tuple[str, VectorField], VectorIndex] = {}
+        indexes: dict[tuple[str, str], VectorIndex] = {}
         dims = dict(self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'dim:%'"))
         for key, value in dims.items():
             _, kind, field = key.split(":")
-            indexes[(kind, field)] = VectorIndex(int(value))  # type: ignore[index]
+            indexes[(kind, field)] = VectorIndex(int(value))
         rows = self._db.execute(
             "SELECT id, kind, namespace, embedding, graph_embedding FROM nodes ORDER BY seq"
         )
@@ -197,10 +198,8 @@ class EmbeddedStore(GraphStore):
                 self._close_quietly()
 
     def _close_quietly(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the connection may never have opened
             self._db.close()
-        except Exception:  # the connection may never have opened
-            pass
 
     # ---- the one entry point ---------------------------------------------------------
     def batch(self, ops: Sequence[Op]) -> list[Any]:
@@ -274,7 +273,11 @@ class EmbeddedStore(GraphStore):
             self._db.execute(
                 "INSERT INTO meta VALUES (?, ?)", (f"dim:{kind}:{field}", str(vec.shape[0]))
             )
-            undo.append(lambda: self._indexes.pop((kind, field), None))
+
+            def drop() -> None:
+                self._indexes.pop((kind, field), None)
+
+            undo.append(drop)
         return index
 
     def _put_nodes(self, nodes: Sequence[Node], undo: list[Undo]) -> None:
@@ -372,7 +375,7 @@ class EmbeddedStore(GraphStore):
                 )
             ]
             attrs = dict(self._graph.nodes[node_id])
-            for (kind, field), index in self._indexes.items():
+            for (kind, _field), index in self._indexes.items():
                 if kind == attrs["kind"]:
                     undo.append(index.remove(node_id))
             self._graph.remove_node(node_id)

@@ -63,3 +63,31 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-u
         )
 
     return _reopen
+
+
+@pytest.fixture(scope="session")
+def minilm():  # type: ignore[no-untyped-def]
+    """The real default embedder, loaded once per test session."""
+    from gmem.embedding import MiniLMEmbedder
+
+    return MiniLMEmbedder()
+
+
+@pytest.fixture
+def make_memory(minilm, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Build a Memory on an in-memory store with the heuristic reasoner and given config."""
+    from gmem.config import MemoryConfig
+    from gmem.llm import HeuristicLLM
+    from gmem.memory import Memory
+
+    opened = []
+
+    def _make(store: object = ":memory:", **config: object):  # type: ignore[no-untyped-def]
+        cfg = MemoryConfig(**config)  # type: ignore[arg-type]
+        mem = Memory(store, embedder=minilm, llm=HeuristicLLM(minilm, cfg), config=cfg)  # type: ignore[arg-type]
+        opened.append(mem)
+        return mem
+
+    yield _make
+    for mem in opened:
+        mem.close()

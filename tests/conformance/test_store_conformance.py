@@ -7,6 +7,7 @@ on disk, and Neo4j when a server is configured). Vectors are chosen so no two sc
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -54,8 +55,8 @@ def trace(q: QueryNode, n: int) -> tuple[list[Utterance], list[Edge]]:
         for i in range(n)
     ]
     edges = [Edge(kind=EdgeKind.HAS_TRACE, src=q.id, dst=u.id) for u in utts]
-    edges += [Edge(kind=EdgeKind.NEXT, src=a.id, dst=b.id) for a, b in zip(utts, utts[1:])]
-    edges += [Edge(kind=EdgeKind.REPLIES_TO, src=b.id, dst=a.id) for a, b in zip(utts, utts[1:])]
+    edges += [Edge(kind=EdgeKind.NEXT, src=a.id, dst=b.id) for a, b in pairwise(utts)]
+    edges += [Edge(kind=EdgeKind.REPLIES_TO, src=b.id, dst=a.id) for a, b in pairwise(utts)]
     return utts, edges
 
 
@@ -241,7 +242,7 @@ def test_updating_or_dropping_a_vector_changes_search(store: GraphStore) -> None
 # ---- deletes ---------------------------------------------------------------------------
 def test_delete_task_cascades_to_its_trace_only(store: GraphStore) -> None:
     q1, u1 = add_task(store, "first", n=4, v=vec(1, 0, 0, 0))
-    q2, u2 = add_task(store, "second", n=2, v=vec(0, 1, 0, 0))
+    q2, _ = add_task(store, "second", n=2, v=vec(0, 1, 0, 0))
     ins = Insight(text="lesson", supporting=[q1.id, q2.id])
     store.put_nodes([ins])
     store.put_edges([Edge(kind=EdgeKind.SUPPORTS, src=q.id, dst=ins.id) for q in (q1, q2)]

@@ -1,0 +1,85 @@
+"""The reasoner behind gmem's memory operations: a chat model, or the offline heuristic.
+
+:func:`make_llm` picks :class:`OpenAIChat` when an endpoint is configured and
+:class:`HeuristicLLM` otherwise, so the same engine runs with a hosted model, a local
+server, or no model at all.
+"""
+
+from __future__ import annotations
+
+import os
+
+from gmem.config import MemoryConfig
+from gmem.embedding import TextEmbedder, make_embedder
+from gmem.llm.heuristic import NO_OP_OBSERVATION_MARKERS, HeuristicLLM
+from gmem.llm.openai_chat import OpenAIChat
+from gmem.llm.protocol import (
+    LLM,
+    CandidateView,
+    InsightOp,
+    InsightRequest,
+    InsightResult,
+    InsightView,
+    KeyStepsRequest,
+    KeyStepsResult,
+    MergedInsight,
+    MergeRequest,
+    MergeResult,
+    OperationName,
+    OperationUsage,
+    ProjectedInsight,
+    ProjectionRequest,
+    ProjectionResult,
+    RelevanceRequest,
+    RelevanceResult,
+    StepView,
+    TrajectoryView,
+    UsageLedger,
+)
+
+
+def make_llm(
+    config: MemoryConfig | None = None,
+    base_url: str | None = None,
+    model: str | None = None,
+    api_key: str | None = None,
+    embedder: TextEmbedder | None = None,
+) -> LLM:
+    """:class:`OpenAIChat` when a base URL or model is given (arguments, then
+    ``GMEM_LLM_BASE_URL`` / ``GMEM_LLM_MODEL``); otherwise :class:`HeuristicLLM` over
+    ``embedder`` (by default the one :func:`gmem.embedding.make_embedder` picks)."""
+    config = config or MemoryConfig.from_env()
+    base_url = base_url or os.environ.get("GMEM_LLM_BASE_URL") or None
+    model = model or os.environ.get("GMEM_LLM_MODEL") or None
+    if base_url is not None or model is not None:
+        return OpenAIChat(base_url=base_url, model=model, api_key=api_key, config=config)
+    return HeuristicLLM(embedder if embedder is not None else make_embedder(), config)
+
+
+__all__ = [
+    "LLM",
+    "NO_OP_OBSERVATION_MARKERS",
+    "CandidateView",
+    "HeuristicLLM",
+    "InsightOp",
+    "InsightRequest",
+    "InsightResult",
+    "InsightView",
+    "KeyStepsRequest",
+    "KeyStepsResult",
+    "MergeRequest",
+    "MergeResult",
+    "MergedInsight",
+    "OpenAIChat",
+    "OperationName",
+    "OperationUsage",
+    "ProjectedInsight",
+    "ProjectionRequest",
+    "ProjectionResult",
+    "RelevanceRequest",
+    "RelevanceResult",
+    "StepView",
+    "TrajectoryView",
+    "UsageLedger",
+    "make_llm",
+]

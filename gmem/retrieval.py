@@ -1,0 +1,193 @@
+"""Bidirectional traversal of the memory hierarchy for a new task (paper section 3.2).
+
+Seed past queries by similarity, expand over the query graph, rank, then go up to the
+insights those queries support and down to their condensed interaction traces.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from gmem.config import MemoryConfig
+from gmem.embedding import TextEmbedder
+from gmem.llm.protocol import LLM, CandidateView, RelevanceRequest
+from gmem.recall import PastTrajectory, PathStep, Recall, RecalledInsight, RecalledQuery, Step
+from graph_store.base import GraphStore
+from graph_store.model import EdgeKind, Insight, NodeKind, Outcome, QueryNode, Utterance
+from graph_store.ops import GetEdges, GetNodes, Neighbors, VectorSearch
+
+_QUERY_LINKS = (EdgeKind.SIMILAR_TO, EdgeKind.USED_MEMORY_OF)
+
+
+def _cosines(vectors: Sequence[npt.NDArray[np.float32] | None], q: npt.NDArray[np.float32]
+             ) -> list[float]:
+    out = []
+    for v in vectors:
+        if v is None or v.shape != q.shape:
+            out.append(0.0)
+            continue
+        denom = float(np.linalg.norm(v) * np.linalg.norm(q)) or 1.0
+        out.append(float(v @ q) / denom)
+    return out
+
+
+class Retriever:
+    def __init__(
+        self, store: GraphStore, embedder: TextEmbedder, llm: LLM, config: MemoryConfig
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.llm = llm
+        self.config = config
+
+    def retrieve(
+        self, task: str, namespace: str, vector: npt.NDArray[np.float32] | None = None
+    ) -> Recall:
+        q = vector if vector is not None else self.embedder.embed([task])[0]
+        queries, nodes = self._rank_queries(task, namespace, q)
+        insights = self._upward(namespace, q, queries)
+        trajectories = self._downward([rq for rq in queries if rq.kept], nodes)
+        trajectories.sort(key=lambda t: (t.outcome != Outcome.SUCCESS, -t.relevance))
+        return Recall(task=task, namespace=namespace, queries=queries, insights=insights,
+                      trajectories=trajectories)
+
+    # ---- steps 1-3: seed, expand, rank --------------------------------------------------
+    def _rank_queries(
+        self, task: str, namespace: str, q: npt.NDArray[np.float32]
+    ) -> tuple[list[RecalledQuery], dict[str, QueryNode]]:
+        cfg = self.config
+        (seeds,) = self.store.batch(
+            [VectorSearch(NodeKind.QUERY, q, cfg.seed_k, namespace)]
+        )
+        seeds = [h for h in seeds if h.score >= cfg.seed_min_similarity]
+        if not seeds:
+            return [], {}
+        paths: dict[str, tuple[int, tuple[PathStep, ...]]] = {
+            h.id: (0, (PathStep("seed", h.id, h.score),)) for h in seeds
+        }
+        if cfg.hops > 0:
+            (reached,) = self.store.batch([
+                Neighbors([h.id for h in seeds], cfg.hops, _QUERY_LINKS, "both", NodeKind.QUERY)
+            ])
+            for r in reached:
+                source = r.via.src if r.via.dst == r.id else r.via.dst
+                prev = paths.get(source, (0, ()))[1]
+                paths.setdefault(r.id, (r.hop, (*prev, PathStep("edge", r.id, None, r.via.kind,
+                                                                 source))))
+        ids = list(paths)
+        (nodes,) = self.store.batch([GetNodes(ids, with_vectors=True)])
+        found = [n for n in nodes if isinstance(n, QueryNode)]
+        sims = _cosines([n.embedding for n in found], q)
+        order = sorted(range(len(found)), key=lambda i: (paths[found[i].id][0], -sims[i]))
+        order = order[: cfg.max_candidates]
+        found = [found[i] for i in order]
+        sims = [sims[i] for i in order]
+        request = RelevanceRequest(
+            task=task,
+            candidates=[
+                CandidateView(id=n.id, task=n.text, outcome=n.outcome.value, similarity=s)
+                for n, s in zip(found, sims, strict=True)
+            ],
+        )
+        relevance = self.llm.score_relevance(request).scores
+        ranked = sorted(
+            range(len(found)), key=lambda i: (-relevance[i], -sims[i], found[i].id)
+        )
+        successes = failures = 0
+        out = []
+        for i in ranked:
+            node = found[i]
+            # A task solved once has a successful trajectory to show, whatever came later.
+            outcome = Outcome.SUCCESS if node.successes else node.outcome
+            keep = False
+            if relevance[i] >= cfg.min_relevance:
+                if outcome == Outcome.SUCCESS and successes < cfg.success_k:
+                    keep, successes = True, successes + 1
+                elif outcome == Outcome.FAILURE and failures < cfg.failure_k:
+                    keep, failures = True, failures + 1
+            hop, path = paths[node.id]
+            out.append(RecalledQuery(node.id, node.text, outcome, sims[i], relevance[i],
+                                     hop, path, keep))
+        return out, {n.id: n for n in found}
+
+    # ---- step 4: upward to insights ----------------------------------------------------
+    def _upward(
+        self, namespace: str, q: npt.NDArray[np.float32], queries: list[RecalledQuery]
+    ) -> list[RecalledInsight]:
+        cfg = self.config
+        if cfg.insight_k == 0:
+            return []
+        relevant = [rq for rq in queries if rq.relevance >= cfg.min_relevance]
+        by_id = {rq.id: rq for rq in relevant}
+        edges, similar = self.store.batch([
+            GetEdges(list(by_id), [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS], "out"),
+            VectorSearch(NodeKind.INSIGHT, q, cfg.insight_k * 3, namespace),
+        ])
+        support: dict[str, list[str]] = defaultdict(list)
+        contra: dict[str, list[str]] = defaultdict(list)
+        for e in edges:
+            (support if e.kind == EdgeKind.SUPPORTS else contra)[e.dst].append(e.src)
+        sim_hits = {h.id: h.score for h in similar if h.score >= cfg.insight_min_similarity}
+        ids = list(dict.fromkeys([*support, *contra, *sim_hits]))
+        if not ids:
+            return []
+        (nodes,) = self.store.batch([GetNodes(ids, with_vectors=True)])
+        insights = [n for n in nodes if isinstance(n, Insight) and not n.retired]
+        if not insights:
+            return []
+        sims = _cosines([n.embedding for n in insights], q)
+        top_score = max(max(n.score for n in insights), 1e-9)
+        w_overlap, w_score, w_sim = cfg.insight_weights
+        n_rel = max(len(relevant), 1)
+        ranked = []
+        for ins, sim in zip(insights, sims, strict=True):
+            sup, con = support.get(ins.id, []), contra.get(ins.id, [])
+            overlap = max(len(sup) - 0.5 * len(con), 0.0) / n_rel
+            rank = w_overlap * overlap + w_score * max(ins.score, 0) / top_score + w_sim * sim
+            path: tuple[PathStep, ...]
+            via = sup or con
+            if via:
+                edge = EdgeKind.SUPPORTS if sup else EdgeKind.CONTRADICTS
+                path = (*by_id[via[0]].path, PathStep("edge", ins.id, None, edge, via[0]))
+            else:
+                path = (PathStep("similar", ins.id, sim),)
+            ranked.append(RecalledInsight(ins.id, ins.text, ins.score, tuple(ins.roles), rank,
+                                          len(sup), len(con), sim, path))
+        ranked.sort(key=lambda r: (-r.rank, r.id))
+        return ranked[: cfg.insight_k]
+
+    # ---- step 5: downward to condensed trajectories ------------------------------------
+    def _downward(
+        self, kept: list[RecalledQuery], nodes_by_id: dict[str, QueryNode]
+    ) -> list[PastTrajectory]:
+        if not kept:
+            return []
+        (reached,) = self.store.batch(
+            [Neighbors([rq.id for rq in kept], 1, [EdgeKind.HAS_TRACE], "out")]
+        )
+        (nodes,) = self.store.batch([GetNodes([r.id for r in reached])])
+        by_query: dict[str, list[Utterance]] = defaultdict(list)
+        for n in nodes:
+            if isinstance(n, Utterance):
+                by_query[n.query_id].append(n)
+        out = []
+        for rq in kept:
+            utts = by_query.get(rq.id, [])
+            if not utts:
+                continue
+            # Show the latest attempt with the outcome the query was ranked under.
+            outcomes = nodes_by_id[rq.id].attempt_outcomes
+            attempts = sorted({u.attempt for u in utts})
+            chosen = [a for a in attempts if a <= len(outcomes) and outcomes[a - 1] == rq.outcome]
+            attempt = (chosen or attempts)[-1]
+            trace = sorted((u for u in utts if u.attempt == attempt), key=lambda u: u.step)
+            key = [u for u in trace if u.key_step] or trace
+            key = key[: self.config.key_steps_per_trajectory]
+            steps = tuple(Step(u.agent, u.role, u.content, u.action, u.observation) for u in key)
+            out.append(PastTrajectory(rq.id, rq.task, rq.outcome, attempt, rq.relevance, steps,
+                                      len(trace)))
+        return out

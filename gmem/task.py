@@ -1,0 +1,175 @@
+"""A task in progress: recall memory per role, record messages, finish with an outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+from pydantic import JsonValue
+
+from gmem.errors import TaskStateError, TrajectoryError, UnknownRoleError, UserInputError
+from gmem.evolution import Attempt, EvolutionReport, PendingStep
+from gmem.recall import Recall, RoleMemory
+from graph_store.model import Outcome, Utterance, new_id
+
+if TYPE_CHECKING:
+    from gmem.memory import Memory
+
+
+class Task:
+    """One attempt at one task. Use as a context manager or call :meth:`finish` yourself.
+
+    Leaving the ``with`` block because of an exception finishes the task as a failure (the
+    team broke, which memory should learn from); leaving it without an exception and
+    without :meth:`finish` discards the attempt, since its outcome is unknown.
+    """
+
+    def __init__(
+        self,
+        memory: Memory,
+        text: str,
+        namespace: str,
+        roles: Mapping[str, str] | Sequence[str] | None = None,
+        metadata: Mapping[str, JsonValue] | None = None,
+    ) -> None:
+        self.memory = memory
+        self.text = text
+        self.namespace = namespace
+        if roles is None:
+            self.roles: dict[str, str] | None = None
+        elif isinstance(roles, Mapping):
+            self.roles = dict(roles)
+        else:
+            self.roles = {r: "" for r in roles}
+        self.metadata: dict[str, JsonValue] = dict(metadata or {})
+        self._steps: list[PendingStep] = []
+        self._ids: set[str] = set()
+        self._recall: Recall | None = None
+        self._shown_roles: set[str] = set()
+        self.report: EvolutionReport | None = None
+
+    # ---- state -------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self.report is not None
+
+    @property
+    def steps(self) -> list[PendingStep]:
+        return list(self._steps)
+
+    def _check_open(self, what: str) -> None:
+        if self.finished:
+            raise TaskStateError(f"cannot {what}: the task was already finished")
+
+    def _check_role(self, role: str) -> None:
+        if not role or not role.strip():
+            raise UserInputError("role must be a non-empty string")
+        if self.roles is not None and role not in self.roles:
+            known = ", ".join(sorted(self.roles)) or "none"
+            raise UnknownRoleError(f"unknown role {role!r}; this task declared: {known}")
+
+    # ---- recall ------------------------------------------------------------------------
+    @property
+    def memory_recall(self) -> Recall:
+        """The traversal result for this task (computed once, on first use)."""
+        if self._recall is None:
+            self._recall = self.memory.recall(self.text, namespace=self.namespace)
+        return self._recall
+
+    def recall(self, role: str) -> RoleMemory:
+        """Memory for one role. What is shown is remembered: finishing the task links it to
+        the queries and insights it used, and scores those insights by the outcome."""
+        self._check_open("recall")
+        self._check_role(role)
+        self._shown_roles.add(role)
+        return self.memory_recall.for_role(role)
+
+    async def arecall(self, role: str) -> RoleMemory:
+        return await asyncio.to_thread(self.recall, role)
+
+    # ---- record ------------------------------------------------------------------------
+    def record(
+        self,
+        agent: str,
+        role: str,
+        content: str,
+        *,
+        replies_to: Sequence[str | Utterance] = (),
+        action: str | None = None,
+        observation: str | None = None,
+        reward: float | None = None,
+        metadata: Mapping[str, JsonValue] | None = None,
+    ) -> str:
+        """Record one message; returns its utterance id for later ``replies_to``."""
+        self._check_open("record")
+        self._check_role(role)
+        if not agent or not agent.strip():
+            raise UserInputError("agent must be a non-empty string")
+        if not isinstance(content, str):
+            raise UserInputError("content must be a string")
+        targets = [r.id if isinstance(r, Utterance) else r for r in replies_to]
+        for target in targets:
+            if target not in self._ids:
+                raise TrajectoryError(
+                    f"utterance {target!r} is not part of this task; replies_to must name "
+                    "utterances recorded earlier in the same task"
+                )
+        step = PendingStep(
+            id=new_id(), agent=agent, role=role, content=content, action=action,
+            observation=observation, reward=reward, replies_to=list(dict.fromkeys(targets)),
+            metadata=dict(metadata or {}),
+        )
+        self._steps.append(step)
+        self._ids.add(step.id)
+        return step.id
+
+    async def arecord(self, agent: str, role: str, content: str, **kw: object) -> str:
+        return await asyncio.to_thread(self.record, agent, role, content, **kw)  # type: ignore[arg-type]
+
+    # ---- finish ------------------------------------------------------------------------
+    def finish(self, success: bool | None, score: float | None = None) -> EvolutionReport:
+        """Store the attempt and evolve the hierarchy, in one transaction."""
+        self._check_open("finish")
+        if not self._steps:
+            raise TrajectoryError("cannot finish a task with an empty trajectory; record a step")
+        if score is not None and not 0.0 <= score <= 1.0:
+            raise UserInputError(f"score must be within [0, 1], got {score}")
+        outcome = (Outcome.UNKNOWN if success is None
+                   else Outcome.SUCCESS if success else Outcome.FAILURE)
+        used_queries: list[str] = []
+        used_insights: list[str] = []
+        if self._shown_roles and self._recall is not None:
+            used_queries = self._recall.kept_query_ids
+            used_insights = list(dict.fromkeys(
+                i.id for role in sorted(self._shown_roles)
+                for i in self._recall.for_role(role).insights))
+        attempt = Attempt(
+            task=self.text, namespace=self.namespace, steps=self._steps, outcome=outcome,
+            score=score, used_queries=used_queries, used_insights=used_insights,
+            metadata=self.metadata,
+        )
+        self.report = self.memory._evolve(attempt)
+        return self.report
+
+    async def afinish(self, success: bool | None, score: float | None = None
+                      ) -> EvolutionReport:
+        return await asyncio.to_thread(self.finish, success, score)
+
+    # ---- context manager ----------------------------------------------------------------
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if isinstance(exc, Exception) and not self.finished and self._steps:
+            self.metadata.setdefault("error", f"{type(exc).__name__}: {exc}"[:500])
+            self.finish(success=False)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await asyncio.to_thread(self.__exit__, exc_type, exc, tb)

@@ -1,0 +1,131 @@
+"""Translation between gmem's models and Neo4j property maps.
+
+Neo4j properties hold scalars and homogeneous lists only, so the nested fields of a node
+(``metadata``, an insight's ``provenance``) are stored as JSON text, and everything else
+as native values that read well in Neo4j Browser and in hand-written Cypher: timestamps
+are Neo4j ``DATETIME`` values (so ``ORDER BY created_at`` is chronological), id lists are
+string lists, vectors are float lists. Edge properties are user-defined JSON, so an edge
+keeps its native scalars for the Browser and, when any value is not a plain scalar, the
+whole map as JSON under :data:`EDGE_JSON_KEY` so that it reads back exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from graph_store.model import NODE_TYPES, Edge, EdgeKind, Node, NodeKind, node_from_props
+
+VECTOR_FIELDS = ("embedding", "graph_embedding")
+#: Insertion order of nodes, kept when a node is replaced (``list_nodes`` is oldest first).
+SEQ_KEY = "seq"
+#: Edge property holding the full JSON map when some value has no native Neo4j type.
+EDGE_JSON_KEY = "props_json"
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _is_json_field(annotation: Any) -> bool:
+    """A field whose values Neo4j cannot hold natively: a mapping or a list of models."""
+    origin = typing.get_origin(annotation)
+    if origin is dict:
+        return True
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(item, type) and issubclass(item, BaseModel)
+    return False
+
+
+def _fields_by_type() -> tuple[dict[NodeKind, frozenset[str]], dict[NodeKind, frozenset[str]]]:
+    json_fields: dict[NodeKind, frozenset[str]] = {}
+    time_fields: dict[NodeKind, frozenset[str]] = {}
+    for kind, cls in NODE_TYPES.items():
+        fields = cls.model_fields
+        json_fields[kind] = frozenset(n for n, f in fields.items() if _is_json_field(f.annotation))
+        time_fields[kind] = frozenset(n for n, f in fields.items() if f.annotation is datetime)
+    return json_fields, time_fields
+
+
+JSON_FIELDS, TIME_FIELDS = _fields_by_type()
+
+
+def node_props(node: Node) -> dict[str, Any]:
+    """The property map stored for ``node``; absent (``None``) values are left out."""
+    kind = node.kind
+    props = node.model_dump(mode="json", exclude=set(VECTOR_FIELDS))
+    out: dict[str, Any] = {}
+    for key, value in props.items():
+        if value is None:
+            continue
+        if key in JSON_FIELDS[kind]:
+            out[key] = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        elif key in TIME_FIELDS[kind]:
+            out[key] = getattr(node, key)
+        else:
+            out[key] = value
+    for field in VECTOR_FIELDS:
+        vec = getattr(node, field)
+        if vec is not None:
+            out[field] = vec.tolist()
+    return out
+
+
+def _native_time(value: Any) -> Any:
+    to_native = getattr(value, "to_native", None)
+    if to_native is None:
+        return value
+    native = to_native()
+    # Bolt hands back a fixed-offset zone; UTC round-trips as the model's own UTC.
+    if isinstance(native, datetime) and native.utcoffset() == UTC.utcoffset(None):
+        return native.replace(tzinfo=UTC)
+    return native
+
+
+def node_from_record(props: dict[str, Any], with_vectors: bool) -> Node:
+    """Rebuild a model from a node's stored properties."""
+    data = dict(props)
+    kind = NodeKind(data["node_kind"])
+    data.pop(SEQ_KEY, None)
+    vectors = [data.pop(field, None) for field in VECTOR_FIELDS]
+    for key in JSON_FIELDS[kind]:
+        if isinstance(data.get(key), str):
+            data[key] = json.loads(data[key])
+    for key in TIME_FIELDS[kind]:
+        if key in data:
+            data[key] = _native_time(data[key])
+    if not with_vectors:
+        return node_from_props(kind, data)
+    emb, gemb = (None if v is None else np.asarray(v, dtype=np.float32) for v in vectors)
+    return node_from_props(kind, data, emb, gemb)
+
+
+def _native_scalar(value: Any) -> bool:
+    if isinstance(value, bool | str | float):
+        return True
+    return isinstance(value, int) and _INT64[0] <= value <= _INT64[1]
+
+
+def _native_value(value: Any) -> bool:
+    if _native_scalar(value):
+        return True
+    if isinstance(value, list) and value and all(_native_scalar(v) for v in value):
+        return len({type(v) for v in value}) == 1
+    return False
+
+
+def edge_props(props: dict[str, Any]) -> dict[str, Any]:
+    """Native properties of an edge, plus the exact JSON when some value is not native."""
+    out = {k: v for k, v in props.items() if _native_value(v) and k != EDGE_JSON_KEY}
+    if len(out) != len(props):
+        out[EDGE_JSON_KEY] = json.dumps(props, separators=(",", ":"), ensure_ascii=False)
+    return out
+
+
+def edge_from_record(kind: str, src: str, dst: str, props: dict[str, Any]) -> Edge:
+    data = json.loads(props[EDGE_JSON_KEY]) if EDGE_JSON_KEY in props else dict(props)
+    # Ids and kind come from the store itself, so validation would only cost time.
+    return Edge.model_construct(kind=EdgeKind(kind), src=src, dst=dst, props=data)

@@ -1,0 +1,243 @@
+"""Every Cypher statement gmem runs against Neo4j, in one place.
+
+Values always travel as parameters. Cypher cannot take a label, a relationship type, an
+index name or a property key as a parameter, so those parts are filled in here, at import
+time, from gmem's closed enums (:class:`NodeKind`, :class:`EdgeKind`) and fixed names;
+no text a user supplies is ever spliced into a statement. Writes take lists of rows and
+``UNWIND`` them, so one statement carries a whole task.
+
+The graph as it reads in Neo4j Browser: nodes labelled ``Query``, ``Utterance`` and
+``Insight``; relationship types named after :class:`EdgeKind`; every node has ``id``,
+``namespace``, ``node_kind`` and ``seq`` (insertion order) properties.
+"""
+
+from __future__ import annotations
+
+from graph_store.model import EdgeKind, NodeKind
+
+#: Label disjunction matching any gmem node; Neo4j plans it as one unique-index seek per label.
+ANY = "|".join(kind.value for kind in NodeKind)
+#: Vector properties, each searched through its own index per label.
+FIELDS = ("embedding", "graph_embedding")
+#: Similarity of two vectors, as Neo4j scales cosine into [0, 1]; the store maps it back.
+#: Zero vectors (which Neo4j rejects) score as orthogonal, as the embedded store does.
+_SIMILARITY = (
+    "CASE WHEN $zero OR NOT any(x IN n[$field] WHERE x <> 0.0) THEN 0.5 "
+    "ELSE vector.similarity.cosine(n[$field], $vector) END"
+)
+
+
+def _snake(kind: NodeKind) -> str:
+    return kind.value.lower()
+
+
+def vector_index_name(kind: NodeKind, field: str) -> str:
+    if field not in FIELDS:
+        raise ValueError(f"unknown vector field {field!r}")
+    return f"gmem_{_snake(kind)}_{field}"
+
+
+# ---- schema: applied at connect, every statement idempotent ----------------------------
+SCHEMA: tuple[str, ...] = (
+    *(
+        f"CREATE CONSTRAINT gmem_{_snake(k)}_id IF NOT EXISTS "
+        f"FOR (n:{k.value}) REQUIRE n.id IS UNIQUE"
+        for k in NodeKind
+    ),
+    *(
+        f"CREATE INDEX gmem_{_snake(k)}_namespace IF NOT EXISTS FOR (n:{k.value}) ON (n.namespace)"
+        for k in NodeKind
+    ),
+    *(
+        f"CREATE INDEX gmem_{_snake(k)}_seq IF NOT EXISTS FOR (n:{k.value}) ON (n.seq)"
+        for k in NodeKind
+    ),
+    "CREATE FULLTEXT INDEX gmem_query_text IF NOT EXISTS FOR (n:Query) ON EACH [n.text]",
+    "CREATE FULLTEXT INDEX gmem_insight_text IF NOT EXISTS FOR (n:Insight) ON EACH [n.text]",
+)
+
+CREATE_VECTOR_INDEX: dict[tuple[NodeKind, str], str] = {
+    (k, f): (
+        f"CREATE VECTOR INDEX {vector_index_name(k, f)} IF NOT EXISTS "
+        f"FOR (n:{k.value}) ON (n.{f}) "
+        "OPTIONS {indexConfig: {`vector.dimensions`: $dims, "
+        "`vector.similarity_function`: 'cosine', `vector.quantization.enabled`: false}}"
+    )
+    for k in NodeKind
+    for f in FIELDS
+}
+
+DROP_VECTOR_INDEX: dict[tuple[NodeKind, str], str] = {
+    key: f"DROP INDEX {vector_index_name(*key)} IF EXISTS" for key in CREATE_VECTOR_INDEX
+}
+
+AWAIT_INDEX = "CALL db.awaitIndex($name, $timeout)"
+
+SHOW_VECTOR_INDEXES = (
+    "SHOW VECTOR INDEXES YIELD name, options, state "
+    "WHERE name STARTS WITH 'gmem_' "
+    "RETURN name, options.indexConfig['vector.dimensions'] AS dims, state"
+)
+
+# ---- node writes -----------------------------------------------------------------------
+#: Another node already holds one of the ids under a different label (kinds never change).
+KIND_CONFLICT: dict[NodeKind, str] = {
+    k: (
+        f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}) WHERE NOT n:{k.value} "
+        "RETURN n.id AS id, n.node_kind AS kind LIMIT 1"
+    )
+    for k in NodeKind
+}
+
+#: Insert or replace by id. ``SET n = ...`` drops properties the new version lacks (a
+#: vector set to None); ``seq`` survives so that replacing keeps the first insert's place.
+PUT_NODES: dict[NodeKind, str] = {
+    k: (
+        f"UNWIND $rows AS row MERGE (n:{k.value} {{id: row.id}}) "
+        "WITH n, row, n.seq AS seq "
+        "SET n = row.props "
+        "SET n.seq = coalesce(seq, row.seq)"
+    )
+    for k in NodeKind
+}
+
+# ---- edge writes -----------------------------------------------------------------------
+PUT_EDGES: dict[EdgeKind, str] = {
+    k: (
+        f"UNWIND $rows AS row "
+        f"MATCH (s:{ANY} {{id: row.src}}) MATCH (d:{ANY} {{id: row.dst}}) "
+        f"MERGE (s)-[r:{k.value}]->(d) SET r = row.props "
+        "RETURN count(*) AS written"
+    )
+    for k in EdgeKind
+}
+
+MISSING_NODES = (
+    f"UNWIND $ids AS id OPTIONAL MATCH (n:{ANY} {{id: id}}) WITH id, n WHERE n IS NULL RETURN id"
+)
+
+DELETE_EDGES: dict[EdgeKind, str] = {
+    k: (
+        f"UNWIND $rows AS row "
+        f"MATCH (s:{ANY} {{id: row.src}})-[r:{k.value}]->(d:{ANY} {{id: row.dst}}) "
+        "DELETE r RETURN count(r) AS deleted"
+    )
+    for k in EdgeKind
+}
+
+# ---- node reads ------------------------------------------------------------------------
+_WITH_VECTORS = "n {.*} AS props"
+_WITHOUT_VECTORS = "n {.*, embedding: null, graph_embedding: null} AS props"
+
+
+def _projection(with_vectors: bool) -> str:
+    return _WITH_VECTORS if with_vectors else _WITHOUT_VECTORS
+
+
+GET_NODES: dict[bool, str] = {
+    wv: f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}) RETURN {_projection(wv)}"
+    for wv in (False, True)
+}
+
+#: Keyed by (kind, filtered by namespace, with vectors, limited).
+LIST_NODES: dict[tuple[NodeKind, bool, bool, bool], str] = {
+    (k, by_ns, wv, limited): (
+        f"MATCH (n:{k.value}) "
+        + ("WHERE n.namespace = $namespace " if by_ns else "")
+        + f"RETURN {_projection(wv)} ORDER BY n.seq, n.id"
+        + (" LIMIT $limit" if limited else "")
+    )
+    for k in NodeKind
+    for by_ns in (False, True)
+    for wv in (False, True)
+    for limited in (False, True)
+}
+
+# ---- edge reads and traversal ----------------------------------------------------------
+_EDGE_FILTER = "WHERE ($kinds IS NULL OR type(r) IN $kinds) "
+_EDGE_ROW = (
+    "id AS origin, type(r) AS kind, startNode(r).id AS src, endNode(r).id AS dst, "
+    "properties(r) AS props"
+)
+_ARROWS = (("out", "-[r]->"), ("in", "<-[r]-"))
+
+#: Edges leaving ("out") or entering ("in") the given nodes; ``origin`` is the given node.
+EDGES: dict[str, str] = {
+    d: f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}){arrow}(m) {_EDGE_FILTER}RETURN {_EDGE_ROW}"
+    for d, arrow in _ARROWS
+}
+
+#: One hop of breadth-first expansion: edges from the frontier to nodes not yet visited.
+EXPAND: dict[str, str] = {
+    d: (
+        f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}){arrow}(m:{ANY}) {_EDGE_FILTER}"
+        "AND NOT m.id IN $visited "
+        f"RETURN m.id AS other, m.node_kind AS other_kind, {_EDGE_ROW}"
+    )
+    for d, arrow in _ARROWS
+}
+
+# ---- vector search ---------------------------------------------------------------------
+#: Candidates from the HNSW index, filtered and rescored exactly; ``fetched`` tells the
+#: caller whether the index had more to give when too few candidates passed the filter.
+VECTOR_QUERY = (
+    "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node "
+    "WITH collect(node) AS found "
+    "RETURN size(found) AS fetched, "
+    "[n IN found WHERE ($namespace IS NULL OR n.namespace = $namespace) "
+    f"AND NOT n.id IN $exclude | {{id: n.id, score: {_SIMILARITY}}}] AS hits"
+)
+
+#: Exact scan, for reads that must see vectors written earlier in the same transaction
+#: (Neo4j's vector index does not see uncommitted changes) and for zero query vectors.
+VECTOR_SCAN: dict[NodeKind, str] = {
+    k: (
+        f"MATCH (n:{k.value}) WHERE ($namespace IS NULL OR n.namespace = $namespace) "
+        "AND n[$field] IS NOT NULL AND NOT n.id IN $exclude "
+        f"WITH n.id AS id, {_SIMILARITY} AS score "
+        "RETURN id, score ORDER BY score DESC, id LIMIT $k"
+    )
+    for k in NodeKind
+}
+
+# ---- deletes ---------------------------------------------------------------------------
+TASK_NODES = (
+    "MATCH (q:Query {id: $id}) OPTIONAL MATCH (q)-[:HAS_TRACE]->(u) "
+    "RETURN q.id AS id, collect(DISTINCT u.id) AS trace"
+)
+
+_DETACH_COUNTED = (
+    "OPTIONAL MATCH (n)-[r]-() "
+    "WITH collect(DISTINCT n) AS nodes, collect(DISTINCT r) AS rels "
+    "FOREACH (r IN rels | DELETE r) FOREACH (n IN nodes | DELETE n) "
+    "RETURN size(nodes) AS nodes, size(rels) AS edges"
+)
+
+DELETE_NODES = f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}) {_DETACH_COUNTED}"
+
+DELETE_NAMESPACE = f"MATCH (n:{ANY}) WHERE n.namespace = $namespace {_DETACH_COUNTED}"
+
+#: Test helper: every gmem node, in chunks so that a large graph fits the heap.
+DELETE_ALL = f"MATCH (n:{ANY}) CALL {{ WITH n DETACH DELETE n }} IN TRANSACTIONS OF 5000 ROWS"
+
+# ---- counts ----------------------------------------------------------------------------
+#: Whole-store counts come from Neo4j's count store, one lookup per label and type.
+COUNT_NODES = " UNION ALL ".join(
+    f"MATCH (n:{k.value}) RETURN '{k.value}' AS kind, count(n) AS n" for k in NodeKind
+)
+COUNT_EDGES = " UNION ALL ".join(
+    f"MATCH ()-[r:{k.value}]->() RETURN '{k.value}' AS kind, count(r) AS n" for k in EdgeKind
+)
+COUNT_NODES_IN = " UNION ALL ".join(
+    f"MATCH (n:{k.value}) WHERE n.namespace = $namespace RETURN '{k.value}' AS kind, count(n) AS n"
+    for k in NodeKind
+)
+#: Edges of a namespace are those leaving its nodes, as in the embedded store.
+COUNT_EDGES_IN = (
+    f"MATCH (n:{ANY})-[r]->() WHERE n.namespace = $namespace RETURN type(r) AS kind, count(r) AS n"
+)
+
+LIST_NAMESPACES = (
+    f"MATCH (n:{ANY}) WHERE n.namespace IS NOT NULL "
+    "RETURN DISTINCT n.namespace AS namespace ORDER BY namespace"
+)

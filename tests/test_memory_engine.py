@@ -1,0 +1,350 @@
+"""Retrieval, per-role memory and evolution of the engine, with the heuristic reasoner.
+
+Assertions name which items are retrieved and by which path, and what evolution did to
+scores and supporting sets.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gmem.errors import TaskStateError, TrajectoryError, UnknownRoleError, UserInputError
+from gmem.memory import Memory
+from graph_store.model import EdgeKind, Insight, Outcome, QueryNode, query_id_for
+
+CLEAN = ["go to sinkbasin 1", "clean {o} with sinkbasin 1", "go to cabinet 2",
+         "put {o} in cabinet 2"]
+HEAT = ["go to microwave 1", "heat {o} with microwave 1", "go to countertop 1",
+        "put {o} in countertop 1"]
+
+
+def run(mem: Memory, task: str, actions: list[str], success: bool, obj: str = "mug",
+        recall_roles: tuple[str, ...] = (), ns: str = "default"):  # type: ignore[no-untyped-def]
+    with mem.task(task, namespace=ns, roles=["planner", "actor", "critic"]) as t:
+        for role in recall_roles:
+            t.recall(role)
+        plan = t.record("p1", "planner", f"Plan: {'; '.join(a.format(o=obj) for a in actions)}")
+        prev = plan
+        for a in actions:
+            act = a.format(o=obj)
+            prev = t.record("a1", "actor", f"I will {act}", action=act,
+                            observation=f"You {act}.", replies_to=[prev])
+        t.record("c1", "critic", "done" if success else "the goal is not met", replies_to=[prev])
+        return t.finish(success=success)
+
+
+# ---- recording and the query tier ------------------------------------------------------
+def test_finish_stores_query_trace_and_edges(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory()
+    report = run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+    q = mem.store.get_node(report.query_id)
+    assert isinstance(q, QueryNode) and q.outcome == Outcome.SUCCESS and q.attempts == 1
+    view = mem.show(report.query_id)
+    steps = view.attempts[1]
+    assert [u.role for u in steps] == ["planner"] + ["actor"] * 4 + ["critic"]
+    assert all(u.tokens > 0 for u in steps)
+    counts = mem.stats()
+    assert counts.edges["HAS_TRACE"] == 6 and counts.edges["NEXT"] == 5
+    assert counts.edges["REPLIES_TO"] == 5
+    assert report.key_steps == sum(u.key_step for u in steps) >= 4
+
+
+def test_same_task_twice_is_one_query_with_two_attempts(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory()
+    first = run(mem, "Clean the mug and put it in the cabinet", CLEAN, False)
+    second = run(mem, "clean the  mug and put it in the cabinet ", CLEAN, True)
+    assert first.query_id == second.query_id and second.attempt == 2 and not second.new_query
+    q = mem.store.get_node(first.query_id)
+    assert isinstance(q, QueryNode)
+    assert (q.attempts, q.successes, q.failures) == (2, 1, 1)
+    assert q.attempt_outcomes == [Outcome.FAILURE, Outcome.SUCCESS]
+    assert mem.stats().nodes["Query"] == 1
+    assert sorted(mem.show(q.id).attempts) == [1, 2]
+
+
+# ---- retrieval -------------------------------------------------------------------------
+def test_recall_seeds_by_similarity_and_keeps_successes_first(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(failure_k=1, success_k=2)
+    ok = run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+    bad = run(mem, "clean the cup and put it in the cabinet", CLEAN[2:], False, obj="cup")
+    run(mem, "heat the potato and put it on the countertop", HEAT, True, obj="potato")
+    recall = mem.recall("clean the plate and put it in the cabinet")
+    kept = [q for q in recall.queries if q.kept]
+    assert {q.id for q in kept} >= {ok.query_id, bad.query_id}
+    assert recall.trajectories[0].query_id == ok.query_id
+    assert recall.trajectories[0].outcome == Outcome.SUCCESS
+    assert recall.trajectories[-1].outcome == Outcome.FAILURE
+    seed = next(q for q in recall.queries if q.id == ok.query_id)
+    assert seed.path[0].how == "seed" and seed.hop == 0 and seed.similarity > 0.6
+    heat = [q for q in recall.queries if "potato" in q.task]
+    assert all(not q.kept for q in heat)
+
+
+def test_failure_k_zero_shows_no_failed_trajectories(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(failure_k=0)
+    run(mem, "clean the cup and put it in the cabinet", CLEAN[2:], False, obj="cup")
+    recall = mem.recall("clean the plate and put it in the cabinet")
+    assert recall.trajectories == []
+    assert "Failed attempt" not in recall.prompt("actor")
+
+
+def test_hop_expansion_reaches_queries_through_used_memory(make_memory) -> None:  # type: ignore[no-untyped-def]
+    from graph_store import Edge
+
+    for hops in (1, 0):
+        mem = make_memory(seed_k=1, hops=hops, similar_edge_k=0, min_relevance=0.0)
+        far = run(mem, "water the basil plant on the windowsill",
+                  ["go to windowsill 1", "water basil with wateringcan 1"], True, obj="basil")
+        near = run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+        # The near task was solved with the far task's memory.
+        mem.store.put_edges([Edge(kind=EdgeKind.USED_MEMORY_OF, src=near.query_id,
+                                  dst=far.query_id)])
+        recall = mem.recall("clean the plate and put it in the cabinet")
+        by_id = {q.id: q for q in recall.queries}
+        assert by_id[near.query_id].hop == 0
+        if hops == 0:
+            assert far.query_id not in by_id
+            continue
+        assert by_id[far.query_id].hop == 1
+        step = by_id[far.query_id].path[-1]
+        assert (step.how, step.edge, step.source) == (
+            "edge", EdgeKind.USED_MEMORY_OF, near.query_id)
+        assert any("USED_MEMORY_OF" in line for line in recall.explain())
+
+
+def test_upward_returns_insights_supported_by_retrieved_queries(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory()
+    for obj in ("mug", "cup", "bowl"):
+        run(mem, f"clean the {obj} and put it in the cabinet", CLEAN, True, obj=obj)
+    run(mem, "clean the plate and put it in the cabinet", CLEAN[2:], False, obj="plate")
+    recall = mem.recall("clean the spoon and put it in the cabinet")
+    assert recall.insights, "no insight reached"
+    top = recall.insights[0]
+    assert top.support_overlap >= 1
+    assert top.path[-1].edge in (EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS)
+    stored = mem.store.get_node(top.id)
+    assert isinstance(stored, Insight)
+    kept_or_ranked = {q.id for q in recall.queries}
+    assert set(stored.supporting) & kept_or_ranked
+
+
+def test_retired_insights_are_not_recalled(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory()
+    run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+    run(mem, "clean the cup and put it in the cabinet", CLEAN, True, obj="cup")
+    recall = mem.recall("clean the bowl and put it in the cabinet")
+    ids = [i.id for i in recall.insights]
+    assert ids
+    for iid in ids:
+        node = mem.store.get_node(iid)
+        assert isinstance(node, Insight)
+        mem.store.put_nodes([node.model_copy(update={"retired": True})])
+    assert mem.recall("clean the bowl and put it in the cabinet").insights == []
+
+
+def test_downward_shows_key_steps_of_the_matching_attempt(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(failure_k=0)
+    task = "clean the mug and put it in the cabinet"
+    with mem.task(task) as t:
+        t.record("a1", "actor", "look", action="look", observation="Nothing happens.")
+        t.record("a1", "actor", "go to sinkbasin 1", action="go to sinkbasin 1",
+                 observation="You arrive.")
+        t.record("a1", "actor", "go to sinkbasin 1", action="go to sinkbasin 1",
+                 observation="You arrive.")
+        t.record("a1", "actor", "clean mug", action="clean mug with sinkbasin 1",
+                 observation="You clean the mug.")
+        t.record("a1", "actor", "put", action="put mug in cabinet 2", observation="Done.",
+                 reward=1.0)
+        t.finish(success=True)
+    run(mem, task, CLEAN[:1], False)  # a later failed attempt at the same task
+    recall = mem.recall("clean the cup and put it in the cabinet")
+    (traj,) = recall.trajectories
+    assert traj.attempt == 1 and traj.outcome == Outcome.SUCCESS
+    actions = [s.action for s in traj.steps]
+    assert actions == ["go to sinkbasin 1", "clean mug with sinkbasin 1", "put mug in cabinet 2"]
+    assert traj.total_steps == 5
+
+
+# ---- per-role memory -------------------------------------------------------------------
+def test_role_prompts_respect_budget_and_role_filters(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(role_token_budget=120)
+    for obj in ("mug", "cup", "bowl", "plate"):
+        run(mem, f"clean the {obj} and put it in the cabinet", CLEAN, True, obj=obj)
+    critic_only = Insight(text="the critic should check the cabinet door is closed",
+                          roles=["critic"], embedding=mem.embedder.embed(["critic cabinet"])[0])
+    mem.store.put_nodes([critic_only])
+    recall = mem.recall("clean the spoon and put it in the cabinet")
+    for role in ("planner", "actor", "critic"):
+        rm = recall.for_role(role)
+        assert rm.tokens <= 120
+        assert rm.tokens == mem.tokens.count(rm.text)
+    assert all("critic" in i.roles or not i.roles for i in recall.for_role("critic").insights)
+    assert critic_only.id not in {i.id for i in recall.for_role("actor").insights}
+    assert "Memory for the actor" in recall.prompt("actor")
+
+
+# ---- evolution of insights -------------------------------------------------------------
+def test_new_insights_carry_their_evidence(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory()
+    good = run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+    wrong = ["heat {o} with microwave 1", *CLEAN[2:]]
+    bad = run(mem, "clean the cup and put it in the cabinet", wrong, False, obj="cup")
+    assert good.added or good.agreed
+    assert bad.added, "a failure that did what no success did must yield an insight"
+    for iid in bad.added:
+        ins = mem.store.get_node(iid)
+        assert isinstance(ins, Insight)
+        assert bad.query_id in ins.contradicting
+        assert ins.provenance[0].operation == "add" and ins.provenance[0].query_id == bad.query_id
+        edges = mem.store.get_edges([iid], [EdgeKind.CONTRADICTS], "in")
+        assert bad.query_id in {e.src for e in edges}
+
+
+def test_used_insights_are_rewarded_penalised_and_retired(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(insight_initial_score=1.0, insight_reward=1.0, insight_penalty=1.0,
+                      merge_every=0)
+    run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+    run(mem, "clean the cup and put it in the cabinet", CLEAN, True, obj="cup")
+    before = {i.id: i.score for i in mem.insights()}
+    assert before
+    win = run(mem, "clean the bowl and put it in the cabinet", CLEAN, True, obj="bowl",
+              recall_roles=("actor",))
+    assert win.rewarded
+    for iid in win.rewarded:
+        ins = mem.store.get_node(iid)
+        assert isinstance(ins, Insight)
+        assert ins.score >= before.get(iid, 0) + 1.0
+        assert win.query_id in ins.supporting
+        assert ins.provenance[-1].operation in ("reward", "agree")
+    lose = run(mem, "clean the fork and put it in the cabinet", CLEAN[3:], False, obj="fork",
+               recall_roles=("actor",))
+    assert set(lose.penalized) & set(win.rewarded)
+    for iid in lose.penalized:
+        ins = mem.store.get_node(iid)
+        assert isinstance(ins, Insight) and lose.query_id in ins.contradicting
+    # Drive one insight to zero: it retires, stays stored and leaves recall.
+    victim = lose.penalized[0]
+    for i in range(6):
+        run(mem, f"clean the knife {i} and put it in the cabinet", CLEAN[3:], False,
+            obj="knife", recall_roles=("actor",))
+        node = mem.store.get_node(victim)
+        assert isinstance(node, Insight)
+        if node.retired:
+            break
+    assert node.retired and node.score <= 0
+    assert node.provenance[-1].operation == "retire"
+    assert victim not in {i.id for i in mem.insights()}
+    assert victim in {i.id for i in mem.insights(include_retired=True)}
+
+
+def test_used_queries_and_related_insights_are_linked(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory()
+    a = run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+    run(mem, "clean the cup and put it in the cabinet", CLEAN[2:], False, obj="cup")
+    c = run(mem, "clean the bowl and put it in the cabinet", CLEAN, True, obj="bowl",
+            recall_roles=("planner", "actor"))
+    used = {e.dst for e in mem.store.get_edges([c.query_id], [EdgeKind.USED_MEMORY_OF])}
+    assert a.query_id in used
+    if len(c.rewarded) >= 2:
+        assert c.related_edges >= 1
+        rel = mem.store.get_edges(c.rewarded, [EdgeKind.RELATED_TO], "both")
+        assert all(e.props["query_id"] == c.query_id for e in rel)
+
+
+def test_near_duplicate_insights_merge_with_provenance(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(merge_every=0, merge_similarity=0.9)
+    texts = ["Clean the object at the sink before putting it in the cabinet.",
+             "Clean the object at the sink before you put it in the cabinet.",
+             "Heat food in the microwave before placing it on the countertop."]
+    nodes = [Insight(text=t, score=s, embedding=mem.embedder.embed([t])[0])
+             for t, s in zip(texts, (2.0, 3.0, 2.0), strict=True)]
+    mem.store.put_nodes(nodes)
+    merged = mem.merge_insights()
+    assert len(merged) == 1
+    keep, sources = merged[0]
+    assert keep == nodes[1].id and sources == [nodes[0].id]
+    gone = mem.store.get_node(nodes[0].id)
+    assert isinstance(gone, Insight) and gone.retired
+    assert gone.provenance[-1].operation == "merge" and keep in gone.provenance[-1].detail
+    survivor = mem.store.get_node(keep)
+    assert isinstance(survivor, Insight) and not survivor.retired
+    assert nodes[0].id in survivor.provenance[-1].detail
+    assert {i.id for i in mem.insights()} == {nodes[1].id, nodes[2].id}
+
+
+def test_forget_task_cleans_insight_evidence(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory()
+    a = run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+    b = run(mem, "clean the cup and put it in the cabinet", CLEAN[2:], False, obj="cup")
+    removed = mem.forget_task(b.query_id)
+    assert removed.nodes == 1 + 4
+    for ins in mem.insights(include_retired=True):
+        assert b.query_id not in ins.supporting + ins.contradicting
+    assert mem.store.get_node(a.query_id) is not None
+
+
+def test_namespaces_are_isolated(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory()
+    run(mem, "clean the mug and put it in the cabinet", CLEAN, True, ns="team-a")
+    assert mem.recall("clean the cup and put it in the cabinet", namespace="team-b").is_empty
+    assert not mem.recall("clean the cup and put it in the cabinet", namespace="team-a").is_empty
+
+
+# ---- bad input leaves the store unchanged -----------------------------------------------
+def test_task_misuse_raises_clear_errors_and_writes_nothing(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory()
+    run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+    before = mem.stats()
+    with pytest.raises(UserInputError, match="must not be empty"):
+        mem.task("   ")
+    t = mem.task("heat the potato", roles=["actor"])
+    with pytest.raises(UnknownRoleError, match="unknown role 'cook'"):
+        t.record("x", "cook", "hello")
+    with pytest.raises(UnknownRoleError):
+        t.recall("cook")
+    with pytest.raises(TrajectoryError, match="empty trajectory"):
+        t.finish(success=True)
+    other = mem.task("another task", roles=["actor"])
+    foreign = other.record("a", "actor", "hi")
+    with pytest.raises(TrajectoryError, match="not part of this task"):
+        t.record("a", "actor", "reply", replies_to=[foreign])
+    with pytest.raises(UserInputError, match="score"):
+        t.record("a", "actor", "x") and t.finish(success=True, score=1.5)
+    assert mem.stats() == before
+    t.finish(success=True)
+    with pytest.raises(TaskStateError, match="already finished"):
+        t.finish(success=True)
+    with pytest.raises(TaskStateError, match="already finished"):
+        t.record("a", "actor", "late")
+    after = mem.stats()
+    assert after.nodes["Query"] == before.nodes["Query"] + 1
+
+
+def test_exception_inside_task_block_records_a_failure(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory()
+    with pytest.raises(RuntimeError), mem.task("clean the mug") as t:
+        t.record("a", "actor", "go to sinkbasin 1", action="go to sinkbasin 1")
+        raise RuntimeError("tool crashed")
+    q = mem.store.get_node(query_id_for("default", "clean the mug"))
+    assert isinstance(q, QueryNode) and q.outcome == Outcome.FAILURE
+    assert q.metadata["error"] == "RuntimeError: tool crashed"
+
+
+def test_async_twins(make_memory) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    mem = make_memory()
+
+    async def go() -> None:
+        async with mem.task("clean the mug and put it in the cabinet", roles=["actor"]) as t:
+            await t.arecall("actor")
+            await t.arecord("a", "actor", "go to sinkbasin 1", action="go to sinkbasin 1")
+            report = await t.afinish(success=True)
+        assert report.attempt == 1
+        recall = await mem.arecall("clean the cup and put it in the cabinet")
+        assert recall.queries[0].id == report.query_id
+        rep2 = await mem.aingest({"task": "t2", "success": False,
+                                  "steps": [{"agent": "a", "role": "actor", "content": "x"}]})
+        assert rep2.outcome == Outcome.FAILURE
+
+    asyncio.run(go())
