@@ -34,7 +34,7 @@ class MemoryConfig(BaseModel):
         1, ge=0, description="Failed trajectories kept and shown as warnings (0: none)."
     )
     min_relevance: float = Field(
-        0.3, ge=0, le=1, description="Ranked queries below this relevance are not kept."
+        0.5, ge=0, le=1, description="Ranked queries below this relevance are not kept."
     )
     insight_k: int = Field(5, ge=0, description="Insights returned per recall.")
     insight_weights: tuple[float, float, float] = Field(
@@ -45,7 +45,7 @@ class MemoryConfig(BaseModel):
         0.2, ge=-1, le=1, description="Insights found by similarity alone need at least this."
     )
     key_steps_per_trajectory: int = Field(
-        8, ge=1, description="Most key steps shown for one past trajectory."
+        12, ge=1, description="Most key steps shown for one past trajectory."
     )
     # --- per-role rendering ------------------------------------------------------------
     role_token_budget: int = Field(
