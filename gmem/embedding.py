@@ -24,7 +24,7 @@ import math
 import os
 import re
 import warnings
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +81,10 @@ def _one_line(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
+_CACHE_SIZE = 4096
+"""Texts whose vectors each embedder keeps (about 6 MiB at 384 dimensions)."""
+
+
 class _Embedder:
     """Validation, the empty case, normalization and the async twin, written once.
 
@@ -109,13 +113,26 @@ class _Embedder:
                 raise UserInputError(f"embed() takes strings, got {type(item).__name__}")
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = _normalize_rows(self._encode(items))
-        if vectors.shape != (len(items), self.dim):
-            raise EmbeddingDimensionError(
-                f"embedder {self.name} returned shape {vectors.shape}, expected "
-                f"({len(items)}, {self.dim}); check the embedding model setting"
-            )
-        return vectors
+        # The engine embeds the same short texts again and again (a task at recall and at
+        # finish, insight texts at every derivation and merge): remember recent ones.
+        cache: OrderedDict[str, FloatMatrix] = self.__dict__.setdefault("_cache", OrderedDict())
+        missing = list(dict.fromkeys(t for t in items if t not in cache))
+        if missing:
+            fresh = _normalize_rows(self._encode(missing))
+            if fresh.shape != (len(missing), self.dim):
+                raise EmbeddingDimensionError(
+                    f"embedder {self.name} returned shape {fresh.shape}, expected "
+                    f"({len(missing)}, {self.dim}); check the embedding model setting"
+                )
+            for text, row in zip(missing, fresh, strict=True):
+                cache[text] = row
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        for i, text in enumerate(items):
+            out[i] = cache[text]
+            cache.move_to_end(text)
+        while len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
+        return out
 
     async def aembed(self, texts: Sequence[str]) -> FloatMatrix:
         return await asyncio.to_thread(self.embed, texts)

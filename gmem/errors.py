@@ -38,6 +38,10 @@ class EmbedderUnavailableError(GmemError):
     """The configured text embedder cannot be loaded on this machine."""
 
 
+class TokenizerUnavailableError(GmemError):
+    """The tokenizer used for token budgets cannot be loaded without a download."""
+
+
 class LLMError(GmemError):
     """The LLM endpoint failed or kept answering with output gmem cannot use."""
 
@@ -55,6 +59,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "TaskStateError",
+    "TokenizerUnavailableError",
     "TrajectoryError",
     "UnknownNamespaceError",
     "UnknownRoleError",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import tiktoken
 
-from gmem.errors import ConfigError, GmemError, UserInputError
+from gmem.errors import ConfigError, TokenizerUnavailableError, UserInputError
 
 if TYPE_CHECKING:
     from gmem.config import MemoryConfig
@@ -34,10 +34,6 @@ INSTALL_HINT = "pip install bpe-openai"
 # tiktoken's encoding definitions (pattern strings, special tokens, file hashes). The
 # module ships no type information, so it is imported as a plain module object.
 openai_public = importlib.import_module("tiktoken_ext.openai_public")
-
-
-class TokenizerUnavailableError(GmemError):
-    """The BPE ranks for the configured encoding are not on this machine."""
 
 
 def _parse_ranks(data: bytes, source: str) -> dict[bytes, int]:

@@ -1,0 +1,127 @@
+"""Retrieval latency with 10,000 stored tasks (about 200,000 utterances).
+
+Building: the first ``--evolve`` tasks go through the full evolution (so the store holds
+real insights, similarity and used-memory edges); the rest are bulk-written through the
+store protocol (query node with its MiniLM embedding, the trace with HAS_TRACE / NEXT /
+REPLIES_TO edges, SIMILAR_TO edges to the five nearest earlier queries), which is what
+evolution writes minus the reasoner's work. Trajectories come from the demo world; task
+texts get a numbered suffix so that all 10,000 are distinct queries.
+
+Measured, on a reopened file store with the heuristic reasoner (no LLM calls):
+``recall`` (embedding the task included) and ``recall`` plus the prompts of three roles.
+Run: ``.venv/bin/python benchmarks/latency.py [--tasks 10000] [--path bench.db]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from gmem.config import MemoryConfig
+from gmem.demo.corpus import play
+from gmem.demo.world import make_tasks
+from gmem.embedding import MiniLMEmbedder
+from gmem.llm import HeuristicLLM
+from gmem.memory import Memory
+from graph_store import Edge, EdgeKind, EmbeddedStore, NodeKind, Outcome, QueryNode, Utterance
+from graph_store.model import query_id_for
+from graph_store.ops import PutEdges, PutNodes, VectorSearch
+
+
+def build(path: Path, n: int, evolve: int, embedder: MiniLMEmbedder) -> float:
+    cfg = MemoryConfig()
+    store = EmbeddedStore(path, durability="normal")
+    mem = Memory(store, embedder=embedder, llm=HeuristicLLM(embedder, cfg), config=cfg)
+    trajectories = play(n, seed=3)
+    for i, traj in enumerate(trajectories):
+        traj.task = f"{traj.task} (job {i})"
+    t0 = time.perf_counter()
+    for traj in trajectories[:evolve]:
+        mem.ingest(traj)
+    rest = trajectories[evolve:]
+    chunk = 200
+    for start in range(0, len(rest), chunk):
+        part = rest[start : start + chunk]
+        vectors = embedder.embed([t.task for t in part])
+        ops: list[object] = []
+        for traj, vec in zip(part, vectors, strict=True):
+            outcome = Outcome.SUCCESS if traj.success else Outcome.FAILURE
+            q = QueryNode(id=query_id_for("default", traj.task), text=traj.task,
+                          outcome=outcome, attempts=1, successes=int(bool(traj.success)),
+                          failures=int(not traj.success), attempt_outcomes=[outcome],
+                          metadata=traj.metadata, embedding=vec)
+            (near,) = store.batch([VectorSearch(NodeKind.QUERY, vec, 5, "default")])
+            utts = [Utterance(query_id=q.id, step=j, agent=s.agent, role=s.role,
+                              content=s.content, action=s.action, observation=s.observation,
+                              reward=s.reward, key_step=s.action is not None)
+                    for j, s in enumerate(traj.steps)]
+            edges = [Edge(kind=EdgeKind.HAS_TRACE, src=q.id, dst=u.id) for u in utts]
+            edges += [Edge(kind=EdgeKind.NEXT, src=a.id, dst=b.id)
+                      for a, b in zip(utts, utts[1:], strict=False)]
+            edges += [Edge(kind=EdgeKind.REPLIES_TO, src=utts[j].id, dst=utts[r].id)
+                      for j, s in enumerate(traj.steps) for r in s.replies_to]
+            edges += [Edge(kind=EdgeKind.SIMILAR_TO, src=q.id, dst=h.id,
+                           props={"score": round(h.score, 4)}) for h in near if h.score >= 0.6]
+            ops += [PutNodes([q, *utts]), PutEdges(edges)]
+            if len(ops) >= 40:
+                store.batch(ops)  # type: ignore[arg-type]
+                ops = []
+        if ops:
+            store.batch(ops)  # type: ignore[arg-type]
+    seconds = time.perf_counter() - t0
+    mem.close()
+    return seconds
+
+
+def percentile(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--evolve", type=int, default=300)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--path", type=Path, default=None)
+    args = parser.parse_args()
+    embedder = MiniLMEmbedder()
+    path = args.path or Path(tempfile.mkdtemp()) / "latency.db"
+    if not path.exists():
+        secs = build(path, args.tasks, args.evolve, embedder)
+        print(f"built {path} in {secs:.0f} s")
+    t0 = time.perf_counter()
+    cfg = MemoryConfig()
+    mem = Memory(EmbeddedStore(path), embedder=embedder, llm=HeuristicLLM(embedder, cfg),
+                 config=cfg)
+    open_s = time.perf_counter() - t0
+    counts = mem.stats()
+    tasks = [t.text for t in make_tasks(args.queries + 20, seed=11)]
+    for text in tasks[:20]:  # warm caches and numpy
+        mem.recall(text)
+    recall_ms, full_ms = [], []
+    for i, text in enumerate(tasks[20:]):
+        text = f"{text} (probe {i})"
+        t = time.perf_counter()
+        recall = mem.recall(text)
+        recall_ms.append((time.perf_counter() - t) * 1000)
+        for role in ("planner", "actor", "verifier"):
+            recall.prompt(role)
+        full_ms.append((time.perf_counter() - t) * 1000)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"store: {counts.nodes}, {counts.total_edges} edges; reopened in {open_s:.1f} s; "
+          f"peak RSS {rss:.0f} MiB")
+    for name, xs in (("recall", recall_ms), ("recall + 3 role prompts", full_ms)):
+        print(f"{name:<24} p50 {statistics.median(xs):6.1f} ms   p95 {percentile(xs, 95):6.1f} ms"
+              f"   (n={len(xs)})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The numpy MiniLM runtime against sentence-transformers, the reference implementation.
+
+Needs torch and sentence-transformers (extras ``embed``/``gnn``), which CI installs; the
+test is marked ``torch`` so a torch-less run can deselect it with ``-m "not torch"``
+instead of skipping silently.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+SENTENCES = [
+    "put a clean mug in the coffee machine",
+    "Heat some egg and put it in the garbage can.",
+    "look at the alarm clock under the desk lamp",
+    "",
+    "Hi!",
+    "In 1997, Deep Blue beat Garry Kasparov — the first loss of a reigning champion.",
+    "日本語のテキストと emoji 🎉 を混ぜた文",
+    "Café naïve résumé über straße",
+    "def add(a, b):\n    return a + b",
+    "word " * 400,  # truncated at 256 word pieces by both
+    " ".join(f"step {i}: go to drawer {i % 7} and open it" for i in range(40)),
+]
+
+
+@pytest.mark.torch
+def test_numpy_runtime_matches_sentence_transformers() -> None:
+    import sentence_transformers  # noqa: F401  (fail, do not skip, when CI lacks it)
+    import torch  # noqa: F401
+
+    from gmem.embedding import MiniLMEmbedder
+
+    reference = MiniLMEmbedder(backend="sentence-transformers")
+    numpy_runtime = MiniLMEmbedder(backend="numpy", batch_size=4)
+    assert reference.backend == "sentence-transformers"
+    assert numpy_runtime.backend == "numpy"
+    assert reference.name == numpy_runtime.name
+
+    expected = reference.embed(SENTENCES)
+    actual = numpy_runtime.embed(SENTENCES)
+    cosines = np.sum(expected * actual, axis=1)
+    assert cosines.min() > 0.999, dict(zip(SENTENCES, cosines.tolist(), strict=True))
+    np.testing.assert_allclose(actual, expected, atol=1e-4)
+
+
+@pytest.mark.torch
+def test_auto_backend_prefers_sentence_transformers_when_torch_imports() -> None:
+    import torch  # noqa: F401
+
+    from gmem.embedding import MiniLMEmbedder
+
+    assert MiniLMEmbedder().backend == "sentence-transformers"
