@@ -36,6 +36,10 @@ class MemoryConfig(BaseModel):
     min_relevance: float = Field(
         0.5, ge=0, le=1, description="Ranked queries below this relevance are not kept."
     )
+    relevance_margin: float = Field(
+        0.1, ge=0, le=1,
+        description="Ranked queries further than this below the best one are not kept.",
+    )
     insight_k: int = Field(5, ge=0, description="Insights returned per recall.")
     insight_weights: tuple[float, float, float] = Field(
         (0.5, 0.2, 0.3),
@@ -65,7 +69,7 @@ class MemoryConfig(BaseModel):
         0.85, ge=0, le=1, description="A derived insight this close to an existing one agrees."
     )
     merge_every: int = Field(
-        10, ge=0, description="Merge near-duplicate insights every N finished tasks (0: never)."
+        10, ge=0, description="Merge near-duplicate insights every N new tasks (0: never)."
     )
     merge_similarity: float = Field(
         0.9, ge=0, le=1, description="Least cosine similarity for two insights to merge."

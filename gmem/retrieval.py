@@ -98,13 +98,15 @@ class Retriever:
             range(len(found)), key=lambda i: (-relevance[i], -sims[i], found[i].id)
         )
         successes = failures = 0
+        best = max(relevance, default=0.0)
+        floor = max(cfg.min_relevance, best - cfg.relevance_margin)
         out = []
         for i in ranked:
             node = found[i]
             # A task solved once has a successful trajectory to show, whatever came later.
             outcome = Outcome.SUCCESS if node.successes else node.outcome
             keep = False
-            if relevance[i] >= cfg.min_relevance:
+            if relevance[i] >= floor:
                 if outcome == Outcome.SUCCESS and successes < cfg.success_k:
                     keep, successes = True, successes + 1
                 elif outcome == Outcome.FAILURE and failures < cfg.failure_k:
@@ -121,7 +123,9 @@ class Retriever:
         cfg = self.config
         if cfg.insight_k == 0:
             return []
-        relevant = [rq for rq in queries if rq.relevance >= cfg.min_relevance]
+        best = max((rq.relevance for rq in queries), default=0.0)
+        floor = max(cfg.min_relevance, best - cfg.relevance_margin)
+        relevant = [rq for rq in queries if rq.relevance >= floor]
         by_id = {rq.id: rq for rq in relevant}
         edges, similar = self.store.batch([
             GetEdges(list(by_id), [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS], "out"),
