@@ -21,6 +21,7 @@ import resource
 import statistics
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 from gmem.config import MemoryConfig
@@ -63,7 +64,7 @@ def build(path: Path, n: int, evolve: int, embedder: MiniLMEmbedder) -> float:
                     for j, s in enumerate(traj.steps)]
             edges = [Edge(kind=EdgeKind.HAS_TRACE, src=q.id, dst=u.id) for u in utts]
             edges += [Edge(kind=EdgeKind.NEXT, src=a.id, dst=b.id)
-                      for a, b in zip(utts, utts[1:], strict=False)]
+                      for a, b in pairwise(utts)]
             edges += [Edge(kind=EdgeKind.REPLIES_TO, src=utts[j].id, dst=utts[r].id)
                       for j, s in enumerate(traj.steps) for r in s.replies_to]
             edges += [Edge(kind=EdgeKind.SIMILAR_TO, src=q.id, dst=h.id,
@@ -115,7 +116,8 @@ def main() -> None:
             recall.prompt(role)
         full_ms.append((time.perf_counter() - t) * 1000)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}")
     print(f"store: {counts.nodes}, {counts.total_edges} edges; reopened in {open_s:.1f} s; "
           f"peak RSS {rss:.0f} MiB")
     for name, xs in (("recall", recall_ms), ("recall + 3 role prompts", full_ms)):

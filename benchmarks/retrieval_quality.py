@@ -104,8 +104,10 @@ def main() -> None:
     for name, row in rows.items():
         p = row["trajectory_precision"]
         s = row["insight_family_share"]
-        print(f"{name:<18} {('-' if p is None else f'{p:.2f}'):>20} (n={row['trajectories_shown']:>3})"
-              f" {('-' if s is None else f'{s:.2f}'):>14} (n={row['insights_shown']:>3})")
+        p_text = "-" if p is None else f"{p:.2f}"
+        s_text = "-" if s is None else f"{s:.2f}"
+        print(f"{name:<18} {p_text:>20} (n={row['trajectories_shown']:>3})"
+              f" {s_text:>14} (n={row['insights_shown']:>3})")
 
 
 if __name__ == "__main__":
