@@ -38,6 +38,11 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# Retrieval quality and latency; results go into docs/benchmarks.md by hand, with the machine.
+bench: install
+	$(PY) benchmarks/retrieval_quality.py
+	$(PY) benchmarks/latency.py
+
 neo4j-start:
 	bash graph_store/neo4j/server.sh start
 

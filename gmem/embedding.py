@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_chec
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from gmem.errors import (
     ConfigError,
@@ -82,6 +83,7 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 
 _CACHE_SIZE = 4096
+_SINGLE_THREAD_BELOW = 8
 """Texts whose vectors each embedder keeps (about 6 MiB at 384 dimensions)."""
 
 
@@ -296,6 +298,14 @@ class _NumpyMiniLM:
             )
 
     def encode(self, texts: list[str], batch_size: int) -> FloatMatrix:
+        # A few short texts are too little work to share between BLAS threads; on a busy
+        # two-core machine extra threads made one recall's embedding 100x slower.
+        if len(texts) <= _SINGLE_THREAD_BELOW:
+            with threadpool_limits(limits=1, user_api="blas"):
+                return self._encode_batches(texts, batch_size)
+        return self._encode_batches(texts, batch_size)
+
+    def _encode_batches(self, texts: list[str], batch_size: int) -> FloatMatrix:
         encodings = self.tokenizer.encode_batch(texts)
         lengths = np.array([len(e.ids) for e in encodings])
         # Batches of similar length waste little compute on padding.

@@ -190,7 +190,12 @@ class Retriever:
             attempt = (chosen or attempts)[-1]
             trace = sorted((u for u in utts if u.attempt == attempt), key=lambda u: u.step)
             key = [u for u in trace if u.key_step] or trace
-            key = key[: self.config.key_steps_per_trajectory]
+            cap = self.config.key_steps_per_trajectory
+            if len(key) > cap:
+                # The opening (the plan) and the ending (what finally worked) matter most;
+                # the middle of a long trace is mostly search.
+                head = min(2, cap // 3)
+                key = key[:head] + key[len(key) - (cap - head):]
             steps = tuple(Step(u.agent, u.role, u.content, u.action, u.observation) for u in key)
             out.append(PastTrajectory(rq.id, rq.task, rq.outcome, attempt, rq.relevance, steps,
                                       len(trace)))

@@ -1,0 +1,121 @@
+"""The ``gmem`` command line: the demo, inspection of a store, import and export.
+
+User errors (anything gmem raises as :class:`gmem.errors.GmemError`, unreadable files,
+bad options) end the program with one ``error: ...`` line on stderr and exit code 2,
+never a traceback: the group below runs click in non-standalone mode and reports them
+itself, which also keeps typer's multi-line error panels out of scripts' stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from gmem import __version__
+from gmem.cli import commands
+from gmem.cli.demo import demo
+from gmem.cli.settings import DEFAULT_STORE, Settings
+from gmem.errors import GmemError
+
+USER_ERROR = 2
+
+
+def _fail(message: str, code: int = USER_ERROR) -> None:
+    line = " ".join(str(message).split()) or "unknown error"
+    sys.stderr.write(f"error: {line}\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+class _Group(TyperGroup):
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                windows_expand_args=windows_expand_args, **extra)
+        except GmemError as exc:
+            _fail(str(exc))
+        except typer.Abort:
+            _fail("aborted", 1)
+        except typer.TyperException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `gmem`: help was shown
+                sys.exit(0)
+            _fail(exc.format_message(), exc.exit_code)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(f"{where}{exc.strerror or exc}")
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="gmem",
+    help="gmem: hierarchical, evolving graph memory for LLM agent teams (after G-Memory).\n\n"
+         "Start with: gmem demo",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gmem {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    store: Annotated[str, typer.Option(
+        "--store", "-s", envvar="GMEM_STORE",
+        help="Store: a file path, sqlite:///path or neo4j://host.")] = DEFAULT_STORE,
+    llm_base_url: Annotated[str | None, typer.Option(
+        "--llm-base-url", envvar="GMEM_LLM_BASE_URL",
+        help="OpenAI-compatible endpoint for memory reasoning (default: offline heuristic).")
+    ] = None,
+    llm_model: Annotated[str | None, typer.Option(
+        "--llm-model", envvar="GMEM_LLM_MODEL", help="Model name at that endpoint.")] = None,
+    embedder: Annotated[str | None, typer.Option(
+        "--embedder", envvar="GMEM_EMBEDDER", help="minilm (default) or hashing.")] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """gmem: hierarchical, evolving graph memory for LLM agent teams (after G-Memory).
+
+    Example: gmem demo   then   gmem --store .gmem/demo.db insights
+    """
+    ctx.obj = Settings(store, llm_base_url or None, llm_model or None, embedder or None)
+
+
+app.command()(demo)
+app.command()(commands.recall)
+app.command()(commands.ingest)
+app.command()(commands.insights)
+app.command()(commands.show)
+app.command()(commands.stats)
+app.command()(commands.export)
+app.command()(commands.forget)
+
+
+def main() -> None:
+    # Progress bars and colours are for terminals; CI logs get plain lines.
+    if os.environ.get("CI") and "TERM" not in os.environ:
+        os.environ.setdefault("NO_COLOR", "1")
+    try:
+        app()
+    except BrokenPipeError:  # `gmem export | head`: the reader left, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+
+
+__all__ = ["app", "main"]

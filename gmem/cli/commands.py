@@ -1,0 +1,224 @@
+"""The inspection and maintenance commands: recall, ingest, insights, show, stats, export, forget.
+
+Each command opens memory, does one engine call, and hands the result to
+:mod:`gmem.cli.render`. Errors are not caught here: the app's entry point turns every
+:class:`gmem.errors.GmemError` into one ``error:`` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from gmem.cli import render
+from gmem.cli.export import FORMATS
+from gmem.cli.settings import open_memory, settings
+from gmem.errors import InvalidIdError, NotFoundError, UnknownNamespaceError, UserInputError
+from graph_store.model import DEFAULT_NAMESPACE, EdgeKind, check_namespace
+
+if TYPE_CHECKING:
+    from gmem.memory import Memory
+
+NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Memory namespace.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def recall(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Argument(help="The task to recall memory for.")],
+    role: Annotated[str | None, typer.Option(
+        "--role", "-r", help="Show the memory rendered for this role.")] = None,
+    namespace: NamespaceOpt = DEFAULT_NAMESPACE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recall memory for a task: past tasks, insights and why each was found.
+
+    Example: gmem recall "put a hot apple on the diningtable" --role planner
+    """
+    with open_memory(settings(ctx)) as memory:
+        found = memory.recall(task, namespace=namespace)
+        roles = [found.for_role(role)] if role else []
+        if as_json:
+            render.emit_json(render.recall_json(found, roles))
+        else:
+            render.console().print(render.recall_view(found, roles))
+
+
+def ingest(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="JSONL file, one finished trajectory per line.")],
+    namespace: NamespaceOpt = DEFAULT_NAMESPACE,
+    skip_bad: Annotated[bool, typer.Option(
+        "--skip-bad", help="Import the valid lines and report the bad ones.")] = False,
+) -> None:
+    """Import finished trajectories (the schema is in gmem/trajectory.py).
+
+    Every line is checked before anything is written: one bad line imports nothing
+    unless --skip-bad is given.
+
+    Example: gmem ingest runs.jsonl --namespace household
+    """
+    check_namespace(namespace)
+    if not file.is_file():
+        raise UserInputError(f"cannot read {file}: no such file")
+    with open_memory(settings(ctx), must_exist=False) as memory:
+        result = memory.ingest_jsonl(file, namespace=namespace, skip_bad=skip_bad)
+        out = render.console()
+        for number, why in result.skipped:
+            render.console(stderr=True).print(f"skipped {file}:{number}: {why}", markup=False)
+        added = sum(len(r.added) for r in result.reports)
+        out.print(f"Ingested {result.ingested} trajectories into namespace {namespace!r} "
+                  f"({added} insights added, {len(result.skipped)} lines skipped).")
+
+
+def insights(
+    ctx: typer.Context,
+    role: Annotated[str | None, typer.Option(
+        "--role", "-r", help="Only insights that apply to this role.")] = None,
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", "-n", help="Only this namespace (default: all).")] = None,
+    include_retired: Annotated[bool, typer.Option(
+        "--all", help="Include retired insights.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List what the team has learned, best score first.
+
+    Example: gmem insights --role actor --all
+    """
+    with open_memory(settings(ctx)) as memory:
+        nodes = memory.insights(namespace=namespace, role=role, include_retired=include_retired)
+        if as_json:
+            render.emit_json([render.insight_json(n) for n in nodes])
+        else:
+            title = "Insights" + (f" for the {role}" if role else "")
+            render.console().print(render.insights_table(nodes, title))
+
+
+def show(
+    ctx: typer.Context,
+    query_id: Annotated[str, typer.Argument(
+        help="Task (query) id; an unambiguous prefix of 6 or more hex digits works.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one stored task: its interaction graph and the insights it supports.
+
+    Example: gmem show 3f2a9c1e
+    """
+    with open_memory(settings(ctx)) as memory:
+        view = memory.show(_resolve_query(memory, query_id))
+        utt_ids = [u.id for utts in view.attempts.values() for u in utts]
+        replies: dict[str, list[str]] = {}
+        for edge in memory.store.get_edges(utt_ids, [EdgeKind.REPLIES_TO], "out"):
+            replies.setdefault(edge.src, []).append(edge.dst)
+        if as_json:
+            render.emit_json(render.task_json(view, replies))
+        else:
+            render.console().print(render.task_view(view, replies))
+
+
+def _resolve_query(memory: Memory, query_id: str) -> str:
+    """Full ids pass through; short prefixes (as printed by recall) are looked up."""
+    text = query_id.strip().lower()
+    if len(text) == 32:
+        return text
+    if not 6 <= len(text) < 32 or any(c not in "0123456789abcdef" for c in text):
+        raise InvalidIdError(
+            f"invalid id {query_id!r}: expected 32 hex digits or a prefix of at least 6")
+    matches = [q.id for q in memory.queries() if q.id.startswith(text)]
+    if not matches:
+        raise NotFoundError(f"no task with an id starting {text}")
+    if len(matches) > 1:
+        raise InvalidIdError(f"id prefix {text} is ambiguous ({len(matches)} tasks); give more")
+    return matches[0]
+
+
+def stats(
+    ctx: typer.Context,
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", "-n", help="Only this namespace (default: all).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Count nodes and edges per tier.
+
+    Example: gmem stats --json
+    """
+    with open_memory(settings(ctx)) as memory:
+        counts = memory.stats(namespace)
+        spaces = [namespace] if namespace else memory.store.namespaces()
+        if as_json:
+            render.emit_json(render.stats_json(counts, spaces))
+        else:
+            title = f"Memory size per tier ({', '.join(spaces) or 'empty'})"
+            render.console().print(render.stats_table(counts, title))
+
+
+def export(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Option("--format", "-f",
+                                     help="graphml, json or cypher.")] = "json",
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", "-n", help="Only this namespace (default: all).")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write to this file instead of standard output.")] = None,
+) -> None:
+    """Export the memory graph (vectors left out).
+
+    Example: gmem export --format cypher -o memory.cypher  (then: cypher-shell -f memory.cypher)
+    """
+    from gmem.cli.export import render as render_export
+    from gmem.cli.export import snapshot
+
+    if fmt not in FORMATS:
+        raise UserInputError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    with open_memory(settings(ctx)) as memory:
+        if namespace is not None:
+            memory.stats(namespace)  # raises for a namespace that holds nothing
+        snap = snapshot(memory.store, namespace)
+        text = render_export(snap, fmt)
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserInputError(f"cannot write {output}: {exc.strerror}") from None
+    render.console(stderr=True).print(
+        f"Wrote {len(snap.nodes)} nodes and {len(snap.edges)} edges to {output} ({fmt}).",
+        markup=False)
+
+
+def forget(
+    ctx: typer.Context,
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", "-n", help="Forget everything in this namespace.")] = None,
+    task: Annotated[str | None, typer.Option(
+        "--task", "-t", help="Forget one task (query id) and its traces.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a namespace or one task; insights keep their other evidence.
+
+    Example: gmem forget --task 3f2a9c1e --yes
+    """
+    if (namespace is None) == (task is None):
+        raise UserInputError("give exactly one of --namespace or --task")
+    with open_memory(settings(ctx)) as memory:
+        if namespace is not None:
+            check_namespace(namespace)
+            if namespace not in memory.store.namespaces():
+                raise UnknownNamespaceError(f"namespace {namespace!r} holds no memory")
+            what = f"namespace {namespace!r} ({memory.stats(namespace).total_nodes} nodes)"
+        else:
+            assert task is not None
+            qid = _resolve_query(memory, task)
+            what = f"task {qid} ({memory.show(qid).query.text!r})"
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UserInputError(f"refusing to forget {what} without --yes (no terminal)")
+            typer.confirm(f"Forget {what}?", abort=True)
+        removed = (memory.forget_namespace(namespace) if namespace is not None
+                   else memory.forget_task(qid))
+        render.console().print(f"Forgot {what}: {removed.nodes} nodes and {removed.edges} "
+                               "edges removed.", markup=False)

@@ -1,0 +1,245 @@
+"""``gmem demo``: the same team on the same tasks, without memory and then with gmem.
+
+The comparison is the point, so both runs use one seed and one task list, and the team
+draws the same random numbers in both (see :mod:`gmem.demo.team`): the only difference is
+what memory tells it. With no endpoint the team is the documented offline policy and the
+memory reasoner is the heuristic; ``--llm-base-url``/``--llm-model`` switch both to a chat
+model. Output is a few lines per task, then summary tables and the files written.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gmem.cli import render
+from gmem.cli.picture import lesson
+from gmem.cli.settings import settings, store_file
+
+if TYPE_CHECKING:
+    from gmem.demo.runner import TaskRun
+    from gmem.demo.team import Team
+    from gmem.memory import Memory
+
+DEFAULT_DEMO_STORE = "./.gmem/demo.db"
+
+
+def _fresh_store(url: str) -> None:
+    """The demo overwrites its own store so that every run starts from no memory."""
+    path = store_file(url)
+    if path is None:
+        return
+    for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+        if p.exists():
+            p.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _open(url: str, embedder_spec: str | None, base_url: str | None,
+          model: str | None) -> Memory:
+    from gmem.config import MemoryConfig
+    from gmem.embedding import make_embedder
+    from gmem.llm import make_llm
+    from gmem.memory import Memory
+
+    config = MemoryConfig.from_env()
+    embedder = make_embedder(embedder_spec)
+    llm = make_llm(config, base_url=base_url, model=model, embedder=embedder)
+    memory = Memory(url, embedder=embedder, llm=llm, config=config)
+    if store_file(url) is None and "default" in memory.store.namespaces():
+        memory.forget_namespace("default")  # a server store: clear the demo's namespace
+    return memory
+
+
+def _team(base_url: str | None, model: str | None) -> Team:
+    from gmem.demo import LLMTeam, OfflineTeam
+
+    if base_url is None and model is None:
+        return OfflineTeam()
+    from gmem.llm import OpenAIChat
+
+    return LLMTeam(OpenAIChat(base_url=base_url, model=model).chat)
+
+
+def _mark(ok: bool) -> str:
+    return "[green]✓[/]" if ok else "[red]✗[/]"
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=True)
+
+
+def _describe(run: TaskRun, without: bool, memory: Memory, verbose: bool) -> list[str]:
+    """A few lines per task: outcomes, what each role was given and why, what changed."""
+    hints, rec, rep = run.hints, run.recall, run.report
+    head = (f"{run.index + 1:>3} [cyan]{run.task.family:<7}[/] "
+            f"{escape(render.clip(run.task.text, 52)):<52} "
+            f"off {_mark(without)}  on {_mark(run.success)}  [dim]{run.episode.steps} steps[/]")
+    lines = [head]
+    if rec is None or rec.is_empty:
+        lines.append("      [dim]recalled nothing yet[/]")
+    else:
+        ok = sum(1 for t in rec.trajectories if t.outcome.value == "success")
+        tokens = ", ".join(f"{m.role} {m.tokens}" for m in run.roles)
+        lines.append(f"      recalled {ok} success(es), {len(rec.trajectories) - ok} failure(s),"
+                     f" {len(rec.insights)} insight(s) · tokens per role: {tokens}")
+        why = rec.explain()
+        for line in why if verbose else why[:1]:
+            lines.append(f"      [dim]why: {escape(render.clip(line, 100))}[/]")
+        if verbose:
+            for m in run.roles:
+                lines.append(f"      [bold]{m.role}[/] sees:")
+                lines.extend(f"        {escape(t)}" for t in m.text.splitlines())
+            lines.append(f"      team hints: {len(hints.plans)} plan(s), "
+                         f"{len(hints.warnings)} warning action(s)")
+    if rep is not None:
+        changes = [f"{label} {len(ids)}" for label, ids in (
+            ("added", rep.added), ("edited", rep.edited), ("agreed", rep.agreed),
+            ("retired", rep.retired), ("removed", rep.removed)) if ids]
+        if rep.merged:
+            changes.append(f"merged {sum(len(g) for _, g in rep.merged)}")
+        if changes:
+            text = "      insights: " + ", ".join(changes)
+            new = [n for n in memory.store.get_nodes(rep.added[:1]) if n is not None]
+            if new and hasattr(new[0], "text"):
+                text += escape(f' · new: "{render.clip(lesson(str(new[0].text)), 70)}"')
+            lines.append(text)
+    return lines
+
+
+def _rates_table(without: list[bool], with_memory: list[bool],
+                 steps: tuple[list[int], list[int]]) -> Table:
+    from gmem.demo.runner import success_blocks
+
+    table = Table(title="Success rate, same tasks and seed")
+    for col in ("tasks", "without memory", "with gmem", "difference"):
+        table.add_column(col, justify="left" if col == "tasks" else "right")
+    rows = list(zip(success_blocks(without), success_blocks(with_memory), strict=True))
+    for (first, last, off), (_, _, on) in rows:
+        table.add_row(f"{first}-{last}", f"{off:.0%}", f"{on:.0%}", f"{on - off:+.0%}")
+    off_all, on_all = sum(without) / len(without), sum(with_memory) / len(with_memory)
+    table.add_row("[bold]all[/]", f"[bold]{off_all:.0%}[/]", f"[bold]{on_all:.0%}[/]",
+                  f"[bold]{on_all - off_all:+.0%}[/]")
+    off_steps, on_steps = (sum(s) / len(s) for s in steps)
+    table.add_row("[dim]mean steps[/]", f"[dim]{off_steps:.1f}[/]", f"[dim]{on_steps:.1f}[/]",
+                  f"[dim]{on_steps - off_steps:+.1f}[/]")
+    return table
+
+
+def demo(
+    ctx: typer.Context,
+    tasks: Annotated[int, typer.Option("--tasks", min=1, max=1000,
+                                       help="How many tasks of the demo world.")] = 30,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the task list and the team.")] = 0,
+    store: Annotated[str, typer.Option(
+        "--store", help="Where the memory goes (overwritten each run); neo4j://host works.")
+    ] = DEFAULT_DEMO_STORE,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the pictures and summary.")
+                   ] = Path("./.gmem"),
+    llm_base_url: Annotated[str | None, typer.Option(
+        "--llm-base-url", help="Run real LLM agents at this OpenAI-compatible endpoint.")
+    ] = None,
+    llm_model: Annotated[str | None, typer.Option("--llm-model", help="Model for the agents.")
+                         ] = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Print every explanation and each role's memory text.")
+    ] = False,
+) -> None:
+    """Watch memory help a team: the same tasks without memory, then with gmem.
+
+    Runs a planner/actor/verifier team (an offline rule-based policy unless an LLM endpoint
+    is given) over household tasks, prints what memory recalled and learned, a summary,
+    and writes the store plus a picture of the three tiers (PNG and HTML).
+
+    Example: gmem demo --tasks 30 --seed 0
+    """
+    from gmem.cli.picture import sample, write_html, write_png
+    from gmem.demo import World, make_tasks
+    from gmem.demo.runner import play_with_memory, play_without_memory
+
+    started = time.perf_counter()
+    shared = settings(ctx)
+    base_url = llm_base_url or shared.llm_base_url
+    model = llm_model or shared.llm_model
+    console = render.console()
+    task_list = make_tasks(tasks, seed)
+    where = store_file(store)
+    team = f"LLM {model or base_url}" if base_url or model else "offline policy"
+    console.print(f"[bold]gmem demo[/]: {tasks} household tasks, seed {seed}, team: "
+                  f"{escape(team)}")
+    console.print(f"Memory store: {where.resolve() if where else store} (overwritten each run)",
+                  markup=False)
+
+    # Open the store first: a wrong --store should fail before any task runs.
+    _fresh_store(store)
+    memory = _open(store, shared.embedder, base_url, model)
+    with memory:
+        world = World()
+        with _progress(console) as progress:
+            bar = progress.add_task("without memory", total=tasks)
+            baseline = []
+            for run in play_without_memory(world, task_list, _team(base_url, model), seed):
+                baseline.append(run)
+                progress.advance(bar)
+
+        runs: list[TaskRun] = []
+        console.print("[bold]With gmem memory[/] (off/on = the task's outcome without/with "
+                      "memory):")
+        with _progress(console) as progress:
+            bar = progress.add_task("with gmem memory", total=tasks)
+            for run in play_with_memory(world, task_list, _team(base_url, model), memory, seed):
+                runs.append(run)
+                for line in _describe(run, baseline[run.index].success, memory, verbose):
+                    progress.console.print(line)
+                progress.advance(bar)
+
+        off = [r.success for r in baseline]
+        on = [r.success for r in runs]
+        console.print()
+        console.print(_rates_table(off, on, ([r.episode.steps for r in baseline],
+                                             [r.episode.steps for r in runs])))
+        counts = memory.stats()
+        console.print(render.stats_table(counts))
+        console.print(render.usage_table(memory.usage, memory.llm.name))
+
+        out.mkdir(parents=True, exist_ok=True)
+        pic = sample(memory.store)
+        png_path, page = out / "demo-tiers.png", out / "demo-tiers.html"
+        png: Path | None = png_path
+        try:
+            write_png(pic, png_path)
+        except ImportError:  # matplotlib is the `viz` extra; the HTML needs nothing
+            png = None
+        write_html(pic, page)
+        summary = {
+            "tasks": tasks, "seed": seed, "store": str(where.resolve() if where else store),
+            "success_without_memory": sum(off) / tasks, "success_with_memory": sum(on) / tasks,
+            "outcomes": [{"task": r.task.text, "family": r.task.family, "without": a,
+                          "with": b} for r, a, b in zip(runs, off, on, strict=True)],
+            "stats": render.stats_json(counts, memory.store.namespaces()),
+            "usage": render.usage_json(memory.usage),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        (out / "demo-summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+
+    console.print(f"Success without memory: {sum(off) / tasks:.0%} · with gmem memory: "
+                  f"{sum(on) / tasks:.0%} ({sum(on) - sum(off):+d} tasks)")
+    console.print("Wrote:", markup=False)
+    for label, path in (("store", where.resolve() if where else store),
+                        ("picture", png.resolve() if png else
+                         "(skipped: pip install 'gmem[viz]' for the PNG)"),
+                        ("interactive", page.resolve()),
+                        ("summary", (out / "demo-summary.json").resolve())):
+        console.print(f"  {label:<12} {path}", markup=False)
+    console.print(f"Took {time.perf_counter() - started:.1f} s. Next: gmem --store "
+                  f"{store} insights · gmem --store {store} recall \"{task_list[0].text}\"",
+                  markup=False)

@@ -1,0 +1,262 @@
+"""The ``gmem`` command line on a small store built from tests/fixtures/trajectories.jsonl.
+
+Most tests drive the app in-process (fast); a few run the installed script to check what a
+user's shell sees: one ``error:`` line, exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from gmem import __version__
+from gmem.cli import app
+from gmem.cli.export import cypher_string, cypher_value
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GOOD = FIXTURES / "trajectories.jsonl"
+MALFORMED = FIXTURES / "malformed.jsonl"  # line 3: broken JSON; line 5: bad replies_to
+ENV = {"GMEM_EMBEDDER": "hashing", "GMEM_LLM_BASE_URL": "", "GMEM_LLM_MODEL": "",
+       "GMEM_STORE": None, "COLUMNS": "160"}
+HEAT_TASK = "put a hot apple on the diningtable."
+
+
+def gmem(*args: str | Path) -> Result:
+    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
+
+
+def counts(store: Path) -> dict[str, object]:
+    result = gmem("--store", store, "stats", "--json")
+    assert result.exit_code == 0, result.output
+    data: dict[str, object] = json.loads(result.stdout)
+    return data
+
+
+def assert_user_error(result: Result, *needles: str) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("cli") / "memory.db"
+    result = gmem("--store", store, "ingest", GOOD)
+    assert result.exit_code == 0, result.output
+    assert "Ingested 6 trajectories" in result.stdout
+    return store
+
+
+@pytest.fixture
+def store(built: Path, tmp_path: Path) -> Path:
+    """A private copy of the ingested store, for tests that change or might change it."""
+    copy = tmp_path / "memory.db"
+    shutil.copy(built, copy)
+    return copy
+
+
+def query_id(store: Path, text: str = HEAT_TASK) -> str:
+    result = gmem("--store", store, "recall", text, "--json")
+    found = [q["id"] for q in json.loads(result.stdout)["queries"] if q["task"] == text]
+    assert found, result.stdout
+    return str(found[0])
+
+
+# ---- every command ----------------------------------------------------------------------
+def test_version_and_help_with_examples() -> None:
+    assert gmem("--version").stdout.strip() == f"gmem {__version__}"
+    for command in ("demo", "recall", "ingest", "insights", "show", "stats", "export", "forget"):
+        result = gmem(command, "--help")
+        assert result.exit_code == 0, result.output
+        assert "Example: gmem " in result.stdout, command
+
+
+def test_stats(built: Path) -> None:
+    data = counts(built)
+    assert data["nodes"] == {"Insight": data["nodes"]["Insight"], "Query": 6,  # type: ignore[index]
+                             "Utterance": 33}
+    assert data["namespaces"] == ["default", "lab"]
+    table = gmem("--store", built, "stats")
+    assert "interactions" in table.stdout and "33" in table.stdout
+    lab = json.loads(gmem("--store", built, "stats", "--namespace", "lab", "--json").stdout)
+    assert lab["nodes"]["Query"] == 1
+
+
+def test_recall_finds_the_similar_task_and_explains_why(built: Path) -> None:
+    result = gmem("--store", built, "recall", "put a hot apple on the dining table", "--json",
+                  "--role", "actor")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["queries"][0]["task"] == HEAT_TASK and data["queries"][0]["kept"]
+    assert "heat apple 1 with microwave 1" in data["roles"]["actor"]["text"]
+    assert any("seed" in line for line in data["explain"])
+    table = gmem("--store", built, "recall", "put a hot apple on the dining table", "-r", "planner")
+    assert "Nothing recalled" in gmem("--store", built, "recall", "zebra").stdout
+    assert "Why:" in table.stdout and "Memory for the planner" in table.stdout
+
+
+def test_insights(built: Path) -> None:
+    active = json.loads(gmem("--store", built, "insights", "--json").stdout)
+    every = json.loads(gmem("--store", built, "insights", "--all", "--json").stdout)
+    assert active and len(every) >= len(active)
+    assert all(not i["retired"] for i in active)
+    for_actor = json.loads(gmem("--store", built, "insights", "--role", "actor", "--json").stdout)
+    assert all(not i["roles"] or "actor" in i["roles"] for i in for_actor)
+    assert "Insights" in gmem("--store", built, "insights", "--namespace", "default").stdout
+
+
+def test_show_by_id_and_prefix(built: Path) -> None:
+    qid = query_id(built)
+    data = json.loads(gmem("--store", built, "show", qid, "--json").stdout)
+    assert data["query"]["text"] == HEAT_TASK
+    steps = data["attempts"]["1"]
+    assert [u["step"] for u in steps] == list(range(7))
+    assert steps[2]["replies_to"] == [steps[1]["id"]]
+    table = gmem("--store", built, "show", qid[:8])
+    assert table.exit_code == 0 and "interaction graph" in table.stdout
+    assert "heat apple 1 with microwave 1" in table.stdout
+
+
+def test_export_json_graphml_cypher(built: Path, tmp_path: Path) -> None:
+    data = json.loads(gmem("--store", built, "export", "--format", "json").stdout)
+    assert len(data["nodes"]) == counts(built)["total_nodes"]
+    assert len(data["edges"]) == counts(built)["total_edges"]
+    assert "embedding" not in data["nodes"][0]
+
+    out = tmp_path / "g.graphml"
+    assert gmem("--store", built, "export", "-f", "graphml", "-o", out).exit_code == 0
+    root = ET.parse(out).getroot()
+    ns = "{http://graphml.graphdrawing.org/xmlns}"
+    assert len(root.findall(f".//{ns}node")) == len(data["nodes"])
+
+    cypher = gmem("--store", built, "export", "-f", "cypher", "-n", "lab").stdout
+    lines = [ln for ln in cypher.splitlines() if ln and not ln.startswith("//")]
+    assert all(ln.endswith(";") for ln in lines)
+    assert sum(ln.startswith("CREATE (:Query") for ln in lines) == 1
+    assert any(ln.startswith("MATCH (a:Query") and "[:HAS_TRACE]" in ln for ln in lines)
+    assert "$" not in cypher  # parameter-free
+
+
+def test_cypher_literals_are_escaped() -> None:
+    assert cypher_string("it's a \\ \"q\"\nnext") == "'it\\'s a \\\\ \"q\"\\nnext'"
+    assert cypher_string("bell\x07") == "'bell\\u0007'"
+    assert cypher_value(["a", "b'"]) == "['a', 'b\\'']"
+    assert cypher_value({"k": [1, "x"]}) == "'{\"k\": [1, \"x\"]}'"
+    assert cypher_value(True) == "true" and cypher_value(2.5) == "2.5"
+
+
+def test_forget_task_and_namespace(store: Path) -> None:
+    qid = query_id(store)
+    before = counts(store)
+    result = gmem("--store", store, "forget", "--task", qid, "--yes")
+    assert result.exit_code == 0, result.output
+    after = counts(store)
+    assert after["nodes"]["Query"] == before["nodes"]["Query"] - 1  # type: ignore[index]
+    assert after["nodes"]["Utterance"] == 33 - 7  # type: ignore[index]
+    result = gmem("--store", store, "forget", "--namespace", "lab", "-y")
+    assert result.exit_code == 0, result.output
+    assert counts(store)["namespaces"] == ["default"]
+
+
+def test_ingest_into_a_namespace(tmp_path: Path) -> None:
+    store = tmp_path / "ns.db"
+    assert gmem("--store", store, "ingest", GOOD, "--namespace", "team-a").exit_code == 0
+    assert counts(store)["namespaces"] == ["lab", "team-a"]  # one line names its own
+
+
+# ---- bad input: one line on stderr, exit code 2, store unchanged -------------------------
+def test_unknown_store_scheme() -> None:
+    assert_user_error(gmem("--store", "redis://localhost/0", "stats"), "unknown store URL scheme")
+
+
+def test_missing_store_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.db"
+    assert_user_error(gmem("--store", missing, "insights"), "no gmem store")
+    assert not missing.exists()
+
+
+def test_unreadable_file(store: Path, tmp_path: Path) -> None:
+    before = counts(store)
+    assert_user_error(gmem("--store", store, "ingest", tmp_path / "missing.jsonl"),
+                      "cannot read")
+    assert_user_error(gmem("--store", store, "ingest", tmp_path), "cannot read")  # a folder
+    assert counts(store) == before
+
+
+def test_malformed_line_imports_nothing(store: Path) -> None:
+    before = counts(store)
+    line = assert_user_error(gmem("--store", store, "ingest", MALFORMED), "malformed.jsonl:3")
+    assert "invalid JSON" in line
+    assert counts(store) == before
+
+
+def test_skip_bad_imports_the_rest(tmp_path: Path) -> None:
+    store = tmp_path / "skip.db"
+    result = gmem("--store", store, "ingest", MALFORMED, "--skip-bad")
+    assert result.exit_code == 0, result.output
+    assert "Ingested 4 trajectories" in result.stdout and "2 lines skipped" in result.stdout
+    assert "malformed.jsonl:3" in result.stderr and "malformed.jsonl:5" in result.stderr
+    assert counts(store)["nodes"]["Query"] == 4  # type: ignore[index]
+
+
+def test_unknown_and_invalid_ids(store: Path) -> None:
+    before = counts(store)
+    assert_user_error(gmem("--store", store, "show", "0" * 32), "no task with id")
+    assert_user_error(gmem("--store", store, "show", "not-an-id"), "invalid id")
+    assert_user_error(gmem("--store", store, "show", "abcdef"), "no task with an id starting")
+    assert_user_error(gmem("--store", store, "forget", "--task", "f" * 32, "--yes"), "no task")
+    assert counts(store) == before
+
+
+def test_invalid_and_unknown_namespaces(store: Path) -> None:
+    before = counts(store)
+    assert_user_error(gmem("--store", store, "stats", "--namespace", ""), "namespace")
+    assert_user_error(gmem("--store", store, "recall", "x", "-n", "bad\x01name"), "namespace")
+    assert_user_error(gmem("--store", store, "ingest", GOOD, "-n", "x" * 300), "namespace")
+    assert_user_error(gmem("--store", store, "insights", "-n", "nobody"), "holds no memory")
+    assert_user_error(gmem("--store", store, "forget", "-n", "nobody", "-y"), "holds no memory")
+    assert counts(store) == before
+
+
+def test_other_bad_usage(store: Path) -> None:
+    before = counts(store)
+    assert_user_error(gmem("--store", store, "export", "--format", "xml"), "unknown export format")
+    assert_user_error(gmem("--store", store, "forget"), "exactly one of")
+    assert_user_error(gmem("--store", store, "forget", "-n", "lab"), "without --yes")
+    assert_user_error(gmem("--store", store, "recall", "  "), "must not be empty")
+    assert_user_error(gmem("--store", store, "--embedder", "word2vec", "stats"), "embedder")
+    assert_user_error(gmem("--store", store, "stats", "--bogus"), "--bogus")
+    assert counts(store) == before
+
+
+# ---- the installed script ---------------------------------------------------------------
+def _script(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **{k: v for k, v in ENV.items() if v is not None}, "CI": "true"}
+    env.pop("GMEM_STORE", None)
+    return subprocess.run([sys.executable, "-m", "gmem.cli", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+
+
+def test_script_reports_user_errors_without_traceback(store: Path, tmp_path: Path) -> None:
+    done = _script("--store", store, "ingest", MALFORMED, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and done.stderr.startswith("error: ")
+    assert "malformed.jsonl:3" in done.stderr and "Traceback" not in done.stderr
+    done = _script("--store", "ftp://example.org/x", "stats", cwd=tmp_path)
+    assert done.returncode == 2 and "unknown store URL scheme" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = _script("--version", cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == f"gmem {__version__}"
