@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PYTHON ?= python3
 
-.PHONY: install install-all demo test lint typecheck bench neo4j-start neo4j-stop clean
+.PHONY: install install-all demo test test-core lint typecheck bench neo4j-start neo4j-stop clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,21 @@ install-all: $(VENV)/.all
 demo: install
 	$(VENV)/bin/gmem demo
 
-test: install
-	$(PY) -m pytest
+# The whole suite, as CI runs it: every extra installed and a real Neo4j server (started
+# here when none runs, and stopped again afterwards). `make test-core` skips both.
+test: install-all
+	@started=0; \
+	if ! bash graph_store/neo4j/server.sh status >/dev/null 2>&1; then \
+	  bash graph_store/neo4j/server.sh start || exit 1; started=1; \
+	fi; \
+	eval "$$(bash graph_store/neo4j/server.sh env)"; \
+	export GMEM_NEO4J_URI GMEM_NEO4J_USER GMEM_NEO4J_PASSWORD; \
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$started = 1 ]; then bash graph_store/neo4j/server.sh stop; fi; \
+	exit $$rc
+
+test-core: install
+	$(PY) -m pytest --ignore=tests/langgraph --ignore=tests/notebooks -m "not torch" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
