@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import importlib.util
 import itertools
 import json
 import math
@@ -387,12 +388,19 @@ def _load_sentence_transformer(path: Path, device: str | None) -> Any:
     return SentenceTransformer(str(path), device=device)
 
 
+def _gpu_present() -> bool:
+    """An NVIDIA device and torch on this machine, checked without importing torch."""
+    return Path("/dev/nvidiactl").exists() and importlib.util.find_spec("torch") is not None
+
+
 class MiniLMEmbedder(_Embedder):
     """all-MiniLM-L6-v2 (384 dimensions), the paper's embedder, fully offline.
 
-    ``backend="auto"`` takes sentence-transformers when it and torch import (on CUDA when
-    available) and the numpy runtime otherwise; ``self.backend`` says which one runs. Both
-    produce the same vectors, so a store written with one can be read with the other.
+    ``backend="auto"`` takes sentence-transformers on a GPU machine where it and torch
+    import, and the numpy runtime otherwise: on a CPU, numpy embeds one text about twice as
+    fast and loads in a tenth of a second instead of several (torch's import).
+    ``self.backend`` says which one runs. Both produce the same vectors, so a store
+    written with one can be read with the other.
     """
 
     name = MINILM_NAME
@@ -415,7 +423,9 @@ class MiniLMEmbedder(_Embedder):
         self.batch_size = batch_size
         self._st_model: Any = None
         self._numpy: _NumpyMiniLM | None = None
-        if backend in ("auto", "sentence-transformers"):
+        on_gpu = (device or "").startswith("cuda") or (device is None and _gpu_present())
+        wants_st = backend == "sentence-transformers" or (backend == "auto" and on_gpu)
+        if wants_st:
             try:
                 self._st_model = _load_sentence_transformer(path, device)
             except (ImportError, OSError, RuntimeError) as exc:

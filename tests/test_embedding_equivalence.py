@@ -46,9 +46,11 @@ def test_numpy_runtime_matches_sentence_transformers() -> None:
 
 
 @pytest.mark.torch
-def test_auto_backend_prefers_sentence_transformers_when_torch_imports() -> None:
-    import torch  # noqa: F401
+def test_auto_backend_uses_torch_only_on_a_gpu() -> None:
+    import torch
 
     from gmem.embedding import MiniLMEmbedder
 
-    assert MiniLMEmbedder().backend == "sentence-transformers"
+    expected = "sentence-transformers" if torch.cuda.is_available() else "numpy"
+    assert MiniLMEmbedder().backend == expected
+    assert MiniLMEmbedder(backend="sentence-transformers").backend == "sentence-transformers"
