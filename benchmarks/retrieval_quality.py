@@ -65,17 +65,20 @@ def main() -> None:
     for name, overrides in CONFIGS.items():
         cfg = base.model_copy(update=overrides)
         mem = Memory(store, embedder=embedder, llm=HeuristicLLM(embedder, cfg), config=cfg)
-        traj_hits = traj_total = ins_hits = ins_total = 0
+        traj_hits = traj_total = ins_hits = ins_total = first_hits = first_total = 0
         for task in tests:
             recall = mem.recall(task.text)
             trajectories, insights = recall.trajectories, recall.insights
             if name == "full pipeline":
                 role = recall.for_role("actor")
                 trajectories, insights = list(role.trajectories), list(role.insights)
-            for t in trajectories:
-                if t.outcome == Outcome.SUCCESS:
-                    traj_total += 1
-                    traj_hits += family[t.query_id] == task.family
+            shown = [t for t in trajectories if t.outcome == Outcome.SUCCESS]
+            for t in shown:
+                traj_total += 1
+                traj_hits += family[t.query_id] == task.family
+            if shown:
+                first_total += 1
+                first_hits += family[shown[0].query_id] == task.family
             for ins in insights:
                 node = store.get_node(ins.id)
                 assert isinstance(node, Insight)
@@ -84,6 +87,7 @@ def main() -> None:
                 ins_total += 1
                 ins_hits += bool(evidence) and evidence.most_common(1)[0][0] == task.family
         rows[name] = {
+            "first_success_precision": first_hits / first_total if first_total else None,
             "trajectory_precision": traj_hits / traj_total if traj_total else None,
             "trajectories_shown": traj_total,
             "insight_family_share": ins_hits / ins_total if ins_total else None,
@@ -100,13 +104,16 @@ def main() -> None:
         return
     print(f"train {args.train} tasks ({result['stored']}), test {len(tests)} tasks, "
           f"ingest {ingest_s:.1f} s")
-    print(f"{'configuration':<18} {'P(success traj same family)':>28} {'insight family share':>22}")
+    print(f"{'configuration':<18} {'P@1':>5} {'P(success traj same family)':>28} "
+          f"{'insight family share':>22}")
     for name, row in rows.items():
+        p1 = row["first_success_precision"]
+        p1_text = "-" if p1 is None else f"{p1:.2f}"
         p = row["trajectory_precision"]
         s = row["insight_family_share"]
         p_text = "-" if p is None else f"{p:.2f}"
         s_text = "-" if s is None else f"{s:.2f}"
-        print(f"{name:<18} {p_text:>20} (n={row['trajectories_shown']:>3})"
+        print(f"{name:<18} {p1_text:>5} {p_text:>20} (n={row['trajectories_shown']:>3})"
               f" {s_text:>14} (n={row['insights_shown']:>3})")
 
 
