@@ -52,8 +52,13 @@ SCHEMA: tuple[str, ...] = (
         f"CREATE INDEX gmem_{_snake(k)}_seq IF NOT EXISTS FOR (n:{k.value}) ON (n.seq)"
         for k in NodeKind
     ),
-    "CREATE FULLTEXT INDEX gmem_query_text IF NOT EXISTS FOR (n:Query) ON EACH [n.text]",
-    "CREATE FULLTEXT INDEX gmem_insight_text IF NOT EXISTS FOR (n:Insight) ON EACH [n.text]",
+    # Eventually consistent: updated after commit, off the write path (only people
+    # search text, in the Browser); a synchronous update costs ~10 ms per commit.
+    *(
+        f"CREATE FULLTEXT INDEX gmem_{_snake(k)}_text IF NOT EXISTS FOR (n:{k.value}) "
+        "ON EACH [n.text] OPTIONS {indexConfig: {`fulltext.eventually_consistent`: true}}"
+        for k in (NodeKind.QUERY, NodeKind.INSIGHT)
+    ),
 )
 
 CREATE_VECTOR_INDEX: dict[tuple[NodeKind, str], str] = {
@@ -80,50 +85,45 @@ SHOW_VECTOR_INDEXES = (
 )
 
 # ---- node writes -----------------------------------------------------------------------
-#: Another node already holds one of the ids under a different label (kinds never change).
-KIND_CONFLICT: dict[NodeKind, str] = {
-    k: (
-        f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}) WHERE NOT n:{k.value} "
-        "RETURN n.id AS id, n.node_kind AS kind LIMIT 1"
-    )
-    for k in NodeKind
-}
-
-#: Insert or replace by id. ``SET n = ...`` drops properties the new version lacks (a
-#: vector set to None); ``seq`` survives so that replacing keeps the first insert's place.
+#: Insert or replace by id, in one statement per label. ``SET n = ...`` drops properties
+#: the new version lacks (a vector set to None) while ``seq`` keeps the first insert's
+#: place. ``clashes`` lists ids held by a node of another label: the caller raises and
+#: the transaction rolls back, so a node's kind never changes.
 PUT_NODES: dict[NodeKind, str] = {
     k: (
-        f"UNWIND $rows AS row MERGE (n:{k.value} {{id: row.id}}) "
-        "WITH n, row, n.seq AS seq "
-        "SET n = row.props "
-        "SET n.seq = coalesce(seq, row.seq)"
+        f"UNWIND $rows AS row "
+        f"OPTIONAL MATCH (o:{ANY} {{id: row.id}}) WHERE NOT o:{k.value} "
+        f"MERGE (n:{k.value} {{id: row.id}}) ON CREATE SET n.seq = row.seq "
+        "WITH n, o, row.props AS props "
+        "SET n = props {.*, seq: n.seq} "
+        "RETURN collect(o {.id, .node_kind}) AS clashes"
     )
     for k in NodeKind
 }
 
 # ---- edge writes -----------------------------------------------------------------------
-PUT_EDGES: dict[EdgeKind, str] = {
-    k: (
-        f"UNWIND $rows AS row "
-        f"MATCH (s:{ANY} {{id: row.src}}) MATCH (d:{ANY} {{id: row.dst}}) "
-        f"MERGE (s)-[r:{k.value}]->(d) SET r = row.props "
-        "RETURN count(*) AS written"
+#: Every kind in one statement: a relationship type cannot be a parameter, so each row
+#: goes through the one ``FOREACH`` whose type matches its ``kind``.
+PUT_EDGES = (
+    "UNWIND $rows AS row "
+    f"MATCH (s:{ANY} {{id: row.src}}) MATCH (d:{ANY} {{id: row.dst}}) "
+    + " ".join(
+        f"FOREACH (_ IN CASE WHEN row.kind = '{k.value}' THEN [1] ELSE [] END | "
+        f"MERGE (s)-[r:{k.value}]->(d) SET r = row.props)"
+        for k in EdgeKind
     )
-    for k in EdgeKind
-}
+    + " RETURN count(*) AS written"
+)
 
 MISSING_NODES = (
     f"UNWIND $ids AS id OPTIONAL MATCH (n:{ANY} {{id: id}}) WITH id, n WHERE n IS NULL RETURN id"
 )
 
-DELETE_EDGES: dict[EdgeKind, str] = {
-    k: (
-        f"UNWIND $rows AS row "
-        f"MATCH (s:{ANY} {{id: row.src}})-[r:{k.value}]->(d:{ANY} {{id: row.dst}}) "
-        "DELETE r RETURN count(r) AS deleted"
-    )
-    for k in EdgeKind
-}
+DELETE_EDGES = (
+    "UNWIND $rows AS row "
+    f"MATCH (s:{ANY} {{id: row.src}})-[r]->(d:{ANY} {{id: row.dst}}) "
+    "WHERE type(r) = row.kind DELETE r RETURN count(r) AS deleted"
+)
 
 # ---- node reads ------------------------------------------------------------------------
 _WITH_VECTORS = "n {.*} AS props"
@@ -156,12 +156,13 @@ LIST_NODES: dict[tuple[NodeKind, bool, bool, bool], str] = {
 # ---- edge reads and traversal ----------------------------------------------------------
 _EDGE_FILTER = "WHERE ($kinds IS NULL OR type(r) IN $kinds) "
 _EDGE_ROW = (
-    "id AS origin, type(r) AS kind, startNode(r).id AS src, endNode(r).id AS dst, "
-    "properties(r) AS props"
+    "id AS origin, startNode(r) = n AS outgoing, type(r) AS kind, startNode(r).id AS src, "
+    "endNode(r).id AS dst, properties(r) AS props"
 )
-_ARROWS = (("out", "-[r]->"), ("in", "<-[r]-"))
+_ARROWS = (("out", "-[r]->"), ("in", "<-[r]-"), ("both", "-[r]-"))
 
-#: Edges leaving ("out") or entering ("in") the given nodes; ``origin`` is the given node.
+#: Edges leaving ("out"), entering ("in") or touching ("both") the given nodes, with the
+#: given node as ``origin``; a self-loop comes twice under "both".
 EDGES: dict[str, str] = {
     d: f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}){arrow}(m) {_EDGE_FILTER}RETURN {_EDGE_ROW}"
     for d, arrow in _ARROWS
@@ -178,14 +179,15 @@ EXPAND: dict[str, str] = {
 }
 
 # ---- vector search ---------------------------------------------------------------------
-#: Candidates from the HNSW index, filtered and rescored exactly; ``fetched`` tells the
-#: caller whether the index had more to give when too few candidates passed the filter.
+#: Candidates from the HNSW index, then the namespace and exclusion filter; ``fetched``
+#: tells the caller whether the index had more to give when too few passed the filter.
+#: The index is created unquantized, so its score is the exact float32 cosine (scaled).
 VECTOR_QUERY = (
-    "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node "
-    "WITH collect(node) AS found "
+    "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node, score "
+    "WITH collect({n: node, score: score}) AS found "
     "RETURN size(found) AS fetched, "
-    "[n IN found WHERE ($namespace IS NULL OR n.namespace = $namespace) "
-    f"AND NOT n.id IN $exclude | {{id: n.id, score: {_SIMILARITY}}}] AS hits"
+    "[f IN found WHERE ($namespace IS NULL OR f.n.namespace = $namespace) "
+    "AND NOT f.n.id IN $exclude | {id: f.n.id, score: f.score}] AS hits"
 )
 
 #: Exact scan, for reads that must see vectors written earlier in the same transaction
@@ -218,7 +220,7 @@ DELETE_NODES = f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}) {_DETACH_COUNTED}"
 DELETE_NAMESPACE = f"MATCH (n:{ANY}) WHERE n.namespace = $namespace {_DETACH_COUNTED}"
 
 #: Test helper: every gmem node, in chunks so that a large graph fits the heap.
-DELETE_ALL = f"MATCH (n:{ANY}) CALL {{ WITH n DETACH DELETE n }} IN TRANSACTIONS OF 5000 ROWS"
+DELETE_ALL = f"MATCH (n:{ANY}) CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF 5000 ROWS"
 
 # ---- counts ----------------------------------------------------------------------------
 #: Whole-store counts come from Neo4j's count store, one lookup per label and type.

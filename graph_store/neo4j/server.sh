@@ -100,6 +100,7 @@ server.http.advertised_address=127.0.0.1:${HTTP_PORT}
 server.https.enabled=false
 dbms.security.auth_enabled=true
 dbms.usage_report.enabled=false
+client.allow_telemetry=false
 server.memory.pagecache.size=${PAGECACHE}
 db.tx_log.rotation.retention_policy=100M size
 server.directories.data=${HOME_DIR}/data

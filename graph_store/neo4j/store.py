@@ -191,6 +191,25 @@ class Neo4jStore(GraphStore):
 
         self._call(work)
 
+    def reindex_vectors(self) -> None:
+        """Rebuild every vector index from the stored vectors, after a bulk import.
+
+        Neo4j's HNSW indexes are Lucene segments, one more per committed batch until
+        Lucene merges them, and a search visits every segment: 10,000 tasks written in
+        200 batches searched in about 15 ms, the same index rebuilt in one pass in 1.5 ms
+        (rebuilding takes about a second per 10,000 vectors). Searches that run while an
+        index is rebuilt recreate it themselves, so the store stays usable.
+        """
+        self._ensure_open()
+
+        def work() -> None:
+            with self._driver.session(database=self.database) as session:
+                for key in self._dims:
+                    session.run(cypher.DROP_VECTOR_INDEX[key]).consume()
+            self._create_vector_indexes(dict(self._dims))
+
+        self._call(work)
+
     # ---- the one entry point ---------------------------------------------------------
     def batch(self, ops: Sequence[Op]) -> list[Any]:
         self._ensure_open()
@@ -207,7 +226,13 @@ class Neo4jStore(GraphStore):
                     return session.execute_write(work)
                 return session.execute_read(work)
 
-        result: list[Any] = self._call(run)
+        try:
+            result: list[Any] = self._call(run)
+        except StoreError as exc:
+            if not _lost_vector_index(exc):
+                raise
+            self._call(self._restore_vector_indexes)
+            result = self._call(run)
         return result
 
     async def abatch(self, ops: Sequence[Op]) -> list[Any]:
@@ -228,10 +253,15 @@ class Neo4jStore(GraphStore):
                     return await session.execute_write(work)
                 return await session.execute_read(work)
 
-        try:
-            return await run()
-        except Exception as exc:
-            raise self._translate(exc) from exc
+        for attempt in (1, 2):
+            try:
+                return await run()
+            except Exception as exc:
+                error = self._translate(exc)
+                if attempt == 2 or not _lost_vector_index(error):
+                    raise error from exc
+            await asyncio.to_thread(self._call, self._restore_vector_indexes)
+        raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
         """Close the running loop's async driver now, then the store."""
@@ -350,6 +380,16 @@ class Neo4jStore(GraphStore):
                     f"this store, not {dims}"
                 )
 
+    def _restore_vector_indexes(self) -> None:
+        """Recreate vector indexes this handle knew but the server lost (another handle's
+        ``delete_all``, an index dropped by hand), with the dimensions they had."""
+        known = dict(self._dims)
+        with self._driver.session(database=self.database) as session:
+            self._dims = self._read_dims(session)
+        missing = {key: dim for key, dim in known.items() if key not in self._dims}
+        if missing:
+            self._create_vector_indexes(missing)
+
     def _next_seq(self, count: int) -> int:
         """Start of a block of insertion numbers: increasing in this process, time-based."""
         with self._lock:
@@ -411,7 +451,10 @@ def _drive(tx: neo4j.ManagedTransaction, program: Program) -> Any:
     try:
         text, params = next(program)
         while True:
-            text, params = program.send(tx.run(text, params).data())
+            result = tx.run(text, params)
+            keys = result.keys()
+            # Plain dicts of the values: Result.data() would re-walk every vector element.
+            text, params = program.send([dict(zip(keys, record, strict=True)) for record in result])
     except StopIteration as done:
         return done.value
 
@@ -421,9 +464,15 @@ async def _adrive(tx: neo4j.AsyncManagedTransaction, program: Program) -> Any:
         text, params = next(program)
         while True:
             result = await tx.run(text, params)
-            text, params = program.send(await result.data())
+            keys = result.keys()
+            rows = [dict(zip(keys, record, strict=True)) async for record in result]
+            text, params = program.send(rows)
     except StopIteration as done:
         return done.value
+
+
+def _lost_vector_index(error: Exception) -> bool:
+    return isinstance(error, StoreError) and "no such vector schema index" in str(error)
 
 
 def _one_line(exc: Exception) -> str:
@@ -444,37 +493,42 @@ def _put_nodes(nodes: Sequence[Node], seq: int) -> Program:
         row = {"id": node.id, "props": codec.node_props(node), "seq": seq + i}
         by_kind.setdefault(node.kind, []).append(row)
     for kind, rows in by_kind.items():
-        ids = [row["id"] for row in rows]
-        clash = yield cypher.KIND_CONFLICT[kind], {"ids": ids}
-        if clash:
-            node_id, other = clash[0]["id"], clash[0]["kind"]
-            raise UserInputError(f"node {node_id} exists as a {other}, not a {kind.value}")
-        yield cypher.PUT_NODES[kind], {"rows": rows}
+        (result,) = yield cypher.PUT_NODES[kind], {"rows": rows}
+        if result["clashes"]:
+            clash = result["clashes"][0]
+            raise UserInputError(
+                f"node {clash['id']} exists as a {clash['node_kind']}, not a {kind.value}"
+            )
 
 
 def _put_edges(edges: Sequence[Edge]) -> Program:
-    by_kind: dict[EdgeKind, list[dict[str, Any]]] = {}
-    for edge in edges:
-        row = {"src": edge.src, "dst": edge.dst, "props": codec.edge_props(dict(edge.props))}
-        by_kind.setdefault(EdgeKind(edge.kind), []).append(row)
-    for kind, rows in by_kind.items():
-        written = yield cypher.PUT_EDGES[kind], {"rows": rows}
-        if written[0]["written"] != len(rows):
-            ends = list(dict.fromkeys(i for row in rows for i in (row["src"], row["dst"])))
-            missing = yield cypher.MISSING_NODES, {"ids": ends}
-            node_id = missing[0]["id"] if missing else "?"
-            raise NotFoundError(f"cannot add {kind.value} edge: node {node_id} not found")
+    rows = [
+        {
+            "kind": EdgeKind(edge.kind).value,
+            "src": edge.src,
+            "dst": edge.dst,
+            "props": codec.edge_props(dict(edge.props)),
+        }
+        for edge in edges
+    ]
+    if not rows:
+        return
+    (written,) = yield cypher.PUT_EDGES, {"rows": rows}
+    if written["written"] != len(rows):
+        ends = list(dict.fromkeys(i for row in rows for i in (row["src"], row["dst"])))
+        missing = yield cypher.MISSING_NODES, {"ids": ends}
+        node_id = missing[0]["id"] if missing else "?"
+        kind = next((r["kind"] for r in rows if node_id in (r["src"], r["dst"])), "an")
+        raise NotFoundError(f"cannot add {kind} edge: node {node_id} not found")
 
 
 def _delete_edges(keys: Sequence[tuple[EdgeKind, str, str]]) -> Program:
-    by_kind: dict[EdgeKind, list[dict[str, str]]] = {}
-    for kind, src, dst in dict.fromkeys((EdgeKind(k), s, d) for k, s, d in keys):
-        by_kind.setdefault(kind, []).append({"src": src, "dst": dst})
-    removed = 0
-    for kind, rows in by_kind.items():
-        deleted = yield cypher.DELETE_EDGES[kind], {"rows": rows}
-        removed += int(deleted[0]["deleted"])
-    return removed
+    unique = dict.fromkeys((EdgeKind(k).value, s, d) for k, s, d in keys)
+    rows = [{"kind": k, "src": s, "dst": d} for k, s, d in unique]
+    if not rows:
+        return 0
+    (deleted,) = yield cypher.DELETE_EDGES, {"rows": rows}
+    return int(deleted["deleted"])
 
 
 def _removed(rows: Rows) -> Removed:
@@ -521,16 +575,19 @@ def _edge_order(row: dict[str, Any]) -> tuple[str, str, str]:
     return (row["kind"], row["src"], row["dst"])
 
 
-def _by_origin(rows: Rows, grouped: dict[str, Rows]) -> None:
-    """Append rows to their origin's list, each direction's rows in a stable order."""
-    for row in sorted(rows, key=_edge_order):
+def _by_origin(rows: Rows) -> dict[str, Rows]:
+    """Rows per origin node, out-edges before in-edges as the embedded store walks them,
+    then by kind and ends so that the order does not depend on Neo4j's storage layout."""
+    grouped: dict[str, Rows] = {}
+    for row in sorted(rows, key=lambda r: (not r["outgoing"], *_edge_order(r))):
         grouped.setdefault(row["origin"], []).append(row)
+    return grouped
 
 
-def _directions(direction: str) -> tuple[str, ...]:
+def _check_direction(direction: str) -> str:
     if direction not in ("out", "in", "both"):
         raise UserInputError(f"direction must be 'out', 'in' or 'both', not {direction!r}")
-    return ("out", "in") if direction == "both" else (direction,)
+    return direction
 
 
 def _edge(row: dict[str, Any]) -> Edge:
@@ -539,10 +596,8 @@ def _edge(row: dict[str, Any]) -> Edge:
 
 def _get_edges(ids: Sequence[str], kinds: Sequence[EdgeKind] | None, direction: str) -> Program:
     unique = list(dict.fromkeys(ids))
-    grouped: dict[str, Rows] = {}
-    for d in _directions(direction):
-        rows = yield cypher.EDGES[d], {"ids": unique, "kinds": _kind_names(kinds)}
-        _by_origin(rows, grouped)
+    params = {"ids": unique, "kinds": _kind_names(kinds)}
+    grouped = _by_origin((yield cypher.EDGES[_check_direction(direction)], params))
     seen: set[tuple[str, str, str]] = set()
     out: list[Edge] = []
     for node_id in unique:
@@ -560,26 +615,19 @@ def _neighbors(
     direction: str,
     node_kind: NodeKind | None,
 ) -> Program:
-    """Level-by-level BFS, one round trip per hop and direction, as the embedded store
-    walks it: frontier in discovery order, each node's out-edges before its in-edges."""
-    directions = _directions(direction)
+    """Level-by-level BFS, one round trip per hop, as the embedded store walks it: the
+    frontier in discovery order, each node's out-edges before its in-edges. Ids that name
+    no node simply expand to nothing."""
+    statement = cypher.EXPAND[_check_direction(direction)]
     want = None if node_kind is None else NodeKind(node_kind).value
-    start = list(dict.fromkeys(ids))
-    if not start or hops < 1:
-        return []
-    missing = yield cypher.MISSING_NODES, {"ids": start}
-    absent = {row["id"] for row in missing}
-    frontier = [i for i in start if i not in absent]
+    frontier = list(dict.fromkeys(ids))
     visited = set(frontier)
     reached: list[Reached] = []
     for hop in range(1, hops + 1):
         if not frontier:
             break
-        grouped: dict[str, Rows] = {}
-        for d in directions:
-            params = {"ids": frontier, "kinds": _kind_names(kinds), "visited": list(visited)}
-            rows = yield cypher.EXPAND[d], params
-            _by_origin(rows, grouped)
+        params = {"ids": frontier, "kinds": _kind_names(kinds), "visited": list(visited)}
+        grouped = _by_origin((yield statement, params))
         next_frontier: list[str] = []
         for origin in frontier:
             for row in grouped.get(origin, []):
