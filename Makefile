@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PYTHON ?= python3
 
-.PHONY: install install-all demo test test-core lint typecheck bench neo4j-start neo4j-stop clean
+.PHONY: install install-all system-deps demo test test-core lint typecheck bench neo4j-start neo4j-stop clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,14 @@ demo: install
 
 # The whole suite, as CI runs it: every extra installed and a real Neo4j server (started
 # here when none runs, and stopped again afterwards). `make test-core` skips both.
-test: install-all
+# Debian's chromium, for the Neo4j Browser screenshot test (Playwright drives it).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "install chromium (sudo apt-get install chromium), then run make test again" >&2; exit 1; fi; }
+
+test: install-all system-deps
 	@started=0; \
 	if ! bash graph_store/neo4j/server.sh status >/dev/null 2>&1; then \
 	  bash graph_store/neo4j/server.sh start || exit 1; started=1; \

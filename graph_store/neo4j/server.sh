@@ -124,9 +124,11 @@ cmd_install() {
     write_pom
     rm -rf "${LIB}" && mkdir -p "${LIB}"
     local start=${SECONDS}
-    mvn -B -q -Dstyle.color=never -f "${HOME_DIR}/pom.xml" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="${LIB}" \
-        || die "Maven could not fetch the Neo4j jars: check access to Maven Central and the versions"
+    if ! mvn -B -q -Dstyle.color=never -f "${HOME_DIR}/pom.xml" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="${LIB}" >"${HOME_DIR}/logs/maven.log" 2>&1; then
+        tail -n 30 "${HOME_DIR}/logs/maven.log" >&2
+        die "Maven could not fetch the Neo4j jars: check access to Maven Central and the versions"
+    fi
     [[ -n "$(find "${LIB}" -name "neo4j-${NEO4J_VERSION}.jar" -print -quit)" ]] \
         || die "org.neo4j:neo4j ${NEO4J_VERSION} is missing from ${LIB} after Maven ran"
     printf '%s\n' "${STAMP_TEXT}" >"${STAMP}"

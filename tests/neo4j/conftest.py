@@ -1,0 +1,61 @@
+"""Fixtures for the tests that need a real Neo4j server.
+
+They run when ``GMEM_NEO4J_URI`` is set (``eval "$(graph_store/neo4j/server.sh env)"``
+sets it for the local server) and then fail, never skip, when the server is missing.
+Without the variable they are deselected, so a plain ``pytest`` on a machine without
+Neo4j still runs everything else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from graph_store.neo4j import Neo4jStore
+
+HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class Neo4jSettings:
+    uri: str
+    user: str
+    password: str
+
+    def open(self, **options: object) -> Neo4jStore:
+        return Neo4jStore(
+            self.uri, user=self.user, password=self.password, database="neo4j", **options
+        )  # type: ignore[arg-type]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mine = [item for item in items if HERE in Path(str(item.path)).parents]
+    for item in mine:
+        item.add_marker(pytest.mark.neo4j)
+    if os.environ.get("GMEM_NEO4J_URI"):
+        return
+    config.hook.pytest_deselected(items=mine)
+    items[:] = [item for item in items if item not in mine]
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings() -> Neo4jSettings:
+    return Neo4jSettings(
+        uri=os.environ["GMEM_NEO4J_URI"],
+        user=os.environ.get("GMEM_NEO4J_USER", "neo4j"),
+        password=os.environ.get("GMEM_NEO4J_PASSWORD", ""),
+    )
+
+
+@pytest.fixture
+def neo4j_store(neo4j_settings: Neo4jSettings) -> Iterator[Neo4jStore]:
+    store = neo4j_settings.open()
+    store.delete_all()
+    try:
+        yield store
+    finally:
+        store.close()

@@ -1,0 +1,482 @@
+"""What the conformance suite cannot see: Neo4j's schema, Cypher safety, faults, retries.
+
+Every test talks to the real server named by ``GMEM_NEO4J_URI``; nothing is mocked
+except the one statement a fault-injection test breaks on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import graph_store.neo4j.store as store_module
+from graph_store import Edge, EdgeKind, Insight, NodeKind, Outcome, QueryNode, Utterance
+from graph_store.errors import StoreError, StoreUnavailableError, UserInputError
+from graph_store.model import query_id_for
+from graph_store.neo4j import Neo4jStore, cypher
+from graph_store.ops import PutEdges, PutNodes, VectorSearch
+from tests.neo4j.conftest import Neo4jSettings
+
+EVIL = [
+    "x'}) MATCH (n) DETACH DELETE n //",
+    'x"}) MATCH (n) DETACH DELETE n //',
+    "x` MATCH (n) DETACH DELETE n //",
+    "$ids} RETURN 1; MATCH (n) DETACH DELETE n",
+    "\\' OR 1=1 --",
+]
+
+
+def a_task(
+    text: str, ns: str = "default", n: int = 3, role: str = "planner", agent: str = "alice"
+) -> tuple[QueryNode, list[Utterance], list[Edge]]:
+    q = QueryNode(id=query_id_for(ns, text), text=text, namespace=ns, outcome=Outcome.SUCCESS)
+    utts = [
+        Utterance(
+            query_id=q.id,
+            namespace=ns,
+            step=i,
+            agent=agent,
+            role=role,
+            content=f"{text} / step {i}",
+        )
+        for i in range(n)
+    ]
+    edges = [Edge(kind=EdgeKind.HAS_TRACE, src=q.id, dst=u.id) for u in utts]
+    edges += [Edge(kind=EdgeKind.NEXT, src=a.id, dst=b.id) for a, b in itertools.pairwise(utts)]
+    return q, utts, edges
+
+
+def schema(store: Neo4jStore) -> set[tuple[str, str]]:
+    records, _, _ = store._driver.execute_query(
+        "SHOW INDEXES YIELD name, type WHERE name STARTS WITH 'gmem_' RETURN name, type",
+        database_="neo4j",
+    )
+    return {(r["name"], r["type"]) for r in records}
+
+
+def raw_count(store: Neo4jStore) -> int:
+    records, _, _ = store._driver.execute_query("MATCH (n) RETURN count(n) AS n", database_="neo4j")
+    return int(records[0]["n"])
+
+
+# ---- schema ------------------------------------------------------------------------------
+def test_schema_is_applied_at_connect_and_idempotent(
+    neo4j_store: Neo4jStore, neo4j_settings: Neo4jSettings
+) -> None:
+    before = schema(neo4j_store)
+    for kind in NodeKind:
+        label = kind.value.lower()
+        assert (f"gmem_{label}_id", "RANGE") in before  # backs the uniqueness constraint
+        assert (f"gmem_{label}_namespace", "RANGE") in before
+    assert {("gmem_query_text", "FULLTEXT"), ("gmem_insight_text", "FULLTEXT")} <= before
+    for _ in range(2):
+        neo4j_settings.open().close()
+    assert schema(neo4j_store) == before
+    constraints, _, _ = neo4j_store._driver.execute_query(
+        "SHOW CONSTRAINTS YIELD name, type, labelsOrTypes, properties "
+        "WHERE name STARTS WITH 'gmem_' RETURN name, type, labelsOrTypes, properties",
+        database_="neo4j",
+    )
+    assert {
+        (tuple(c["labelsOrTypes"]), tuple(c["properties"]), c["type"]) for c in constraints
+    } == {((k.value,), ("id",), "UNIQUENESS") for k in NodeKind}
+
+
+def test_vector_index_is_created_on_first_vector_with_its_dimension(
+    neo4j_store: Neo4jStore,
+) -> None:
+    assert not any(t == "VECTOR" for _, t in schema(neo4j_store))
+    neo4j_store.put_nodes([QueryNode(text="t", embedding=np.ones(6, dtype=np.float32))])
+    records, _, _ = neo4j_store._driver.execute_query(
+        "SHOW VECTOR INDEXES YIELD name, labelsOrTypes, properties, options, state "
+        "WHERE name STARTS WITH 'gmem_' RETURN *",
+        database_="neo4j",
+    )
+    (index,) = records
+    assert index["name"] == cypher.vector_index_name(NodeKind.QUERY, "embedding")
+    assert index["labelsOrTypes"] == ["Query"] and index["properties"] == ["embedding"]
+    config = index["options"]["indexConfig"]
+    assert config["vector.dimensions"] == 6
+    assert config["vector.similarity_function"].lower() == "cosine"
+    assert index["state"] == "ONLINE"
+
+
+def test_indexed_search_matches_exact_cosine_with_namespace_filter(
+    neo4j_store: Neo4jStore,
+) -> None:
+    """Namespace 'rare' holds 5 of 400 vectors, so the oversampling loop must widen."""
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(400, 16)).astype(np.float32)
+    nodes = [
+        QueryNode(
+            text=f"task {i}", namespace="rare" if i % 80 == 0 else "bulk", embedding=vectors[i]
+        )
+        for i in range(400)
+    ]
+    neo4j_store.put_nodes(nodes)
+    probe = rng.normal(size=16).astype(np.float32)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    exact = unit @ (probe / np.linalg.norm(probe))
+    for ns, k in (("rare", 3), ("bulk", 10), (None, 10)):
+        rows = [i for i in range(400) if ns is None or nodes[i].namespace == ns]
+        want = sorted(rows, key=lambda i: -exact[i])[:k]
+        hits = neo4j_store.vector_search(NodeKind.QUERY, probe, k=k, namespace=ns)
+        assert [h.id for h in hits] == [nodes[i].id for i in want]
+        assert [h.score for h in hits] == pytest.approx([exact[i] for i in want], abs=1e-5)
+    # In a batch after a write, the scan path (which sees uncommitted vectors) agrees.
+    extra = QueryNode(text="fresh", namespace="rare", embedding=probe)
+    _, hits = neo4j_store.batch(
+        [PutNodes([extra]), VectorSearch(NodeKind.QUERY, probe, 2, namespace="rare")]
+    )
+    assert hits[0].id == extra.id and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    rare = sorted((i for i in range(400) if i % 80 == 0), key=lambda i: -exact[i])
+    assert hits[1].id == nodes[rare[0]].id
+
+
+# ---- Cypher injection --------------------------------------------------------------------
+@pytest.mark.parametrize("evil", EVIL)
+def test_injection_through_text_roles_and_namespaces_is_stored_as_data(
+    neo4j_store: Neo4jStore, evil: str
+) -> None:
+    bystander, b_utts, b_edges = a_task("innocent task", ns="bystanders")
+    neo4j_store.batch([PutNodes([bystander, *b_utts]), PutEdges(b_edges)])
+    q, utts, edges = a_task(evil, ns=evil, role=evil, agent=evil)
+    insight = Insight(text=evil, namespace=evil, roles=[evil], metadata={evil: evil})
+    edges.append(Edge(kind=EdgeKind.SUPPORTS, src=q.id, dst=insight.id, props={evil: evil}))
+    neo4j_store.batch([PutNodes([q, *utts, insight]), PutEdges(edges)])
+
+    assert raw_count(neo4j_store) == 2 * (1 + 3) + 1
+    assert neo4j_store.get_nodes([q.id, utts[0].id, insight.id]) == [q, utts[0], insight]
+    assert neo4j_store.namespaces() == sorted(["bystanders", evil])
+    assert [n.id for n in neo4j_store.list_nodes(NodeKind.UTTERANCE, namespace=evil)] == [
+        u.id for u in utts
+    ]
+    assert neo4j_store.get_edges([q.id], kinds=[EdgeKind.SUPPORTS])[0].props == {evil: evil}
+    assert neo4j_store.count(evil).nodes == {"Query": 1, "Utterance": 3, "Insight": 1}
+    removed = neo4j_store.delete_namespace(evil)
+    assert removed.nodes == 5
+    assert neo4j_store.count().nodes == {"Query": 1, "Utterance": 3}
+    assert neo4j_store.get_node(bystander.id) == bystander
+
+
+def test_statements_are_fixed_text_with_no_data_in_them() -> None:
+    """Every statement is built at import time; its only literals are fixed names."""
+    texts: list[str] = []
+    for name in dir(cypher):
+        value = getattr(cypher, name)
+        if name.isupper() and isinstance(value, str):
+            texts.append(value)
+        elif name.isupper() and isinstance(value, dict | tuple):
+            items = value.values() if isinstance(value, dict) else value
+            texts.extend(v for v in items if isinstance(v, str))
+    assert len(texts) > 60
+    allowed = {
+        "cosine",
+        "gmem_",
+        "vector.dimensions",
+        *(k.value for k in NodeKind),
+        *(k.value for k in EdgeKind),
+    }
+    for text in texts:
+        assert set(re.findall(r"'([^']*)'", text)) <= allowed, text
+        assert '"' not in text, text
+
+
+# ---- faults ------------------------------------------------------------------------------
+def test_wrong_password_is_a_one_line_unavailable_error(neo4j_settings: Neo4jSettings) -> None:
+    wrong = Neo4jSettings(neo4j_settings.uri, neo4j_settings.user, "not-the-password")
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError) as info:
+        wrong.open()
+    message = str(info.value)
+    assert "\n" not in message and "password" in message and neo4j_settings.uri in message
+    assert time.monotonic() - started < 10
+    time.sleep(0.2)  # leave the server's failed-login counter alone for the next test
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_server_down_is_a_one_line_unavailable_error(neo4j_settings: Neo4jSettings) -> None:
+    down = Neo4jSettings(f"bolt://127.0.0.1:{_free_port()}", "neo4j", "x")
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError) as info:
+        down.open(connect_timeout_s=2.0)
+    assert "\n" not in str(info.value) and "server.sh start" in str(info.value)
+    assert time.monotonic() - started < 10
+
+
+def test_failure_between_statements_leaves_no_partial_task(
+    neo4j_store: Neo4jStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    q, utts, edges = a_task("half written", n=5)
+    real_drive = store_module._drive
+    statements: list[str] = []
+
+    def drive_then_fail(tx: Any, program: Any) -> Any:
+        result = real_drive(tx, program)
+        statements.append("op")
+        if len(statements) == 1:  # the nodes are written, the edges not yet
+            raise RuntimeError("injected failure between statements")
+        return result
+
+    monkeypatch.setattr(store_module, "_drive", drive_then_fail)
+    with pytest.raises(RuntimeError, match="injected"):
+        neo4j_store.batch([PutNodes([q, *utts]), PutEdges(edges)])
+    monkeypatch.undo()
+    assert statements == ["op"]
+    assert raw_count(neo4j_store) == 0
+    assert neo4j_store.count().total_nodes == 0
+
+
+def test_server_side_error_mid_batch_rolls_back(neo4j_store: Neo4jStore) -> None:
+    q, utts, edges = a_task("clash")
+    with pytest.raises(UserInputError):
+        neo4j_store.batch(
+            [PutNodes([q, *utts]), PutEdges(edges), PutNodes([Insight(id=q.id, text="x")])]
+        )
+    assert raw_count(neo4j_store) == 0
+
+
+def test_transient_errors_are_retried_then_bounded(
+    neo4j_settings: Neo4jSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import neo4j
+
+    store = neo4j_settings.open(retry_s=3.0)
+    try:
+        store.delete_all()
+        real_drive = store_module._drive
+        attempts = {"n": 0}
+
+        def flaky(tx: Any, program: Any) -> Any:
+            attempts["n"] += 1
+            result = real_drive(tx, program)
+            if attempts["n"] == 1:
+                raise neo4j.exceptions.TransientError("injected deadlock")
+            return result
+
+        q, utts, edges = a_task("retried")
+        monkeypatch.setattr(store_module, "_drive", flaky)
+        store.batch([PutNodes([q, *utts]), PutEdges(edges)])
+        assert attempts["n"] == 3  # first try (2 ops, failed after op 1) + 2 ops again
+        assert store.count().nodes == {"Query": 1, "Utterance": 3}
+
+        def always(tx: Any, program: Any) -> Any:
+            raise neo4j.exceptions.TransientError("injected, forever")
+
+        monkeypatch.setattr(store_module, "_drive", always)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError):
+            store.batch([PutNodes([a_task("never")[0]])])
+        assert time.monotonic() - started < 10
+    finally:
+        monkeypatch.undo()
+        store.close()
+
+
+def test_database_errors_surface_as_store_errors(neo4j_store: Neo4jStore) -> None:
+    with pytest.raises(StoreError):
+        neo4j_store._call(
+            lambda: neo4j_store._driver.execute_query("RETURN 1/0", database_="neo4j")
+        )
+
+
+# ---- async -------------------------------------------------------------------------------
+def test_native_async_batches_across_event_loops(neo4j_store: Neo4jStore) -> None:
+    async def write_and_read(text: str) -> int:
+        q, utts, edges = a_task(text)
+        await neo4j_store.abatch([PutNodes([q, *utts]), PutEdges(edges)])
+        reached = await neo4j_store.aneighbors([q.id], kinds=[EdgeKind.HAS_TRACE])
+        return len(reached)
+
+    async def many() -> list[int]:
+        return list(await asyncio.gather(*(write_and_read(f"t{i}") for i in range(4))))
+
+    assert asyncio.run(many()) == [3] * 4
+    assert asyncio.run(write_and_read("second loop")) == 3  # a new loop gets a new driver
+    assert neo4j_store.count().nodes == {"Query": 5, "Utterance": 15}
+
+
+def test_a_handle_recovers_vector_indexes_another_handle_dropped(
+    neo4j_store: Neo4jStore, neo4j_settings: Neo4jSettings
+) -> None:
+    neo4j_store.put_nodes([QueryNode(text="first", embedding=np.ones(4, dtype=np.float32))])
+    other = neo4j_settings.open()
+    try:
+        other.delete_all()  # drops the index this handle still believes in
+    finally:
+        other.close()
+    q = QueryNode(text="second", embedding=np.array([1, 0, 0, 0], dtype=np.float32))
+    neo4j_store.put_nodes([q])
+    hits = neo4j_store.vector_search(NodeKind.QUERY, np.array([1, 0, 0, 0], np.float32), k=3)
+    assert [h.id for h in hits] == [q.id]
+    assert (cypher.vector_index_name(NodeKind.QUERY, "embedding"), "VECTOR") in schema(neo4j_store)
+
+    async def search() -> list[str]:
+        other = neo4j_settings.open()
+        other.delete_all()
+        other.close()
+        await neo4j_store.aput_nodes([q])
+        found = await neo4j_store.avector_search(NodeKind.QUERY, q.embedding, k=3)
+        return [h.id for h in found]
+
+    assert asyncio.run(search()) == [q.id]
+
+
+class Relay:
+    """A TCP relay in front of the server that can cut every connection and refuse new
+    ones for a while: to the driver, exactly what a server restart looks like."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.refuse_until = 0.0
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if time.monotonic() < self.refuse_until:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def restart(self, down_s: float) -> None:
+        self.refuse_until = time.monotonic() + down_s
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self.restart(0)
+        self.listener.close()
+
+
+@pytest.fixture
+def relay(neo4j_settings: Neo4jSettings) -> Iterator[Relay]:
+    host_port = neo4j_settings.uri.split("://", 1)[1].rstrip("/")
+    host, _, port = host_port.rpartition(":")
+    link = Relay((host or "127.0.0.1", int(port or 7687)))
+    try:
+        yield link
+    finally:
+        link.close()
+
+
+def _through(relay: Relay, settings: Neo4jSettings, **options: Any) -> Neo4jStore:
+    return Neo4jSettings(f"bolt://127.0.0.1:{relay.port}", settings.user, settings.password).open(
+        **options
+    )
+
+
+def test_server_restart_mid_batch_is_retried_without_partial_writes(
+    neo4j_store: Neo4jStore,
+    neo4j_settings: Neo4jSettings,
+    relay: Relay,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = _through(relay, neo4j_settings, retry_s=20.0)
+    try:
+        real_drive = store_module._drive
+        calls = {"n": 0}
+
+        def restart_after_first_statement(tx: Any, program: Any) -> Any:
+            result = real_drive(tx, program)
+            calls["n"] += 1
+            if calls["n"] == 1:
+                relay.restart(down_s=1.5)
+            return result
+
+        q, utts, edges = a_task("survives a restart", n=4)
+        monkeypatch.setattr(store_module, "_drive", restart_after_first_statement)
+        store.batch([PutNodes([q, *utts]), PutEdges(edges)])
+        monkeypatch.undo()
+        assert calls["n"] >= 3  # the first attempt died after its first op, then a retry
+        assert neo4j_store.count().nodes == {"Query": 1, "Utterance": 4}
+        assert neo4j_store.count().edges == {"HAS_TRACE": 4, "NEXT": 3}
+    finally:
+        store.close()
+
+
+def test_server_down_longer_than_the_retry_budget_fails_cleanly(
+    neo4j_store: Neo4jStore,
+    neo4j_settings: Neo4jSettings,
+    relay: Relay,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = _through(relay, neo4j_settings, retry_s=2.0, connect_timeout_s=1.0)
+    try:
+        real_drive = store_module._drive
+
+        def restart_for_long(tx: Any, program: Any) -> Any:
+            result = real_drive(tx, program)
+            relay.restart(down_s=30.0)
+            return result
+
+        q, utts, edges = a_task("lost to an outage", n=4)
+        monkeypatch.setattr(store_module, "_drive", restart_for_long)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError) as info:
+            store.batch([PutNodes([q, *utts]), PutEdges(edges)])
+        assert time.monotonic() - started < 20
+        assert "\n" not in str(info.value)
+        assert raw_count(neo4j_store) == 0
+    finally:
+        monkeypatch.undo()
+        store.close()
+
+
+def test_reindex_vectors_keeps_search_results(neo4j_store: Neo4jStore) -> None:
+    rng = np.random.default_rng(3)
+    nodes = [
+        QueryNode(text=f"t{i}", embedding=rng.normal(size=8).astype(np.float32)) for i in range(50)
+    ]
+    insight = Insight(text="i", graph_embedding=np.ones(3, dtype=np.float32))
+    for start in range(0, 50, 5):  # many small commits, as a running team writes
+        neo4j_store.put_nodes(nodes[start : start + 5])
+    neo4j_store.put_nodes([insight])
+    probe = rng.normal(size=8).astype(np.float32)
+    before = neo4j_store.vector_search(NodeKind.QUERY, probe, k=5)
+    neo4j_store.reindex_vectors()
+    assert neo4j_store.vector_search(NodeKind.QUERY, probe, k=5) == before
+    hits = neo4j_store.vector_search(NodeKind.INSIGHT, np.ones(3), k=1, field="graph_embedding")
+    assert [h.id for h in hits] == [insight.id]
