@@ -105,6 +105,7 @@ app.command()(commands.show)
 app.command()(commands.stats)
 app.command()(commands.export)
 app.command()(commands.forget)
+app.command()(commands.migrate)
 
 
 def main() -> None:

@@ -222,3 +222,39 @@ def forget(
                    else memory.forget_task(qid))
         render.console().print(f"Forgot {what}: {removed.nodes} nodes and {removed.edges} "
                                "edges removed.", markup=False)
+
+
+def migrate(
+    source: Annotated[str, typer.Option("--from", help="Store to copy from (path or URL).")],
+    target: Annotated[str, typer.Option("--to", help="Store to copy into (path or URL).")],
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", "-n", help="Copy only this namespace.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy a memory between stores, then check the counts match.
+
+    Example: gmem migrate --from .gmem/demo.db --to neo4j://127.0.0.1:7687
+    """
+    from gmem.migrate import copy_memory
+    from graph_store import open_store
+    from graph_store.embedded import EmbeddedStore
+
+    if "://" not in source and source != ":memory:" and not Path(source).is_file():
+        raise UserInputError(f"cannot read {source}: no such store file")
+    if namespace is not None:
+        check_namespace(namespace)
+    with open_store(source) as src, open_store(target) as dst:
+        if namespace is not None and namespace not in src.namespaces():
+            raise UnknownNamespaceError(f"namespace {namespace!r} holds no memory in {source}")
+        if isinstance(src, EmbeddedStore) and isinstance(dst, EmbeddedStore) and (
+                Path(src.path).resolve() == Path(dst.path).resolve()):
+            raise UserInputError("--from and --to name the same store")
+        report = copy_memory(src, dst, namespace)
+    if as_json:
+        render.emit_json({"source": {"nodes": report.source.nodes, "edges": report.source.edges},
+                          "target": {"nodes": report.target.nodes, "edges": report.target.edges}})
+        return
+    render.console().print(
+        f"copied {report.source.total_nodes} nodes and {report.source.total_edges} edges "
+        f"from {source} to {target}; the target now holds {report.target.total_nodes} nodes "
+        f"and {report.target.total_edges} edges")
