@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import threading
 import warnings
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
@@ -118,8 +119,12 @@ class _Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         # The engine embeds the same short texts again and again (a task at recall and at
         # finish, insight texts at every derivation and merge): remember recent ones.
+        # Async twins embed from worker threads: the cache is shared, so guard it.
         cache: OrderedDict[str, FloatMatrix] = self.__dict__.setdefault("_cache", OrderedDict())
-        missing = list(dict.fromkeys(t for t in items if t not in cache))
+        lock: threading.Lock = self.__dict__.setdefault("_cache_lock", threading.Lock())
+        with lock:
+            found = {t: cache[t] for t in items if t in cache}
+        missing = list(dict.fromkeys(t for t in items if t not in found))
         if missing:
             fresh = _normalize_rows(self._encode(missing))
             if fresh.shape != (len(missing), self.dim):
@@ -127,15 +132,14 @@ class _Embedder:
                     f"embedder {self.name} returned shape {fresh.shape}, expected "
                     f"({len(missing)}, {self.dim}); check the embedding model setting"
                 )
-            for text, row in zip(missing, fresh, strict=True):
+            found.update(zip(missing, fresh, strict=True))
+        with lock:
+            for text, row in found.items():
                 cache[text] = row
-        out = np.empty((len(items), self.dim), dtype=np.float32)
-        for i, text in enumerate(items):
-            out[i] = cache[text]
-            cache.move_to_end(text)
-        while len(cache) > _CACHE_SIZE:
-            cache.popitem(last=False)
-        return out
+                cache.move_to_end(text)
+            while len(cache) > _CACHE_SIZE:
+                cache.popitem(last=False)
+        return np.stack([found[t] for t in items]).astype(np.float32, copy=False)
 
     async def aembed(self, texts: Sequence[str]) -> FloatMatrix:
         return await asyncio.to_thread(self.embed, texts)

@@ -402,3 +402,15 @@ def test_openai_without_key_or_url_is_a_config_error(monkeypatch: pytest.MonkeyP
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         OpenAIEmbedder("text-embedding-3-small")
+
+
+def test_cache_is_safe_across_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    emb = HashingEmbedder(16)
+    texts = [f"task {i % 50}" for i in range(400)]
+    with ThreadPoolExecutor(8) as pool:
+        rows = list(pool.map(lambda t: emb.embed([t, "shared"])[0], texts))
+    fresh = HashingEmbedder(16)
+    for text, row in zip(texts, rows, strict=True):
+        assert np.array_equal(row, fresh.embed([text])[0])
