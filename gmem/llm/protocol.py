@@ -9,6 +9,7 @@ endpoint is configured. Both count usage per operation.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -158,13 +159,16 @@ class UsageLedger:
     """Token usage per memory operation, as reported by the endpoint."""
 
     by_operation: dict[str, OperationUsage] = field(default_factory=dict)
+    # Async twins call the reasoner from worker threads; += on shared counters is not atomic.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, op: str, prompt: int = 0, completion: int = 0, failed: bool = False) -> None:
-        entry = self.by_operation.setdefault(op, OperationUsage())
-        entry.calls += 1
-        entry.prompt_tokens += prompt
-        entry.completion_tokens += completion
-        entry.failures += int(failed)
+        with self._lock:
+            entry = self.by_operation.setdefault(op, OperationUsage())
+            entry.calls += 1
+            entry.prompt_tokens += prompt
+            entry.completion_tokens += completion
+            entry.failures += int(failed)
 
     @property
     def total_tokens(self) -> int:
