@@ -16,6 +16,7 @@ from graph_store.ops import (
     Counts,
     DeleteEdges,
     DeleteNamespace,
+    DeleteNodes,
     DeleteTask,
     Direction,
     GetEdges,
@@ -122,6 +123,10 @@ class GraphStore(ABC):
         result: Removed = self.batch([DeleteTask(query_id)])[0]
         return result
 
+    def delete_nodes(self, ids: Sequence[str]) -> Removed:
+        result: Removed = self.batch([DeleteNodes(ids)])[0]
+        return result
+
     def delete_namespace(self, namespace: str) -> Removed:
         result: Removed = self.batch([DeleteNamespace(namespace)])[0]
         return result
@@ -167,6 +172,10 @@ class GraphStore(ABC):
         vec = np.asarray(vector, dtype=np.float32)
         op = VectorSearch(kind, vec, k, namespace, field, exclude_ids)
         return list((await self.abatch([op]))[0])
+
+    async def adelete_nodes(self, ids: Sequence[str]) -> Removed:
+        result: Removed = (await self.abatch([DeleteNodes(ids)]))[0]
+        return result
 
     async def acount(self, namespace: str | None = None) -> Counts:
         result: Counts = (await self.abatch([Count(namespace)]))[0]

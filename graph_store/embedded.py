@@ -45,6 +45,7 @@ from graph_store.ops import (
     Counts,
     DeleteEdges,
     DeleteNamespace,
+    DeleteNodes,
     DeleteTask,
     GetEdges,
     GetNodes,
@@ -254,6 +255,10 @@ class EmbeddedStore(GraphStore):
                 return self._vector_search(kind, vector, k, namespace, field, exclude_ids)
             case DeleteTask(query_id):
                 return self._delete_task(query_id, undo)
+            case DeleteNodes(ids):
+                for node_id in ids:
+                    check_id(node_id)
+                return self._remove_nodes(ids, undo)
             case DeleteNamespace(namespace):
                 return self._delete_namespace(namespace, undo)
             case Count(namespace):
@@ -364,7 +369,7 @@ class EmbeddedStore(GraphStore):
         return removed
 
     def _remove_nodes(self, ids: Iterable[str], undo: list[Undo]) -> Removed:
-        ids = [i for i in ids if i in self._graph]
+        ids = [i for i in dict.fromkeys(ids) if i in self._graph]
         edge_count = 0
         for node_id in ids:
             edges = [
@@ -541,4 +546,4 @@ class EmbeddedStore(GraphStore):
         return Counts(nodes=dict(nodes.fetchall()), edges=dict(edges.fetchall()))
 
 
-_WRITE_OPS = (PutNodes, PutEdges, DeleteEdges, DeleteTask, DeleteNamespace)
+_WRITE_OPS = (PutNodes, PutEdges, DeleteEdges, DeleteTask, DeleteNodes, DeleteNamespace)

@@ -5,6 +5,10 @@ the same task text update the same node. Interaction tier: the :class:`Utterance
 each attempt, linked by ``REPLIES_TO`` and ``NEXT`` edges. Insight tier: :class:`Insight`
 nodes, linked to the queries that support or contradict them and to each other.
 
+Beside the tiers, :class:`Item` nodes hold an adapter's own key-value records (LangGraph's
+long-term store) in the same file or database. The memory engine never reads them: they
+are a kind of their own so that no traversal, search or count of the tiers meets them.
+
 The models live in the storage layer because backends persist them; they carry no
 algorithm. Vectors are float32 numpy arrays so that hot paths avoid Python lists.
 """
@@ -44,6 +48,7 @@ class NodeKind(StrEnum):
     QUERY = "Query"
     UTTERANCE = "Utterance"
     INSIGHT = "Insight"
+    ITEM = "Item"
 
 
 class EdgeKind(StrEnum):
@@ -249,11 +254,26 @@ class Insight(_Node):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-Node = QueryNode | Utterance | Insight
-NODE_TYPES: dict[NodeKind, type[QueryNode] | type[Utterance] | type[Insight]] = {
+class Item(_Node):
+    """A key-value record an adapter keeps beside the memory, outside the three tiers.
+
+    Adapters give it a content-hash id of (namespace, key), so a key names one node and
+    a put replaces it; ``value`` is the adapter's JSON document.
+    """
+
+    kind: ClassVar[NodeKind] = NodeKind.ITEM
+    node_kind: Literal["Item"] = "Item"
+    key: str = Field(min_length=1, max_length=1024)
+    value: dict[str, JsonValue] = Field(default_factory=dict)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+Node = QueryNode | Utterance | Insight | Item
+NODE_TYPES: dict[NodeKind, type[Node]] = {
     NodeKind.QUERY: QueryNode,
     NodeKind.UTTERANCE: Utterance,
     NodeKind.INSIGHT: Insight,
+    NodeKind.ITEM: Item,
 }
 
 

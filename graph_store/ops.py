@@ -104,6 +104,18 @@ class DeleteTask:
 
 
 @dataclass(frozen=True, slots=True)
+class DeleteNodes:
+    """Remove nodes by id with every edge touching them. Result: :class:`Removed`.
+
+    Ids that name no node are ignored, so a delete that is retried, or races another,
+    still succeeds. Unlike :class:`DeleteTask` it follows no edges: what hangs off a node
+    stays unless it is listed too.
+    """
+
+    ids: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
 class DeleteNamespace:
     """Remove every node and edge of a namespace. Unknown namespace: an error."""
 
@@ -132,6 +144,7 @@ Op = (
     | Neighbors
     | VectorSearch
     | DeleteTask
+    | DeleteNodes
     | DeleteNamespace
     | Count
     | ListNamespaces

@@ -173,6 +173,9 @@ def stats_table(counts: Counts, title: str = "Memory size per tier") -> Table:
     for name, kind, edges in tiers:
         detail = ", ".join(f"{e} {counts.edges[e]}" for e in edges if counts.edges.get(e))
         table.add_row(name, str(counts.nodes.get(kind, 0)), detail or "0")
+    # Adapter records (LangGraph store items) share the store but are no tier of memory.
+    if counts.nodes.get("Item"):
+        table.add_row("store items", str(counts.nodes["Item"]), "-")
     table.add_row("[bold]total[/]", str(counts.total_nodes), str(counts.total_edges))
     return table
 

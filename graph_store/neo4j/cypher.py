@@ -7,8 +7,11 @@ no text a user supplies is ever spliced into a statement. Writes take lists of r
 ``UNWIND`` them, so one statement carries a whole task.
 
 The graph as it reads in Neo4j Browser: nodes labelled ``Query``, ``Utterance`` and
-``Insight``; relationship types named after :class:`EdgeKind`; every node has ``id``,
-``namespace``, ``node_kind`` and ``seq`` (insertion order) properties.
+``Insight`` (the three tiers) and ``Item`` (adapters' key-value records); relationship
+types named after :class:`EdgeKind`; every node has ``id``, ``namespace``, ``node_kind``
+and ``seq`` (insertion order) properties. Every per-label statement below is generated
+for each :class:`NodeKind`, so a new kind gets its constraint, indexes and vector indexes
+here without further code.
 """
 
 from __future__ import annotations
@@ -215,6 +218,7 @@ _DETACH_COUNTED = (
     "RETURN size(nodes) AS nodes, size(rels) AS edges"
 )
 
+#: Used by ``DeleteTask`` and ``DeleteNodes``; ids that match nothing add no row.
 DELETE_NODES = f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}) {_DETACH_COUNTED}"
 
 DELETE_NAMESPACE = f"MATCH (n:{ANY}) WHERE n.namespace = $namespace {_DETACH_COUNTED}"

@@ -43,6 +43,7 @@ from graph_store.ops import (
     Counts,
     DeleteEdges,
     DeleteNamespace,
+    DeleteNodes,
     DeleteTask,
     GetEdges,
     GetNodes,
@@ -66,7 +67,7 @@ Statement = tuple[str, dict[str, Any]]
 Program = Generator[Statement, Rows, Any]
 VectorKey = tuple[NodeKind, str]
 
-_WRITE_OPS = (PutNodes, PutEdges, DeleteEdges, DeleteTask, DeleteNamespace)
+_WRITE_OPS = (PutNodes, PutEdges, DeleteEdges, DeleteTask, DeleteNodes, DeleteNamespace)
 _FIELDS = codec.VECTOR_FIELDS
 
 
@@ -359,6 +360,9 @@ class Neo4jStore(GraphStore):
                     check_id(node_id)
             elif isinstance(op, DeleteTask):
                 check_id(op.query_id)
+            elif isinstance(op, DeleteNodes):
+                for node_id in op.ids:
+                    check_id(node_id)
             elif isinstance(op, DeleteNamespace):
                 check_namespace(op.namespace)
         if pending:
@@ -430,6 +434,8 @@ class Neo4jStore(GraphStore):
                 return _delete_edges(keys)
             case DeleteTask(query_id):
                 return _delete_task(query_id)
+            case DeleteNodes(ids):
+                return _delete_nodes(ids)
             case DeleteNamespace(namespace):
                 return _delete_namespace(namespace)
         raise UserInputError(f"unknown store operation {type(op).__name__}")
@@ -540,6 +546,14 @@ def _delete_task(query_id: str) -> Program:
     if not task:
         raise NotFoundError(f"no task with id {query_id}")
     rows = yield cypher.DELETE_NODES, {"ids": [query_id, *task[0]["trace"]]}
+    return _removed(rows)
+
+
+def _delete_nodes(ids: Sequence[str]) -> Program:
+    unique = list(dict.fromkeys(ids))
+    if not unique:
+        return Removed(nodes=0, edges=0)
+    rows = yield cypher.DELETE_NODES, {"ids": unique}
     return _removed(rows)
 
 

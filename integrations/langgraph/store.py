@@ -7,16 +7,16 @@ store items apart from team memory: a team's retrieval never sees them, and
 ``Memory.forget_namespace("langgraph:users.alice.prefs")`` removes exactly that
 namespace's items. gmem caps a namespace at 200 characters, so longer namespaces fail.
 
-Item storage. The ``GraphStore`` protocol has no key-value records, so an item is kept as
-an ``Utterance`` node that no task links to (no ``HAS_TRACE`` edge, so no traversal
-reaches it): id = hash of (namespace, key), the value in its metadata, the first indexed
-text's embedding as its vector; further texts of the same item (several ``index`` paths,
-``[*]`` arrays) are extra nodes of the same kind pointing at the item, so that search takes
-the best of an item's vectors as LangGraph's own stores do. The protocol also cannot
-delete one node, so a deleted item becomes a tombstone (no value, no vector); a namespace
-whose last item goes is dropped whole with ``DeleteNamespace``, and one that collects more
-tombstones than live nodes is rewritten. See docs/langgraph.md for the ``Item`` node kind
-and ``DeleteNodes`` operation that would remove these workarounds.
+Item storage. A LangGraph item is one gmem :class:`~graph_store.model.Item` node, a kind
+the memory engine never reads, whose id is a hash of (gmem namespace, key): a put replaces
+it and a delete is ``DeleteNodes``, so an emptied namespace simply ceases to exist. The
+item's first indexed text gives its embedding. LangGraph lets one item have several
+indexed texts (several ``index`` paths, ``[*]`` arrays) and ranks it by its best match, so
+each further text is an ``Item`` of its own, the item's "vector node": same namespace and
+key, ``{"text": ...}`` as value, ``vector_of`` in its metadata, and an id derived from the
+item's so that it can be found without an edge or an index. The item records how many
+texts it has, which tells a put or a delete which vector nodes to remove. One text per
+item, the common case, is one node.
 """
 
 from __future__ import annotations
@@ -49,27 +49,40 @@ from langgraph.store.base.embed import get_text_at_path, tokenize_path
 
 from gmem.embedding import TextEmbedder
 from graph_store import GraphStore, open_store
-from graph_store.model import NodeKind, Utterance
-from graph_store.ops import (
-    DeleteNamespace,
-    GetNodes,
-    ListNodes,
-    PutNodes,
-    VectorSearch,
-)
+from graph_store.model import Item as ItemNode
+from graph_store.model import NodeKind
+from graph_store.ops import DeleteNodes, GetNodes, ListNodes, PutNodes, VectorSearch
 
-AGENT = "langgraph-store"
-ITEM_ROLE = "store-item"
-VECTOR_ROLE = "store-vector"
 _MAX_NAMESPACE = 200
+#: Metadata keys: the number of indexed texts of an item, and a vector node's item id.
+_VECTORS = "vectors"
+_VECTOR_OF = "vector_of"
 
 
-def _hash(*parts: str) -> str:
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+def _item_id(name: str, key: str) -> str:
+    return hashlib.sha256(f"{name}\x00{key}".encode()).hexdigest()[:32]
 
 
-def _vector_count(node: object) -> int:
-    count = node.metadata.get("vectors") if isinstance(node, Utterance) else None
+def _vector_id(name: str, key: str, position: int) -> str:
+    # A leading control character, which no gmem namespace holds, and JSON's unambiguous
+    # list encoding keep these ids apart from every item id, whatever the key contains.
+    text = "\x01" + json.dumps([name, key, position], ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _vector_ids(name: str, key: str, start: int, stop: int) -> list[str]:
+    return [_vector_id(name, key, n) for n in range(max(start, 1), stop)]
+
+
+def _as_item(node: object) -> ItemNode | None:
+    """``node`` if it is a stored item (not one of an item's vector nodes)."""
+    if isinstance(node, ItemNode) and _VECTOR_OF not in node.metadata:
+        return node
+    return None
+
+
+def _vector_count(node: ItemNode | None) -> int:
+    count = None if node is None else node.metadata.get(_VECTORS)
     return count if isinstance(count, int) else 0
 
 
@@ -165,23 +178,15 @@ class GmemStore(BaseStore):
                 out[ns] = name
         return out
 
-    # ---- nodes -------------------------------------------------------------------------
+    # ---- items -----------------------------------------------------------------------
     @staticmethod
-    def _is_item(node: object) -> bool:
-        return (isinstance(node, Utterance) and node.role == ITEM_ROLE
-                and bool(node.metadata.get("live")))
-
-    def _item(self, node: Utterance, namespace: tuple[str, ...],
+    def _item(node: ItemNode, namespace: tuple[str, ...],
               score: float | None = None, scored: bool = False) -> Item:
-        meta = node.metadata
-        value = meta["value"]
-        assert isinstance(value, dict)
-        updated = datetime.fromisoformat(str(meta["updated_at"]))
         if scored:
-            return SearchItem(namespace, str(meta["key"]), value, node.created_at, updated,
-                              score)
-        return Item(value=value, key=str(meta["key"]), namespace=namespace,
-                    created_at=node.created_at, updated_at=updated)
+            return SearchItem(namespace, node.key, node.value, node.created_at,
+                              node.updated_at, score)
+        return Item(value=node.value, key=node.key, namespace=namespace,
+                    created_at=node.created_at, updated_at=node.updated_at)
 
     def _texts(self, op: PutOp) -> list[str]:
         if self.embedder is None or op.value is None or op.index is False:
@@ -235,63 +240,40 @@ class GmemStore(BaseStore):
 
     def _get(self, op: GetOp) -> Item | None:
         name = self.gmem_namespace(op.namespace)
-        (nodes,) = self.store.batch([GetNodes([_hash(name, op.key)])])
-        node = nodes[0]
-        return self._item(node, op.namespace) if self._is_item(node) else None
+        (nodes,) = self.store.batch([GetNodes([_item_id(name, op.key)])])
+        node = _as_item(nodes[0])
+        return None if node is None else self._item(node, op.namespace)
 
     def _put(self, op: PutOp, texts: list[str], vectors: npt.NDArray[np.float32]) -> None:
         name = self.gmem_namespace(op.namespace)
-        item_id = _hash(name, op.key)
+        item_id = _item_id(name, op.key)
+        # Read first: the item keeps its creation time, and vector nodes of texts the
+        # new value no longer has must go in the same transaction as the put.
         (old,) = self.store.batch([GetNodes([item_id])])
-        previous = old[0]
+        previous = _as_item(old[0])
         now = datetime.now(UTC)
-        created = previous.created_at if self._is_item(previous) else now
-        old_count = _vector_count(previous)
-        collection = _hash(name)
+        created = now if previous is None else previous.created_at
         value = json.loads(json.dumps(dict(op.value or {})))
-        item = Utterance(
-            id=item_id, namespace=name, query_id=collection, step=0, agent=AGENT,
-            role=ITEM_ROLE, content=texts[0] if texts else "", created_at=created,
-            metadata={"key": op.key, "value": value, "updated_at": now.isoformat(),
-                      "vectors": len(texts), "live": True},
-            embedding=vectors[0] if len(texts) else None)
-        extra = [Utterance(
-            id=_hash(name, op.key, str(n)), namespace=name, query_id=collection, step=n,
-            agent=AGENT, role=VECTOR_ROLE, content=texts[n], created_at=created,
-            metadata={"item": item_id, "live": True}, embedding=vectors[n])
+        item = ItemNode(
+            id=item_id, namespace=name, key=op.key, value=value, created_at=created,
+            updated_at=now, metadata={_VECTORS: len(texts)},
+            embedding=vectors[0] if texts else None)
+        extra = [ItemNode(
+            id=_vector_id(name, op.key, n), namespace=name, key=op.key,
+            value={"text": texts[n]}, created_at=created, updated_at=now,
+            metadata={_VECTOR_OF: item_id}, embedding=vectors[n])
             for n in range(1, len(texts))]
-        self.store.batch([PutNodes([item, *extra, *self._dead_vectors(
-            name, op.key, item_id, len(texts), old_count)])])
-
-    @staticmethod
-    def _dead_vectors(name: str, key: str, item_id: str, keep: int, old: int
-                      ) -> list[Utterance]:
-        return [Utterance(id=_hash(name, key, str(n)), namespace=name, query_id=_hash(name),
-                          step=n, agent=AGENT, role=VECTOR_ROLE, content="",
-                          metadata={"item": item_id, "live": False})
-                for n in range(max(keep, 1), old)]
+        stale = _vector_ids(name, op.key, len(texts), _vector_count(previous))
+        self.store.batch([PutNodes([item, *extra]), DeleteNodes(stale)])
 
     def _delete(self, namespace: tuple[str, ...], key: str) -> None:
         name = self.gmem_namespace(namespace)
-        item_id = _hash(name, key)
+        item_id = _item_id(name, key)
         (found,) = self.store.batch([GetNodes([item_id])])
-        node = found[0]
-        if not self._is_item(node):
-            return
-        assert isinstance(node, Utterance)
-        tomb = Utterance(id=item_id, namespace=name, query_id=_hash(name), step=0,
-                         agent=AGENT, role=ITEM_ROLE, content="", created_at=node.created_at,
-                         metadata={"key": key, "live": False})
-        dead = self._dead_vectors(name, key, item_id, 1, _vector_count(node))
-        _, nodes = self.store.batch([PutNodes([tomb, *dead]), ListNodes(NodeKind.UTTERANCE,
-                                                                        name)])
-        live = [n for n in nodes if isinstance(n, Utterance) and n.metadata.get("live")]
-        if not any(n.role == ITEM_ROLE for n in live):
-            self.store.batch([DeleteNamespace(name)])
-        elif len(nodes) - len(live) > len(live):
-            (full,) = self.store.batch([ListNodes(NodeKind.UTTERANCE, name, with_vectors=True)])
-            keep = [n for n in full if isinstance(n, Utterance) and n.metadata.get("live")]
-            self.store.batch([DeleteNamespace(name), PutNodes(keep)])
+        node = _as_item(found[0])
+        if node is not None:
+            vectors = _vector_ids(name, key, 1, _vector_count(node))
+            self.store.batch([DeleteNodes([item_id, *vectors])])
 
     def _search(self, op: SearchOp) -> list[SearchItem]:
         prefix = tuple(op.namespace_prefix)
@@ -299,34 +281,40 @@ class GmemStore(BaseStore):
                         if ns[:len(prefix)] == prefix)
         if not spaces:
             return []
-        listed = self.store.batch([ListNodes(NodeKind.UTTERANCE, name) for _, name in spaces])
-        items: list[tuple[Utterance, tuple[str, ...]]] = []
-        owner: dict[str, str] = {}
+        listed = self.store.batch([ListNodes(NodeKind.ITEM, name) for _, name in spaces])
+        items: list[tuple[ItemNode, tuple[str, ...]]] = []
+        vector_nodes: list[ItemNode] = []
         for (ns, _), nodes in zip(spaces, listed, strict=True):
             for node in nodes:
-                if not isinstance(node, Utterance):
+                if not isinstance(node, ItemNode):
                     continue
-                if self._is_item(node) and _matches(node.metadata["value"], op.filter or {}):
+                if _VECTOR_OF in node.metadata:
+                    vector_nodes.append(node)
+                elif _matches(node.value, op.filter or {}):
                     items.append((node, ns))
-                    owner[node.id] = node.id
-                elif node.role == VECTOR_ROLE and node.metadata.get("live"):
-                    owner[node.id] = str(node.metadata["item"])
+        live = {node.id: node for node, _ in items}
+        owner = {node.id: node.id for node in live.values()}
+        for node in vector_nodes:
+            item = live.get(str(node.metadata[_VECTOR_OF]))
+            # A vector node is written with its item, so a different time means it was
+            # left behind by a concurrent put of the same key and no longer belongs.
+            if item is not None and item.updated_at == node.updated_at:
+                owner[node.id] = item.id
         if not (op.query and self.embedder is not None):
             window = items[op.offset:op.offset + op.limit]
             return [self._item(node, ns, scored=True) for node, ns in window]  # type: ignore[misc]
         vector = self._embed([op.query], query=True)[0]
         hits = self.store.batch([
-            VectorSearch(NodeKind.UTTERANCE, vector, max(1, len(nodes)), name)
+            VectorSearch(NodeKind.ITEM, vector, max(1, len(nodes)), name)
             for (_, name), nodes in zip(spaces, listed, strict=True)])
         best: dict[str, float] = {}
         for hit in (h for group in hits for h in group):
             item_id = owner.get(hit.id)
             if item_id is not None:
                 best[item_id] = max(best.get(item_id, -1.0), float(hit.score))
-        wanted = {node.id for node, _ in items}
         scored = sorted((pair for pair in items if pair[0].id in best),
                         key=lambda pair: -best[pair[0].id])
-        unscored = [pair for pair in items if pair[0].id not in best and pair[0].id in wanted]
+        unscored = [pair for pair in items if pair[0].id not in best]
         ranked = [*scored, *unscored][op.offset:op.offset + op.limit]
         return [self._item(node, ns, best.get(node.id), scored=True)  # type: ignore[misc]
                 for node, ns in ranked]

@@ -17,6 +17,7 @@ from graph_store import (
     EdgeKind,
     GraphStore,
     Insight,
+    Item,
     NodeKind,
     Outcome,
     QueryNode,
@@ -31,7 +32,7 @@ from graph_store.errors import (
     UserInputError,
 )
 from graph_store.model import new_id, query_id_for
-from graph_store.ops import GetNodes, PutEdges, PutNodes
+from graph_store.ops import DeleteNodes, GetNodes, PutEdges, PutNodes, Removed
 from tests.conftest import BACKENDS
 
 DIM = 4
@@ -275,6 +276,91 @@ def test_delete_namespace_and_counts(store: GraphStore) -> None:
     assert store.count().total_nodes == 3
     with pytest.raises(UnknownNamespaceError):
         store.delete_namespace("team-x")
+
+
+# ---- items -----------------------------------------------------------------------------
+def item(key: str, ns: str = "default", v: np.ndarray | None = None, **value: object) -> Item:
+    return Item(id=query_id_for(ns, key), namespace=ns, key=key, value=dict(value),
+                embedding=v)
+
+
+def test_item_round_trip_and_listing(store: GraphStore) -> None:
+    a = item("prefs", ns="lg", v=vec(1, 0, 0, 0), theme="dark",
+             nested={"langs": ["py", "rs"], "n": 2, "none": None})
+    b = item("notes", ns="lg", body="buy milk")
+    c = item("prefs", ns="other")
+    store.put_nodes([a, b, c])
+    got = store.get_node(a.id, with_vectors=True)
+    assert got == a
+    assert isinstance(got, Item) and got.value["nested"] == {"langs": ["py", "rs"], "n": 2,
+                                                              "none": None}
+    assert [n.id for n in store.list_nodes(NodeKind.ITEM, namespace="lg")] == [a.id, b.id]
+    assert len(store.list_nodes(NodeKind.ITEM)) == 3
+    store.put_nodes([a.model_copy(update={"value": {"theme": "light"}})])
+    replaced = store.get_node(a.id)
+    assert isinstance(replaced, Item) and replaced.value == {"theme": "light"}
+    assert store.count().nodes == {"Item": 3}
+    assert store.list_nodes(NodeKind.UTTERANCE) == []
+    with pytest.raises(ValueError):
+        Item(key="", value={})
+
+
+def test_vector_search_over_items_by_namespace(store: GraphStore) -> None:
+    store.put_nodes([query("a task", v=vec(1, 0, 0, 0))])
+    near = item("near", ns="lg", v=vec(1, 0.1, 0, 0))
+    far = item("far", ns="lg", v=vec(0, 1, 0, 0))
+    other = item("other", ns="elsewhere", v=vec(1, 0, 0, 0))
+    store.put_nodes([near, far, other, item("bare", ns="lg")])
+    hits = store.vector_search(NodeKind.ITEM, vec(1, 0, 0, 0), k=5, namespace="lg")
+    assert [h.id for h in hits] == [near.id, far.id]
+    assert hits[1].score == pytest.approx(0.0, abs=1e-5)
+    assert [h.id for h in store.vector_search(NodeKind.ITEM, vec(1, 0, 0, 0), k=1)] == [
+        other.id]
+    assert [h.id for h in store.vector_search(NodeKind.QUERY, vec(0, 1, 0, 0), k=5)] == [
+        query("a task").id]
+
+
+def test_delete_nodes_removes_nodes_and_their_edges(store: GraphStore) -> None:
+    q, utts = add_task(store, "task", n=3, v=vec(1, 0, 0, 0))
+    a, b = item("a", v=vec(0, 1, 0, 0)), item("b", v=vec(0, 0, 1, 0))
+    store.put_nodes([a, b])
+    missing = new_id()
+    removed = store.delete_nodes([utts[1].id, a.id, missing, a.id])
+    # utts[1]: HAS_TRACE in, NEXT in and out, REPLIES_TO in and out.
+    assert (removed.nodes, removed.edges) == (2, 5)
+    assert store.get_nodes([utts[1].id, a.id]) == [None, None]
+    assert store.count().nodes == {"Query": 1, "Utterance": 2, "Item": 1}
+    assert store.count().edges == {"HAS_TRACE": 2}
+    assert [h.id for h in store.vector_search(NodeKind.ITEM, vec(0, 1, 0, 0), k=5)] == [b.id]
+    # Both ends of an edge in one call: the edge is counted once.
+    both = store.delete_nodes([q.id, utts[0].id])
+    assert (both.nodes, both.edges) == (2, 2)
+    assert store.delete_nodes([missing]) == store.delete_nodes([]) == Removed(0, 0)
+    with pytest.raises(InvalidIdError):
+        store.delete_nodes(["not-an-id"])
+    assert store.count().nodes == {"Utterance": 1, "Item": 1}
+
+
+def test_delete_nodes_rolls_back_with_its_batch(store: GraphStore) -> None:
+    q, utts = add_task(store, "task", n=2)
+    a = item("a", v=vec(0, 1, 0, 0))
+    store.put_nodes([a])
+    with pytest.raises(NotFoundError):
+        store.batch([DeleteNodes([q.id, a.id]),
+                     PutEdges([Edge(kind=EdgeKind.NEXT, src=utts[0].id, dst=new_id())])])
+    assert store.count().nodes == {"Query": 1, "Utterance": 2, "Item": 1}
+    assert store.count().edges == {"HAS_TRACE": 2, "NEXT": 1, "REPLIES_TO": 1}
+    assert store.get_node(a.id) == a.model_copy(update={"embedding": None})
+    assert [h.id for h in store.vector_search(NodeKind.ITEM, vec(0, 1, 0, 0), k=1)] == [a.id]
+    assert {r.id for r in store.neighbors([q.id])} == {u.id for u in utts}
+
+
+def test_async_delete_nodes(store: GraphStore) -> None:
+    a = item("a")
+    store.put_nodes([a])
+    removed = asyncio.run(store.adelete_nodes([a.id]))
+    assert (removed.nodes, removed.edges) == (1, 0)
+    assert store.namespaces() == []
 
 
 # ---- lifecycle -------------------------------------------------------------------------

@@ -11,7 +11,9 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.store.base import BaseStore, InvalidNamespaceError, PutOp
+from rich.console import Console
 
+from gmem.cli.render import stats_table
 from gmem.embedding import HashingEmbedder
 from gmem.memory import Memory
 from graph_store import EmbeddedStore
@@ -124,14 +126,59 @@ def test_several_index_fields_take_the_best_vector(store: GmemStore) -> None:
     assert [i.key for i in store.search(("docs",), query="apples")] == ["b"]
 
 
-def test_deletes_compact_tombstones(store: GmemStore) -> None:
+def test_deletes_remove_items_and_their_vector_nodes(store: GmemStore) -> None:
     for i in range(6):
         store.put(("bulk",), f"k{i}", {"text": f"item number {i}"})
     for i in range(5):
         store.delete(("bulk",), f"k{i}")
-    counts = store.store.count("langgraph:bulk")
-    assert counts.total_nodes <= 3  # one live item, at most a few tombstones
+    assert store.store.count("langgraph:bulk").nodes == {"Item": 1}
     assert [i.key for i in store.search(("bulk",), query="item number")] == ["k5"]
+
+    store.put(("multi",), "m", {"a": "one", "b": "two", "c": "three"}, index=["a", "b", "c"])
+    assert store.store.count("langgraph:multi").nodes == {"Item": 3}
+    store.put(("multi",), "m", {"a": "one", "b": "two"}, index=["a", "b"])
+    assert store.store.count("langgraph:multi").nodes == {"Item": 2}
+    assert [i.key for i in store.search(("multi",))] == ["m"]
+    store.delete(("multi",), "m")
+    store.delete(("multi",), "m")  # deleting what is gone is no error
+    assert store.store.namespaces() == ["langgraph:bulk"]
+
+
+def test_keys_that_look_like_vector_nodes_stay_apart(store: GmemStore) -> None:
+    store.put(("ns",), "k", {"a": "x", "b": "y"}, index=["a", "b"])
+    store.put(("ns",), "k\x001", {"own": True})
+    store.put(("ns",), "k", {"a": "x"}, index=["a"])
+    item = store.get(("ns",), "k\x001")
+    assert item is not None and item.value == {"own": True}
+    assert sorted(i.key for i in store.search(("ns",))) == ["k", "k\x001"]
+
+
+def test_store_items_are_not_team_memory(tmp_path: Any) -> None:
+    embedder = HashingEmbedder()
+    graph_store = EmbeddedStore(tmp_path / "memory.db")
+    memory = Memory(graph_store, embedder=embedder)
+    store = GmemStore(graph_store, embedder=embedder)
+    store.put(("notes",), "milk", {"text": "buy milk"})
+    store.put(("notes",), "eggs", {"title": "eggs", "text": "buy eggs"}, index=["title", "text"])
+    assert memory.stats().nodes == {"Item": 3}
+    table = Console(width=120, record=True)
+    table.print(stats_table(memory.stats()))
+    rows = {line.split()[1]: line for line in table.export_text().splitlines()
+            if line.count("│") >= 3 and len(line.split()) > 2}
+    assert "0" in rows["interactions"].split() and "3" in rows["store"].split()
+    assert memory.stats("langgraph:notes").nodes.get("Utterance", 0) == 0
+    assert memory.queries() == [] and memory.insights() == []
+    assert memory.recall("buy milk", namespace="langgraph:notes").is_empty
+
+    memory.ingest({"task": "buy milk", "success": True,
+                   "steps": [{"agent": "a", "role": "shopper", "content": "went to the shop"}]})
+    counts = memory.stats()
+    assert counts.nodes["Utterance"] == 1 and counts.nodes["Item"] == 3
+    recalled = memory.recall("buy milk")
+    assert [q.task for q in recalled.queries] == ["buy milk"]
+    steps = [s.content for t in recalled.trajectories for s in t.steps]
+    assert steps == ["went to the shop"]
+    store.close()
 
 
 def test_list_namespaces_prefix_suffix_depth(store: GmemStore) -> None:

@@ -86,7 +86,7 @@ def test_style_covers_every_label_and_relationship_type() -> None:
     for edge in EdgeKind:
         assert f"relationship.{edge.value}" in style
     colors = {style[f"node.{k.value}"]["color"] for k in NodeKind}
-    assert len(colors) == 3  # the tiers are told apart by colour
+    assert len(colors) == len(NodeKind)  # the tiers and store items are told apart by colour
 
 
 def test_saved_queries_run_on_demo_memory(demo_memory: Neo4jStore) -> None:
