@@ -42,6 +42,7 @@ class VectorIndex:
         if vec.shape != (self.dim,):
             raise EmbeddingDimensionError(
                 f"{what} has dimension {vec.shape[0]}, but this store holds {self.dim}-d vectors"
+                "; it was written with another embedder: use that one, or a new store"
             )
 
     def upsert(self, node_id: str, vec: npt.NDArray[np.float32], namespace: str) -> Undo:

@@ -381,7 +381,7 @@ class Neo4jStore(GraphStore):
             if self._dims.get(key, dims) != dims:
                 raise EmbeddingDimensionError(
                     f"{key[0].value}.{key[1]} vectors have dimension {self._dims[key]} in "
-                    f"this store, not {dims}"
+                    f"this store, not {dims}; use the embedder that wrote it, or a new database"
                 )
 
     def _restore_vector_indexes(self) -> None:
@@ -489,6 +489,7 @@ def _one_line(exc: Exception) -> str:
 def _dimension_error(what: str, vec: npt.NDArray[np.float32], dim: int) -> EmbeddingDimensionError:
     return EmbeddingDimensionError(
         f"{what} has dimension {vec.shape[0]}, but this store holds {dim}-d vectors"
+        "; it was written with another embedder: use that one, or a new database"
     )
 
 
