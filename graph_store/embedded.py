@@ -93,6 +93,12 @@ CREATE INDEX IF NOT EXISTS edges_dst ON edges (dst);
 
 Undo = Callable[[], None]
 
+# Edges inside one trace (NEXT, REPLIES_TO) are most of a store's edges and are only read
+# one task at a time, never traversed across tasks: they stay in SQLite and are read from
+# there, which keeps reopening fast and the in-memory graph small.
+_TRACE_ONLY = (EdgeKind.NEXT.value, EdgeKind.REPLIES_TO.value)
+_TRACE_ONLY_SQL = ",".join(f"'{k}'" for k in _TRACE_ONLY)
+
 
 def _blob(vec: npt.NDArray[np.float32] | None) -> bytes | None:
     return None if vec is None else np.ascontiguousarray(vec, dtype=np.float32).tobytes()
@@ -186,7 +192,10 @@ class EmbeddedStore(GraphStore):
                     vec = _vec(blob)
                     assert vec is not None
                     indexes[(kind, field)].upsert(node_id, vec, namespace)
-        for kind, src, dst, props in self._db.execute("SELECT kind, src, dst, props FROM edges"):
+        rows = self._db.execute(
+            f"SELECT kind, src, dst, props FROM edges WHERE kind NOT IN ({_TRACE_ONLY_SQL})"
+        )
+        for kind, src, dst, props in rows:
             graph.add_edge(src, dst, key=kind, props=json.loads(props))
         self._graph = graph
         self._indexes = indexes
@@ -337,9 +346,10 @@ class EmbeddedStore(GraphStore):
                 if end not in self._graph:
                     raise NotFoundError(f"cannot add {edge.kind.value} edge: node {end} not found")
             kind = edge.kind.value
-            old = self._graph.get_edge_data(edge.src, edge.dst, key=kind)
-            self._graph.add_edge(edge.src, edge.dst, key=kind, props=dict(edge.props))
-            undo.append(self._edge_restorer(edge.src, edge.dst, kind, old))
+            if kind not in _TRACE_ONLY:
+                old = self._graph.get_edge_data(edge.src, edge.dst, key=kind)
+                self._graph.add_edge(edge.src, edge.dst, key=kind, props=dict(edge.props))
+                undo.append(self._edge_restorer(edge.src, edge.dst, kind, old))
             rows.append((kind, edge.src, edge.dst, json.dumps(edge.props, separators=(",", ":"))))
         self._db.executemany("INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?)", rows)
 
@@ -357,6 +367,12 @@ class EmbeddedStore(GraphStore):
         removed = 0
         for kind_, src, dst in keys:
             kind = EdgeKind(kind_).value
+            if kind in _TRACE_ONLY:
+                cur = self._db.execute(
+                    "DELETE FROM edges WHERE kind=? AND src=? AND dst=?", (kind, src, dst)
+                )
+                removed += cur.rowcount
+                continue
             old = self._graph.get_edge_data(src, dst, key=kind)
             if old is None:
                 continue
@@ -387,10 +403,20 @@ class EmbeddedStore(GraphStore):
             # An edge between two removed nodes is gone with the first, so no double count.
             edge_count += len({(s, d, k) for s, d, k, _ in edges})
             undo.append(self._node_readder(node_id, attrs, edges))
-        params = [(i,) for i in ids]
-        self._db.executemany("DELETE FROM edges WHERE src=?", params)
-        self._db.executemany("DELETE FROM edges WHERE dst=?", params)
-        self._db.executemany("DELETE FROM nodes WHERE id=?", params)
+        # The doomed ids go into a temporary table (rolled back with the transaction), so
+        # trace edges between two of them are counted once however many ids there are.
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+        self._db.execute("DELETE FROM doomed")
+        self._db.executemany("INSERT OR IGNORE INTO doomed VALUES (?)", [(i,) for i in ids])
+        edge_count += self._db.execute(
+            f"SELECT COUNT(*) FROM edges WHERE kind IN ({_TRACE_ONLY_SQL}) AND "
+            "(src IN (SELECT id FROM doomed) OR dst IN (SELECT id FROM doomed))"
+        ).fetchone()[0]
+        self._db.execute(
+            "DELETE FROM edges WHERE src IN (SELECT id FROM doomed) "
+            "OR dst IN (SELECT id FROM doomed)"
+        )
+        self._db.execute("DELETE FROM nodes WHERE id IN (SELECT id FROM doomed)")
         return Removed(nodes=len(ids), edges=edge_count)
 
     def _node_readder(
@@ -487,6 +513,21 @@ class EmbeddedStore(GraphStore):
                     if (wanted is None or kind in wanted) and (kind, src, dst) not in seen:
                         seen.add((kind, src, dst))
                         yield self._edge(src, dst, kind, data)
+            trace_kinds = [k for k in _TRACE_ONLY if wanted is None or k in wanted]
+            if not trace_kinds:
+                continue
+            marks = ",".join("?" * len(trace_kinds))
+            sides = [s for s, d in (("src", "out"), ("dst", "in")) if direction in (d, "both")]
+            for side in sides:
+                rows = self._db.execute(
+                    f"SELECT kind, src, dst, props FROM edges WHERE {side}=? AND kind IN ({marks})",
+                    (node_id, *trace_kinds),
+                )
+                for kind, src, dst, props in rows:
+                    if (kind, src, dst) not in seen:
+                        seen.add((kind, src, dst))
+                        yield Edge.model_construct(kind=EdgeKind(kind), src=src, dst=dst,
+                                                   props=json.loads(props))
 
     def _neighbors(
         self,

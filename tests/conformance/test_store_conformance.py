@@ -404,3 +404,20 @@ def test_async_twins(store: GraphStore) -> None:
         assert (await store.acount()).nodes == {"Query": 1}
 
     asyncio.run(run())
+
+
+def test_trace_edges_delete_and_roll_back_like_any_edge(store: GraphStore) -> None:
+    from graph_store.ops import DeleteEdges
+
+    _, utts = add_task(store, "task", n=3)
+    key = (EdgeKind.NEXT, utts[0].id, utts[1].id)
+    with pytest.raises(NotFoundError):
+        store.batch([DeleteEdges([key]),
+                     PutEdges([Edge(kind=EdgeKind.NEXT, src=utts[0].id, dst=new_id())])])
+    assert key in {e.key for e in store.get_edges([utts[0].id], [EdgeKind.NEXT])}
+    assert store.delete_edges([key]) == 1
+    assert store.delete_edges([key]) == 0
+    assert store.get_edges([utts[0].id], [EdgeKind.NEXT]) == []
+    assert store.count().edges["NEXT"] == 1
+    assert {r.id for r in store.neighbors([utts[1].id], kinds=[EdgeKind.REPLIES_TO])} == {
+        utts[0].id, utts[2].id}
