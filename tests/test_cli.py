@@ -260,3 +260,19 @@ def test_script_reports_user_errors_without_traceback(store: Path, tmp_path: Pat
     assert "Traceback" not in done.stderr
     done = _script("--version", cwd=tmp_path)
     assert done.returncode == 0 and done.stdout.strip() == f"gmem {__version__}"
+
+
+def test_unreachable_neo4j_is_one_line_and_exit_2() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a local port with nothing listening on it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "gmem.cli", "--store", f"neo4j://127.0.0.1:{port}", "stats"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "GMEM_NEO4J_PASSWORD": "x"},
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach Neo4j"), done.stderr

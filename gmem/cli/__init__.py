@@ -8,6 +8,7 @@ itself, which also keeps typer's multi-line error panels out of scripts' stderr.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -112,6 +113,9 @@ def main() -> None:
     # Progress bars and colours are for terminals; CI logs get plain lines.
     if os.environ.get("CI") and "TERM" not in os.environ:
         os.environ.setdefault("NO_COLOR", "1")
+    # The Neo4j driver logs connection failures; with no handler configured Python prints
+    # them to stderr, in front of the one-line error the CLI gives for the same failure.
+    logging.getLogger("neo4j").addHandler(logging.NullHandler())
     try:
         app()
     except BrokenPipeError:  # `gmem export | head`: the reader left, which is fine
