@@ -28,6 +28,7 @@ from typing import Any, Generic, TypeVar
 
 import openai
 from openai.types.chat import ChatCompletion
+from pydantic import BaseModel
 
 from gmem.config import MemoryConfig
 from gmem.errors import ConfigError, LLMError
@@ -50,6 +51,8 @@ from gmem.llm.protocol import (
 _LOG = logging.getLogger("gmem.llm")
 
 T = TypeVar("T")
+R = TypeVar("R", bound=BaseModel)
+M = TypeVar("M", bound=BaseModel)
 
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 # How much of a bad answer is echoed back in the re-ask: enough for the model to see its
@@ -349,46 +352,40 @@ class OpenAIChat:
     def _json_exchange(
         self,
         op: OperationName,
-        messages: prompts.Messages,
-        parse: Callable[[str], T],
-    ) -> _Exchange[T]:
-        return _Exchange(self, op, messages, parse, wants_json=True, options={"temperature": 0})
+        request: R,
+        prompt: Callable[[R], prompts.Messages],
+        model: type[M],
+        check: Callable[[R, M], M],
+    ) -> _Exchange[M]:
+        """One memory operation: its prompt, then validate the reply and check it against
+        the request (lengths, known ids) before accepting it."""
+
+        def parse(text: str) -> M:
+            return check(request, answers.validated(text, model))
+
+        return _Exchange(self, op, prompt(request), parse, wants_json=True,
+                         options={"temperature": 0})
 
     # ---- the memory operations (each built once, run sync or async) -------------------
     def _relevance(self, request: RelevanceRequest) -> _Exchange[RelevanceResult]:
-        def parse(text: str) -> RelevanceResult:
-            result = answers.validated(text, RelevanceResult)
-            return answers.check_relevance(request, result)
-
-        return self._json_exchange("score_relevance", prompts.score_relevance(request), parse)
+        return self._json_exchange("score_relevance", request, prompts.score_relevance,
+                                   RelevanceResult, answers.check_relevance)
 
     def _key_steps(self, request: KeyStepsRequest) -> _Exchange[KeyStepsResult]:
-        def parse(text: str) -> KeyStepsResult:
-            result = answers.validated(text, KeyStepsResult)
-            return answers.check_key_steps(request, result)
-
-        return self._json_exchange("extract_key_steps", prompts.extract_key_steps(request), parse)
+        return self._json_exchange("extract_key_steps", request, prompts.extract_key_steps,
+                                   KeyStepsResult, answers.check_key_steps)
 
     def _insights(self, request: InsightRequest) -> _Exchange[InsightResult]:
-        def parse(text: str) -> InsightResult:
-            result = answers.validated(text, InsightResult)
-            return answers.check_insights(request, result)
-
-        return self._json_exchange("derive_insights", prompts.derive_insights(request), parse)
+        return self._json_exchange("derive_insights", request, prompts.derive_insights,
+                                   InsightResult, answers.check_insights)
 
     def _projection(self, request: ProjectionRequest) -> _Exchange[ProjectionResult]:
-        def parse(text: str) -> ProjectionResult:
-            result = answers.validated(text, ProjectionResult)
-            return answers.check_projection(request, result)
-
-        return self._json_exchange("project_insights", prompts.project_insights(request), parse)
+        return self._json_exchange("project_insights", request, prompts.project_insights,
+                                   ProjectionResult, answers.check_projection)
 
     def _merge(self, request: MergeRequest) -> _Exchange[MergeResult]:
-        def parse(text: str) -> MergeResult:
-            result = answers.validated(text, MergeResult)
-            return answers.check_merge(request, result)
-
-        return self._json_exchange("merge_insights", prompts.merge_insights(request), parse)
+        return self._json_exchange("merge_insights", request, prompts.merge_insights,
+                                   MergeResult, answers.check_merge)
 
     def _chat(self, messages: list[dict[str, str]], options: dict[str, Any]) -> _Exchange[str]:
         return _Exchange(self, "chat", messages, str, wants_json=False, options=options)
