@@ -53,22 +53,46 @@ def build(path: Path, n: int, evolve: int, embedder: MiniLMEmbedder) -> float:
         ops: list[object] = []
         for traj, vec in zip(part, vectors, strict=True):
             outcome = Outcome.SUCCESS if traj.success else Outcome.FAILURE
-            q = QueryNode(id=query_id_for("default", traj.task), text=traj.task,
-                          outcome=outcome, attempts=1, successes=int(bool(traj.success)),
-                          failures=int(not traj.success), attempt_outcomes=[outcome],
-                          metadata=traj.metadata, embedding=vec)
+            q = QueryNode(
+                id=query_id_for("default", traj.task),
+                text=traj.task,
+                outcome=outcome,
+                attempts=1,
+                successes=int(bool(traj.success)),
+                failures=int(not traj.success),
+                attempt_outcomes=[outcome],
+                metadata=traj.metadata,
+                embedding=vec,
+            )
             (near,) = store.batch([VectorSearch(NodeKind.QUERY, vec, 5, "default")])
-            utts = [Utterance(query_id=q.id, step=j, agent=s.agent, role=s.role,
-                              content=s.content, action=s.action, observation=s.observation,
-                              reward=s.reward, key_step=s.action is not None)
-                    for j, s in enumerate(traj.steps)]
+            utts = [
+                Utterance(
+                    query_id=q.id,
+                    step=j,
+                    agent=s.agent,
+                    role=s.role,
+                    content=s.content,
+                    action=s.action,
+                    observation=s.observation,
+                    reward=s.reward,
+                    key_step=s.action is not None,
+                )
+                for j, s in enumerate(traj.steps)
+            ]
             edges = [Edge(kind=EdgeKind.HAS_TRACE, src=q.id, dst=u.id) for u in utts]
-            edges += [Edge(kind=EdgeKind.NEXT, src=a.id, dst=b.id)
-                      for a, b in pairwise(utts)]
-            edges += [Edge(kind=EdgeKind.REPLIES_TO, src=utts[j].id, dst=utts[r].id)
-                      for j, s in enumerate(traj.steps) for r in s.replies_to]
-            edges += [Edge(kind=EdgeKind.SIMILAR_TO, src=q.id, dst=h.id,
-                           props={"score": round(h.score, 4)}) for h in near if h.score >= 0.6]
+            edges += [Edge(kind=EdgeKind.NEXT, src=a.id, dst=b.id) for a, b in pairwise(utts)]
+            edges += [
+                Edge(kind=EdgeKind.REPLIES_TO, src=utts[j].id, dst=utts[r].id)
+                for j, s in enumerate(traj.steps)
+                for r in s.replies_to
+            ]
+            edges += [
+                Edge(
+                    kind=EdgeKind.SIMILAR_TO, src=q.id, dst=h.id, props={"score": round(h.score, 4)}
+                )
+                for h in near
+                if h.score >= 0.6
+            ]
             ops += [PutNodes([q, *utts]), PutEdges(edges)]
             if len(ops) >= 40:
                 store.batch(ops)  # type: ignore[arg-type]
@@ -99,8 +123,9 @@ def main() -> None:
         print(f"built {path} in {secs:.0f} s")
     t0 = time.perf_counter()
     cfg = MemoryConfig()
-    mem = Memory(EmbeddedStore(path), embedder=embedder, llm=HeuristicLLM(embedder, cfg),
-                 config=cfg)
+    mem = Memory(
+        EmbeddedStore(path), embedder=embedder, llm=HeuristicLLM(embedder, cfg), config=cfg
+    )
     open_s = time.perf_counter() - t0
     counts = mem.stats()
     tasks = [t.text for t in make_tasks(args.queries + 20, seed=11)]
@@ -116,13 +141,18 @@ def main() -> None:
             recall.prompt(role)
         full_ms.append((time.perf_counter() - t) * 1000)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
-    print(f"store: {counts.nodes}, {counts.total_edges} edges; reopened in {open_s:.1f} s; "
-          f"peak RSS {rss:.0f} MiB")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(
+        f"store: {counts.nodes}, {counts.total_edges} edges; reopened in {open_s:.1f} s; "
+        f"peak RSS {rss:.0f} MiB"
+    )
     for name, xs in (("recall", recall_ms), ("recall + 3 role prompts", full_ms)):
-        print(f"{name:<24} p50 {statistics.median(xs):6.1f} ms   p95 {percentile(xs, 95):6.1f} ms"
-              f"   (n={len(xs)})")
+        print(
+            f"{name:<24} p50 {statistics.median(xs):6.1f} ms   p95 {percentile(xs, 95):6.1f} ms"
+            f"   (n={len(xs)})"
+        )
 
 
 if __name__ == "__main__":

@@ -82,8 +82,9 @@ def main() -> None:
             for ins in insights:
                 node = store.get_node(ins.id)
                 assert isinstance(node, Insight)
-                evidence = Counter(family[q] for q in node.supporting + node.contradicting
-                                   if q in family)
+                evidence = Counter(
+                    family[q] for q in node.supporting + node.contradicting if q in family
+                )
                 ins_total += 1
                 ins_hits += bool(evidence) and evidence.most_common(1)[0][0] == task.family
         rows[name] = {
@@ -95,17 +96,23 @@ def main() -> None:
         }
     result = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "train_tasks": args.train, "test_tasks": len(tests),
-        "stored": build.stats().nodes, "ingest_seconds": round(ingest_s, 1),
+        "train_tasks": args.train,
+        "test_tasks": len(tests),
+        "stored": build.stats().nodes,
+        "ingest_seconds": round(ingest_s, 1),
         "configs": rows,
     }
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"train {args.train} tasks ({result['stored']}), test {len(tests)} tasks, "
-          f"ingest {ingest_s:.1f} s")
-    print(f"{'configuration':<18} {'P@1':>5} {'P(success traj same family)':>28} "
-          f"{'insight family share':>22}")
+    print(
+        f"train {args.train} tasks ({result['stored']}), test {len(tests)} tasks, "
+        f"ingest {ingest_s:.1f} s"
+    )
+    print(
+        f"{'configuration':<18} {'P@1':>5} {'P(success traj same family)':>28} "
+        f"{'insight family share':>22}"
+    )
     for name, row in rows.items():
         p1 = row["first_success_precision"]
         p1_text = "-" if p1 is None else f"{p1:.2f}"
@@ -113,8 +120,10 @@ def main() -> None:
         s = row["insight_family_share"]
         p_text = "-" if p is None else f"{p:.2f}"
         s_text = "-" if s is None else f"{s:.2f}"
-        print(f"{name:<18} {p1_text:>5} {p_text:>20} (n={row['trajectories_shown']:>3})"
-              f" {s_text:>14} (n={row['insights_shown']:>3})")
+        print(
+            f"{name:<18} {p1_text:>5} {p_text:>20} (n={row['trajectories_shown']:>3})"
+            f" {s_text:>14} (n={row['insights_shown']:>3})"
+        )
 
 
 if __name__ == "__main__":

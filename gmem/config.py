@@ -37,7 +37,9 @@ class MemoryConfig(BaseModel):
         0.5, ge=0, le=1, description="Ranked queries below this relevance are not kept."
     )
     relevance_margin: float = Field(
-        0.3, ge=0, le=1,
+        0.3,
+        ge=0,
+        le=1,
         description="Ranked queries further than this below the best one are not kept.",
     )
     insight_k: int = Field(5, ge=0, description="Insights returned per recall.")

@@ -112,13 +112,29 @@ class EvolutionReport:
 
 
 def _views(utts: list[Utterance]) -> list[StepView]:
-    return [StepView(index=u.step, agent=u.agent, role=u.role, content=u.content,
-                     action=u.action, observation=u.observation, reward=u.reward) for u in utts]
+    return [
+        StepView(
+            index=u.step,
+            agent=u.agent,
+            role=u.role,
+            content=u.content,
+            action=u.action,
+            observation=u.observation,
+            reward=u.reward,
+        )
+        for u in utts
+    ]
 
 
 class Evolver:
-    def __init__(self, store: GraphStore, embedder: TextEmbedder, llm: LLM,
-                 tokens: TokenCounter, config: MemoryConfig) -> None:
+    def __init__(
+        self,
+        store: GraphStore,
+        embedder: TextEmbedder,
+        llm: LLM,
+        tokens: TokenCounter,
+        config: MemoryConfig,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.llm = llm
@@ -134,40 +150,78 @@ class Evolver:
         success, failure = a.outcome == Outcome.SUCCESS, a.outcome == Outcome.FAILURE
         if isinstance(old, QueryNode):
             vec = old.embedding if old.embedding is not None else self.embedder.embed([a.task])[0]
-            node = old.model_copy(update={
-                "outcome": a.outcome, "score": a.score, "attempts": old.attempts + 1,
-                "successes": old.successes + success, "failures": old.failures + failure,
-                "attempt_outcomes": [*old.attempt_outcomes, a.outcome], "updated_at": now,
-                "metadata": {**old.metadata, **a.metadata}, "embedding": vec,
-            })
+            node = old.model_copy(
+                update={
+                    "outcome": a.outcome,
+                    "score": a.score,
+                    "attempts": old.attempts + 1,
+                    "successes": old.successes + success,
+                    "failures": old.failures + failure,
+                    "attempt_outcomes": [*old.attempt_outcomes, a.outcome],
+                    "updated_at": now,
+                    "metadata": {**old.metadata, **a.metadata},
+                    "embedding": vec,
+                }
+            )
             return node, False
         node = QueryNode(
-            id=qid, text=a.task, namespace=a.namespace, outcome=a.outcome, score=a.score,
-            attempts=1, successes=int(success), failures=int(failure),
-            attempt_outcomes=[a.outcome], metadata=dict(a.metadata),
+            id=qid,
+            text=a.task,
+            namespace=a.namespace,
+            outcome=a.outcome,
+            score=a.score,
+            attempts=1,
+            successes=int(success),
+            failures=int(failure),
+            attempt_outcomes=[a.outcome],
+            metadata=dict(a.metadata),
             embedding=self.embedder.embed([a.task])[0],
         )
         return node, True
 
     def _trace(self, a: Attempt, query: QueryNode) -> tuple[list[Utterance], list[Edge]]:
-        views = [StepView(index=i, agent=s.agent, role=s.role, content=s.content,
-                          action=s.action, observation=s.observation, reward=s.reward)
-                 for i, s in enumerate(a.steps)]
-        keep = set(self.llm.extract_key_steps(
-            KeyStepsRequest(task=a.task, outcome=a.outcome.value, steps=views)).keep)
+        views = [
+            StepView(
+                index=i,
+                agent=s.agent,
+                role=s.role,
+                content=s.content,
+                action=s.action,
+                observation=s.observation,
+                reward=s.reward,
+            )
+            for i, s in enumerate(a.steps)
+        ]
+        keep = set(
+            self.llm.extract_key_steps(
+                KeyStepsRequest(task=a.task, outcome=a.outcome.value, steps=views)
+            ).keep
+        )
         utts = [
             Utterance(
-                id=s.id, namespace=a.namespace, query_id=query.id, attempt=query.attempts,
-                step=i, agent=s.agent, role=s.role, content=s.content,
-                tokens=self.tokens.count(s.content), action=s.action, observation=s.observation,
-                reward=s.reward, key_step=i in keep, metadata=s.metadata, created_at=s.created_at,
+                id=s.id,
+                namespace=a.namespace,
+                query_id=query.id,
+                attempt=query.attempts,
+                step=i,
+                agent=s.agent,
+                role=s.role,
+                content=s.content,
+                tokens=self.tokens.count(s.content),
+                action=s.action,
+                observation=s.observation,
+                reward=s.reward,
+                key_step=i in keep,
+                metadata=s.metadata,
+                created_at=s.created_at,
             )
             for i, s in enumerate(a.steps)
         ]
         edges = [Edge(kind=EdgeKind.HAS_TRACE, src=query.id, dst=u.id) for u in utts]
         edges += [Edge(kind=EdgeKind.NEXT, src=x.id, dst=y.id) for x, y in pairwise(utts)]
-        edges += [Edge(kind=EdgeKind.REPLIES_TO, src=s.id, dst=r)
-                  for s in a.steps for r in s.replies_to]
+        edges += [
+            Edge(kind=EdgeKind.REPLIES_TO, src=s.id, dst=r) for s in a.steps for r in s.replies_to
+        ]
         return utts, edges
 
     # ---- references for insight derivation ---------------------------------------------
@@ -175,14 +229,24 @@ class Evolver:
         self, a: Attempt, query: QueryNode, vec: npt.NDArray[np.float32]
     ) -> tuple[list[TrajectoryView], list[TrajectoryView], list[str], list[str]]:
         cfg = self.config
-        (hits,) = self.store.batch([VectorSearch(NodeKind.QUERY, vec, cfg.reference_k * 3,
-                                                 a.namespace, exclude_ids=frozenset({query.id}))])
+        (hits,) = self.store.batch(
+            [
+                VectorSearch(
+                    NodeKind.QUERY,
+                    vec,
+                    cfg.reference_k * 3,
+                    a.namespace,
+                    exclude_ids=frozenset({query.id}),
+                )
+            ]
+        )
         hits = [h for h in hits if h.score >= cfg.seed_min_similarity]
         if not hits:
             return [], [], [], []
         ids = [h.id for h in hits]
-        nodes, reached = self.store.batch([
-            GetNodes(ids), Neighbors(ids, 1, [EdgeKind.HAS_TRACE], "out")])
+        nodes, reached = self.store.batch(
+            [GetNodes(ids), Neighbors(ids, 1, [EdgeKind.HAS_TRACE], "out")]
+        )
         (utt_nodes,) = self.store.batch([GetNodes([r.id for r in reached])])
         traces: dict[str, list[Utterance]] = defaultdict(list)
         for u in utt_nodes:
@@ -195,27 +259,32 @@ class Evolver:
         for node in nodes:
             if not isinstance(node, QueryNode) or node.outcome == Outcome.UNKNOWN:
                 continue
-            bucket, id_bucket = ((successes, s_ids) if node.outcome == Outcome.SUCCESS
-                                 else (failures, f_ids))
+            bucket, id_bucket = (
+                (successes, s_ids) if node.outcome == Outcome.SUCCESS else (failures, f_ids)
+            )
             if len(bucket) >= cfg.reference_k:
                 continue
             latest = [u for u in traces[node.id] if u.attempt == node.attempts]
             latest.sort(key=lambda u: u.step)
             key = [u for u in latest if u.key_step] or latest
-            bucket.append(TrajectoryView(task=node.text, outcome=node.outcome.value,
-                                         steps=_views(key)))
+            bucket.append(
+                TrajectoryView(task=node.text, outcome=node.outcome.value, steps=_views(key))
+            )
             id_bucket.append(node.id)
         return successes, failures, s_ids, f_ids
 
     def _existing_insights(
         self, a: Attempt, vec: npt.NDArray[np.float32], ref_ids: list[str]
     ) -> dict[str, Insight]:
-        edges, similar = self.store.batch([
-            GetEdges(ref_ids, [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS], "out"),
-            VectorSearch(NodeKind.INSIGHT, vec, self.config.insight_k * 2, a.namespace),
-        ])
-        ids = list(dict.fromkeys([*a.used_insights, *(e.dst for e in edges),
-                                  *(h.id for h in similar)]))
+        edges, similar = self.store.batch(
+            [
+                GetEdges(ref_ids, [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS], "out"),
+                VectorSearch(NodeKind.INSIGHT, vec, self.config.insight_k * 2, a.namespace),
+            ]
+        )
+        ids = list(
+            dict.fromkeys([*a.used_insights, *(e.dst for e in edges), *(h.id for h in similar)])
+        )
         (nodes,) = self.store.batch([GetNodes(ids, with_vectors=True)])
         return {n.id: n for n in nodes if isinstance(n, Insight)}
 
@@ -226,19 +295,27 @@ class Evolver:
         assert query.embedding is not None
         vec = query.embedding
         utts, edges = self._trace(a, query)
-        report = EvolutionReport(query.id, query.attempts, a.outcome, is_new, len(utts),
-                                 sum(u.key_step for u in utts))
+        report = EvolutionReport(
+            query.id, query.attempts, a.outcome, is_new, len(utts), sum(u.key_step for u in utts)
+        )
         for used in dict.fromkeys(a.used_queries):
             if used != query.id:
                 edges.append(Edge(kind=EdgeKind.USED_MEMORY_OF, src=query.id, dst=used))
                 report.used_memory_edges += 1
-        nearest = VectorSearch(NodeKind.QUERY, vec, cfg.similar_edge_k, a.namespace,
-                               exclude_ids=frozenset({query.id}))
+        nearest = VectorSearch(
+            NodeKind.QUERY, vec, cfg.similar_edge_k, a.namespace, exclude_ids=frozenset({query.id})
+        )
         (similar,) = self.store.batch([nearest])
         for h in similar:
             if h.score >= cfg.similar_edge_threshold:
-                edges.append(Edge(kind=EdgeKind.SIMILAR_TO, src=query.id, dst=h.id,
-                                  props={"score": round(h.score, 4)}))
+                edges.append(
+                    Edge(
+                        kind=EdgeKind.SIMILAR_TO,
+                        src=query.id,
+                        dst=h.id,
+                        props={"score": round(h.score, 4)},
+                    )
+                )
                 report.similar_edges += 1
 
         successes, failures, s_ids, f_ids = self._references(a, query, vec)
@@ -246,23 +323,30 @@ class Evolver:
         live = {i: n for i, n in existing.items() if not n.retired}
         roles = sorted({s.role for s in a.steps})
         request = InsightRequest(
-            trajectory=TrajectoryView(task=a.task, outcome=a.outcome.value,
-                                      steps=_views([u for u in utts if u.key_step] or utts)),
-            successes=successes, failures=failures, roles=roles,
-            existing=[InsightView(id=n.id, text=n.text, score=n.score, roles=n.roles)
-                      for n in live.values()],
+            trajectory=TrajectoryView(
+                task=a.task,
+                outcome=a.outcome.value,
+                steps=_views([u for u in utts if u.key_step] or utts),
+            ),
+            successes=successes,
+            failures=failures,
+            roles=roles,
+            existing=[
+                InsightView(id=n.id, text=n.text, score=n.score, roles=n.roles)
+                for n in live.values()
+            ],
         )
         plan = self.llm.derive_insights(request).operations
         changed: dict[str, Insight] = {}
         before: dict[str, tuple[set[str], set[str]]] = {
-            i: (set(n.supporting), set(n.contradicting)) for i, n in existing.items()}
+            i: (set(n.supporting), set(n.contradicting)) for i, n in existing.items()
+        }
         self._apply_ops(plan, a, query, live, changed, report, s_ids, f_ids)
         self._score_used(a, query, existing, changed, report)
         edges += self._insight_edges(changed, before)
         used_live = [i for i in dict.fromkeys(a.used_insights) if i in existing]
         for x, y in list(combinations(sorted(used_live), 2))[:_MAX_RELATED_PAIRS]:
-            edges.append(Edge(kind=EdgeKind.RELATED_TO, src=x, dst=y,
-                              props={"query_id": query.id}))
+            edges.append(Edge(kind=EdgeKind.RELATED_TO, src=x, dst=y, props={"query_id": query.id}))
             report.related_edges += 1
         self._embed_texts(changed)
         self.store.batch([PutNodes([query, *utts, *changed.values()]), PutEdges(edges)])
@@ -272,20 +356,32 @@ class Evolver:
                 report.merged = self.merge(a.namespace, query.id)
         return report
 
-    def _apply_ops(self, plan: list[InsightOp], a: Attempt, query: QueryNode,
-                   live: dict[str, Insight], changed: dict[str, Insight],
-                   report: EvolutionReport, s_ids: list[str], f_ids: list[str]) -> None:
+    def _apply_ops(
+        self,
+        plan: list[InsightOp],
+        a: Attempt,
+        query: QueryNode,
+        live: dict[str, Insight],
+        changed: dict[str, Insight],
+        report: EvolutionReport,
+        s_ids: list[str],
+        f_ids: list[str],
+    ) -> None:
         cfg = self.config
         success = a.outcome == Outcome.SUCCESS
         now = utcnow()
 
         def touch(ins: Insight, op: InsightOperation, detail: str = "") -> Insight:
             current = changed.get(ins.id, ins)
-            current = current.model_copy(update={
-                "provenance": [*current.provenance,
-                               Provenance(operation=op, query_id=query.id, at=now, detail=detail)],
-                "updated_at": now,
-            })
+            current = current.model_copy(
+                update={
+                    "provenance": [
+                        *current.provenance,
+                        Provenance(operation=op, query_id=query.id, at=now, detail=detail),
+                    ],
+                    "updated_at": now,
+                }
+            )
             changed[ins.id] = current
             return current
 
@@ -295,11 +391,14 @@ class Evolver:
                     sup, con = [query.id, *s_ids], list(f_ids)
                 else:
                     sup, con = list(s_ids), [query.id, *f_ids]
-                ins = Insight(namespace=a.namespace, text=op.text.strip(),
-                              score=cfg.insight_initial_score,
-                              supporting=list(dict.fromkeys(sup)),
-                              contradicting=list(dict.fromkeys(con)),
-                              roles=sorted(set(op.roles)))
+                ins = Insight(
+                    namespace=a.namespace,
+                    text=op.text.strip(),
+                    score=cfg.insight_initial_score,
+                    supporting=list(dict.fromkeys(sup)),
+                    contradicting=list(dict.fromkeys(con)),
+                    roles=sorted(set(op.roles)),
+                )
                 touch(ins, "add", f"derived from a {a.outcome.value}")
                 report.added.append(ins.id)
                 continue
@@ -308,16 +407,23 @@ class Evolver:
                 continue
             if op.op == "edit" and op.text:
                 cur = touch(target, "edit", f"was: {target.text}")
-                changed[cur.id] = cur.model_copy(update={
-                    "text": op.text.strip(), "embedding": None,
-                    "roles": sorted(set(op.roles)) if op.roles else cur.roles,
-                    **self._evidence(cur, query.id, success)})
+                changed[cur.id] = cur.model_copy(
+                    update={
+                        "text": op.text.strip(),
+                        "embedding": None,
+                        "roles": sorted(set(op.roles)) if op.roles else cur.roles,
+                        **self._evidence(cur, query.id, success),
+                    }
+                )
                 report.edited.append(cur.id)
             elif op.op == "agree":
                 cur = touch(target, "agree")
-                changed[cur.id] = cur.model_copy(update={
-                    "score": cur.score + cfg.insight_agree_bonus,
-                    "supporting": list(dict.fromkeys([*cur.supporting, query.id]))})
+                changed[cur.id] = cur.model_copy(
+                    update={
+                        "score": cur.score + cfg.insight_agree_bonus,
+                        "supporting": list(dict.fromkeys([*cur.supporting, query.id])),
+                    }
+                )
                 report.agreed.append(cur.id)
             elif op.op == "remove":
                 cur = touch(target, "remove")
@@ -330,8 +436,14 @@ class Evolver:
             return {"supporting": list(dict.fromkeys([*ins.supporting, qid]))}
         return {"contradicting": list(dict.fromkeys([*ins.contradicting, qid]))}
 
-    def _score_used(self, a: Attempt, query: QueryNode, existing: dict[str, Insight],
-                    changed: dict[str, Insight], report: EvolutionReport) -> None:
+    def _score_used(
+        self,
+        a: Attempt,
+        query: QueryNode,
+        existing: dict[str, Insight],
+        changed: dict[str, Insight],
+        report: EvolutionReport,
+    ) -> None:
         """Insights shown to the team share its fate: credit on success, blame on failure."""
         cfg = self.config
         if a.outcome == Outcome.UNKNOWN:
@@ -345,28 +457,46 @@ class Evolver:
             delta = cfg.insight_reward if success else -cfg.insight_penalty
             op: InsightOperation = "reward" if success else "penalize"
             score = ins.score + delta
-            prov = [*ins.provenance, Provenance(operation=op, query_id=query.id, at=now,
-                                                detail=f"{delta:+g} -> {score:g}")]
-            update: dict[str, object] = {"score": score, "provenance": prov, "updated_at": now,
-                                         **self._evidence(ins, query.id, success)}
+            prov = [
+                *ins.provenance,
+                Provenance(
+                    operation=op, query_id=query.id, at=now, detail=f"{delta:+g} -> {score:g}"
+                ),
+            ]
+            update: dict[str, object] = {
+                "score": score,
+                "provenance": prov,
+                "updated_at": now,
+                **self._evidence(ins, query.id, success),
+            }
             (report.rewarded if success else report.penalized).append(iid)
             if score <= 0:
                 update["retired"] = True
-                prov.append(Provenance(operation="retire", query_id=query.id, at=now,
-                                       detail="score reached zero"))
+                prov.append(
+                    Provenance(
+                        operation="retire", query_id=query.id, at=now, detail="score reached zero"
+                    )
+                )
                 report.retired.append(iid)
             changed[iid] = ins.model_copy(update=update)
 
     @staticmethod
-    def _insight_edges(changed: dict[str, Insight],
-                       before: dict[str, tuple[set[str], set[str]]]) -> list[Edge]:
+    def _insight_edges(
+        changed: dict[str, Insight], before: dict[str, tuple[set[str], set[str]]]
+    ) -> list[Edge]:
         edges = []
         for iid, ins in changed.items():
             old_sup, old_con = before.get(iid, (set(), set()))
-            edges += [Edge(kind=EdgeKind.SUPPORTS, src=q, dst=iid)
-                      for q in ins.supporting if q not in old_sup]
-            edges += [Edge(kind=EdgeKind.CONTRADICTS, src=q, dst=iid)
-                      for q in ins.contradicting if q not in old_con]
+            edges += [
+                Edge(kind=EdgeKind.SUPPORTS, src=q, dst=iid)
+                for q in ins.supporting
+                if q not in old_sup
+            ]
+            edges += [
+                Edge(kind=EdgeKind.CONTRADICTS, src=q, dst=iid)
+                for q in ins.contradicting
+                if q not in old_con
+            ]
         return edges
 
     def _embed_texts(self, insights: dict[str, Insight]) -> None:
@@ -384,9 +514,14 @@ class Evolver:
         live = {n.id: n for n in nodes if isinstance(n, Insight) and not n.retired}
         if len(live) < 2:
             return []
-        groups = self.llm.merge_insights(MergeRequest(insights=[
-            InsightView(id=n.id, text=n.text, score=n.score, roles=n.roles)
-            for n in live.values()])).groups
+        groups = self.llm.merge_insights(
+            MergeRequest(
+                insights=[
+                    InsightView(id=n.id, text=n.text, score=n.score, roles=n.roles)
+                    for n in live.values()
+                ]
+            )
+        ).groups
         now = utcnow()
         changed: dict[str, Insight] = {}
         before = {i: (set(n.supporting), set(n.contradicting)) for i, n in live.items()}
@@ -399,27 +534,50 @@ class Evolver:
             members.sort(key=lambda n: (-n.score, n.created_at))
             keep, rest = members[0], members[1:]
             used.update(n.id for n in members)
-            roles = [] if any(not n.roles for n in members) else sorted(
-                {r for n in members for r in n.roles})
+            roles = (
+                []
+                if any(not n.roles for n in members)
+                else sorted({r for n in members for r in n.roles})
+            )
             sources = [n.id for n in rest]
-            changed[keep.id] = keep.model_copy(update={
-                "text": g.text.strip() or keep.text,
-                "embedding": None if g.text.strip() != keep.text else keep.embedding,
-                "score": max(n.score for n in members),
-                "supporting": list(dict.fromkeys(q for n in members for q in n.supporting)),
-                "contradicting": list(dict.fromkeys(q for n in members for q in n.contradicting)),
-                "roles": roles, "updated_at": now,
-                "provenance": [*keep.provenance, Provenance(
-                    operation="merge", query_id=query_id, at=now,
-                    detail="absorbed " + ",".join(sources))],
-            })
+            changed[keep.id] = keep.model_copy(
+                update={
+                    "text": g.text.strip() or keep.text,
+                    "embedding": None if g.text.strip() != keep.text else keep.embedding,
+                    "score": max(n.score for n in members),
+                    "supporting": list(dict.fromkeys(q for n in members for q in n.supporting)),
+                    "contradicting": list(
+                        dict.fromkeys(q for n in members for q in n.contradicting)
+                    ),
+                    "roles": roles,
+                    "updated_at": now,
+                    "provenance": [
+                        *keep.provenance,
+                        Provenance(
+                            operation="merge",
+                            query_id=query_id,
+                            at=now,
+                            detail="absorbed " + ",".join(sources),
+                        ),
+                    ],
+                }
+            )
             for n in rest:
-                changed[n.id] = n.model_copy(update={
-                    "retired": True, "updated_at": now,
-                    "provenance": [*n.provenance, Provenance(
-                        operation="merge", query_id=query_id, at=now,
-                        detail=f"merged into {keep.id}")],
-                })
+                changed[n.id] = n.model_copy(
+                    update={
+                        "retired": True,
+                        "updated_at": now,
+                        "provenance": [
+                            *n.provenance,
+                            Provenance(
+                                operation="merge",
+                                query_id=query_id,
+                                at=now,
+                                detail=f"merged into {keep.id}",
+                            ),
+                        ],
+                    }
+                )
             merged.append((keep.id, sources))
         if not merged:
             return []

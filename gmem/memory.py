@@ -78,8 +78,11 @@ class Memory:
     ) -> None:
         self.config = config or MemoryConfig.from_env()
         self.store = store if isinstance(store, GraphStore) else open_store(store)
-        self.embedder = (embedder if embedder is not None and not isinstance(embedder, str)
-                         else make_embedder(embedder))
+        self.embedder = (
+            embedder
+            if embedder is not None and not isinstance(embedder, str)
+            else make_embedder(embedder)
+        )
         self.llm = llm if llm is not None else make_llm(self.config, embedder=self.embedder)
         self.tokens = TokenCounter(self.config.tokenizer)
         self._retriever = Retriever(self.store, self.embedder, self.llm, self.config)
@@ -97,8 +100,12 @@ class Memory:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     @property
@@ -135,26 +142,38 @@ class Memory:
         return self._evolver.finish(attempt)
 
     # ---- ingest ----------------------------------------------------------------------
-    def ingest(self, trajectory: Trajectory | Mapping[str, object],
-               namespace: str = DEFAULT_NAMESPACE) -> EvolutionReport:
+    def ingest(
+        self, trajectory: Trajectory | Mapping[str, object], namespace: str = DEFAULT_NAMESPACE
+    ) -> EvolutionReport:
         """Store a finished trajectory (see :mod:`gmem.trajectory` for the schema)."""
-        traj = trajectory if isinstance(trajectory, Trajectory) else parse_trajectory(
-            dict(trajectory))
+        traj = (
+            trajectory if isinstance(trajectory, Trajectory) else parse_trajectory(dict(trajectory))
+        )
         task = self.task(traj.task, traj.namespace or namespace, metadata=traj.metadata)
         ids: list[str] = []
         for step in traj.steps:
-            ids.append(task.record(
-                step.agent, step.role, step.content, replies_to=[ids[r] for r in step.replies_to],
-                action=step.action, observation=step.observation, reward=step.reward,
-                metadata=step.metadata))
+            ids.append(
+                task.record(
+                    step.agent,
+                    step.role,
+                    step.content,
+                    replies_to=[ids[r] for r in step.replies_to],
+                    action=step.action,
+                    observation=step.observation,
+                    reward=step.reward,
+                    metadata=step.metadata,
+                )
+            )
         return task.finish(traj.success, traj.score)
 
-    async def aingest(self, trajectory: Trajectory | Mapping[str, object],
-                      namespace: str = DEFAULT_NAMESPACE) -> EvolutionReport:
+    async def aingest(
+        self, trajectory: Trajectory | Mapping[str, object], namespace: str = DEFAULT_NAMESPACE
+    ) -> EvolutionReport:
         return await asyncio.to_thread(self.ingest, trajectory, namespace)
 
-    def ingest_jsonl(self, path: str | Path, namespace: str = DEFAULT_NAMESPACE,
-                     skip_bad: bool = False) -> IngestResult:
+    def ingest_jsonl(
+        self, path: str | Path, namespace: str = DEFAULT_NAMESPACE, skip_bad: bool = False
+    ) -> IngestResult:
         """Ingest a JSONL file. Every line is validated before anything is written, so a bad
         line imports nothing unless ``skip_bad`` is set (then bad lines are reported)."""
         check_namespace(namespace)
@@ -176,15 +195,20 @@ class Memory:
         if namespace not in self.store.namespaces():
             raise UnknownNamespaceError(f"namespace {namespace!r} holds no memory")
 
-    def insights(self, namespace: str | None = None, role: str | None = None,
-                 include_retired: bool = False) -> list[Insight]:
+    def insights(
+        self, namespace: str | None = None, role: str | None = None, include_retired: bool = False
+    ) -> list[Insight]:
         """Insights, best score first; ``role`` keeps those that apply to it."""
         if namespace is not None:
             self._require_namespace(namespace)
         nodes = self.store.list_nodes(NodeKind.INSIGHT, namespace)
-        out = [n for n in nodes if isinstance(n, Insight)
-               and (include_retired or not n.retired)
-               and (role is None or not n.roles or role in n.roles)]
+        out = [
+            n
+            for n in nodes
+            if isinstance(n, Insight)
+            and (include_retired or not n.retired)
+            and (role is None or not n.roles or role in n.roles)
+        ]
         out.sort(key=lambda n: (n.retired, -n.score, n.created_at))
         return out
 
@@ -193,8 +217,9 @@ class Memory:
         node = self.store.get_node(query_id)
         if not isinstance(node, QueryNode):
             raise NotFoundError(f"no task with id {query_id}")
-        edges = self.store.get_edges([query_id], [EdgeKind.HAS_TRACE, EdgeKind.SUPPORTS,
-                                                  EdgeKind.CONTRADICTS], "out")
+        edges = self.store.get_edges(
+            [query_id], [EdgeKind.HAS_TRACE, EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS], "out"
+        )
         nodes = {n.id: n for n in self.store.get_nodes([e.dst for e in edges]) if n is not None}
         attempts: dict[int, list[Utterance]] = {}
         for n in nodes.values():
@@ -204,9 +229,12 @@ class Memory:
             steps.sort(key=lambda u: u.step)
         supports = [nodes[e.dst] for e in edges if e.kind == EdgeKind.SUPPORTS]
         contradicts = [nodes[e.dst] for e in edges if e.kind == EdgeKind.CONTRADICTS]
-        return TaskView(node, dict(sorted(attempts.items())),
-                        [n for n in supports if isinstance(n, Insight)],
-                        [n for n in contradicts if isinstance(n, Insight)])
+        return TaskView(
+            node,
+            dict(sorted(attempts.items())),
+            [n for n in supports if isinstance(n, Insight)],
+            [n for n in contradicts if isinstance(n, Insight)],
+        )
 
     def stats(self, namespace: str | None = None) -> Counts:
         if namespace is not None:
@@ -214,8 +242,9 @@ class Memory:
         return self.store.count(namespace)
 
     def queries(self, namespace: str | None = None) -> list[QueryNode]:
-        return [n for n in self.store.list_nodes(NodeKind.QUERY, namespace)
-                if isinstance(n, QueryNode)]
+        return [
+            n for n in self.store.list_nodes(NodeKind.QUERY, namespace) if isinstance(n, QueryNode)
+        ]
 
     # ---- forgetting ------------------------------------------------------------------
     def forget_task(self, query_id: str) -> Removed:
@@ -225,11 +254,20 @@ class Memory:
         if not isinstance(node, QueryNode):
             raise NotFoundError(f"no task with id {query_id}")
         edges = self.store.get_edges([query_id], [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS])
-        touched = [n for n in self.store.get_nodes([e.dst for e in edges], with_vectors=True)
-                   if isinstance(n, Insight)]
-        cleaned = [n.model_copy(update={
-            "supporting": [q for q in n.supporting if q != query_id],
-            "contradicting": [q for q in n.contradicting if q != query_id]}) for n in touched]
+        touched = [
+            n
+            for n in self.store.get_nodes([e.dst for e in edges], with_vectors=True)
+            if isinstance(n, Insight)
+        ]
+        cleaned = [
+            n.model_copy(
+                update={
+                    "supporting": [q for q in n.supporting if q != query_id],
+                    "contradicting": [q for q in n.contradicting if q != query_id],
+                }
+            )
+            for n in touched
+        ]
         result: Removed = self.store.batch([PutNodes(cleaned), DeleteTask(query_id)])[1]
         return result
 
@@ -242,6 +280,9 @@ class Memory:
         """Run the periodic near-duplicate merge now."""
         return self._evolver.merge(check_namespace(namespace))
 
-    def ingest_many(self, trajectories: Iterable[Trajectory | Mapping[str, object]],
-                    namespace: str = DEFAULT_NAMESPACE) -> list[EvolutionReport]:
+    def ingest_many(
+        self,
+        trajectories: Iterable[Trajectory | Mapping[str, object]],
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> list[EvolutionReport]:
         return [self.ingest(t, namespace) for t in trajectories]

@@ -51,11 +51,15 @@ def copy_memory(
         if progress is not None:
             progress("edges", len(edges))
     after = target.count(namespace)
-    for what, want, got in (("nodes", before.nodes, after.nodes),
-                            ("edges", before.edges, after.edges)):
+    for what, want, got in (
+        ("nodes", before.nodes, after.nodes),
+        ("edges", before.edges, after.edges),
+    ):
         short = {k: (n, got.get(k, 0)) for k, n in want.items() if got.get(k, 0) < n}
         if short:
             detail = ", ".join(f"{k} {g}/{n}" for k, (n, g) in sorted(short.items()))
-            raise MigrationError(f"copy incomplete: the target holds fewer {what} ({detail}); "
-                                 "run the migration again")
+            raise MigrationError(
+                f"copy incomplete: the target holds fewer {what} ({detail}); "
+                "run the migration again"
+            )
     return MigrationReport(before, after)

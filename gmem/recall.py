@@ -137,8 +137,10 @@ class Recall:
         for q in self.queries:
             route = " | ".join(p.describe() for p in q.path)
             mark = "kept" if q.kept else "ranked"
-            lines.append(f"query {q.id[:8]} [{q.outcome.value}, {mark}, "
-                         f"relevance {q.relevance:.2f}]: {route}")
+            lines.append(
+                f"query {q.id[:8]} [{q.outcome.value}, {mark}, "
+                f"relevance {q.relevance:.2f}]: {route}"
+            )
         for ins in self.insights:
             route = " | ".join(p.describe() for p in ins.path)
             lines.append(f"insight {ins.id[:8]} [rank {ins.rank:.2f}]: {route}")

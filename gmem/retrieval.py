@@ -23,8 +23,9 @@ from graph_store.ops import GetEdges, GetNodes, Neighbors, VectorSearch
 _QUERY_LINKS = (EdgeKind.SIMILAR_TO, EdgeKind.USED_MEMORY_OF)
 
 
-def _cosines(vectors: Sequence[npt.NDArray[np.float32] | None], q: npt.NDArray[np.float32]
-             ) -> list[float]:
+def _cosines(
+    vectors: Sequence[npt.NDArray[np.float32] | None], q: npt.NDArray[np.float32]
+) -> list[float]:
     out = []
     for v in vectors:
         if v is None or v.shape != q.shape:
@@ -52,17 +53,20 @@ class Retriever:
         insights = self._upward(namespace, q, queries)
         trajectories = self._downward([rq for rq in queries if rq.kept], nodes)
         trajectories.sort(key=lambda t: (t.outcome != Outcome.SUCCESS, -t.relevance))
-        return Recall(task=task, namespace=namespace, queries=queries, insights=insights,
-                      trajectories=trajectories)
+        return Recall(
+            task=task,
+            namespace=namespace,
+            queries=queries,
+            insights=insights,
+            trajectories=trajectories,
+        )
 
     # ---- steps 1-3: seed, expand, rank --------------------------------------------------
     def _rank_queries(
         self, task: str, namespace: str, q: npt.NDArray[np.float32]
     ) -> tuple[list[RecalledQuery], dict[str, QueryNode]]:
         cfg = self.config
-        (seeds,) = self.store.batch(
-            [VectorSearch(NodeKind.QUERY, q, cfg.seed_k, namespace)]
-        )
+        (seeds,) = self.store.batch([VectorSearch(NodeKind.QUERY, q, cfg.seed_k, namespace)])
         seeds = [h for h in seeds if h.score >= cfg.seed_min_similarity]
         if not seeds:
             return [], {}
@@ -70,14 +74,15 @@ class Retriever:
             h.id: (0, (PathStep("seed", h.id, h.score),)) for h in seeds
         }
         if cfg.hops > 0:
-            (reached,) = self.store.batch([
-                Neighbors([h.id for h in seeds], cfg.hops, _QUERY_LINKS, "both", NodeKind.QUERY)
-            ])
+            (reached,) = self.store.batch(
+                [Neighbors([h.id for h in seeds], cfg.hops, _QUERY_LINKS, "both", NodeKind.QUERY)]
+            )
             for r in reached:
                 source = r.via.src if r.via.dst == r.id else r.via.dst
                 prev = paths.get(source, (0, ()))[1]
-                paths.setdefault(r.id, (r.hop, (*prev, PathStep("edge", r.id, None, r.via.kind,
-                                                                 source))))
+                paths.setdefault(
+                    r.id, (r.hop, (*prev, PathStep("edge", r.id, None, r.via.kind, source)))
+                )
         ids = list(paths)
         (nodes,) = self.store.batch([GetNodes(ids, with_vectors=True)])
         found = [n for n in nodes if isinstance(n, QueryNode)]
@@ -94,9 +99,7 @@ class Retriever:
             ],
         )
         relevance = self.llm.score_relevance(request).scores
-        ranked = sorted(
-            range(len(found)), key=lambda i: (-relevance[i], -sims[i], found[i].id)
-        )
+        ranked = sorted(range(len(found)), key=lambda i: (-relevance[i], -sims[i], found[i].id))
         successes = failures = 0
         best = max(relevance, default=0.0)
         floor = max(cfg.min_relevance, best - cfg.relevance_margin)
@@ -112,8 +115,9 @@ class Retriever:
                 elif outcome == Outcome.FAILURE and failures < cfg.failure_k:
                     keep, failures = True, failures + 1
             hop, path = paths[node.id]
-            out.append(RecalledQuery(node.id, node.text, outcome, sims[i], relevance[i],
-                                     hop, path, keep))
+            out.append(
+                RecalledQuery(node.id, node.text, outcome, sims[i], relevance[i], hop, path, keep)
+            )
         return out, {n.id: n for n in found}
 
     # ---- step 4: upward to insights ----------------------------------------------------
@@ -127,10 +131,12 @@ class Retriever:
         floor = max(cfg.min_relevance, best - cfg.relevance_margin)
         relevant = [rq for rq in queries if rq.relevance >= floor]
         by_id = {rq.id: rq for rq in relevant}
-        edges, similar = self.store.batch([
-            GetEdges(list(by_id), [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS], "out"),
-            VectorSearch(NodeKind.INSIGHT, q, cfg.insight_k * 3, namespace),
-        ])
+        edges, similar = self.store.batch(
+            [
+                GetEdges(list(by_id), [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS], "out"),
+                VectorSearch(NodeKind.INSIGHT, q, cfg.insight_k * 3, namespace),
+            ]
+        )
         support: dict[str, list[str]] = defaultdict(list)
         contra: dict[str, list[str]] = defaultdict(list)
         for e in edges:
@@ -159,8 +165,19 @@ class Retriever:
                 path = (*by_id[via[0]].path, PathStep("edge", ins.id, None, edge, via[0]))
             else:
                 path = (PathStep("similar", ins.id, sim),)
-            ranked.append(RecalledInsight(ins.id, ins.text, ins.score, tuple(ins.roles), rank,
-                                          len(sup), len(con), sim, path))
+            ranked.append(
+                RecalledInsight(
+                    ins.id,
+                    ins.text,
+                    ins.score,
+                    tuple(ins.roles),
+                    rank,
+                    len(sup),
+                    len(con),
+                    sim,
+                    path,
+                )
+            )
         ranked.sort(key=lambda r: (-r.rank, r.id))
         return ranked[: cfg.insight_k]
 
@@ -195,8 +212,9 @@ class Retriever:
                 # The opening (the plan) and the ending (what finally worked) matter most;
                 # the middle of a long trace is mostly search.
                 head = min(2, cap // 3)
-                key = key[:head] + key[len(key) - (cap - head):]
+                key = key[:head] + key[len(key) - (cap - head) :]
             steps = tuple(Step(u.agent, u.role, u.content, u.action, u.observation) for u in key)
-            out.append(PastTrajectory(rq.id, rq.task, rq.outcome, attempt, rq.relevance, steps,
-                                      len(trace)))
+            out.append(
+                PastTrajectory(rq.id, rq.task, rq.outcome, attempt, rq.relevance, steps, len(trace))
+            )
         return out

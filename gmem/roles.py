@@ -57,8 +57,10 @@ class RoleProjector:
         request = ProjectionRequest(
             role=role,
             task=recall.task,
-            insights=[InsightView(id=i.id, text=i.text, score=i.score, roles=list(i.roles))
-                      for i in recall.insights],
+            insights=[
+                InsightView(id=i.id, text=i.text, score=i.score, roles=list(i.roles))
+                for i in recall.insights
+            ],
         )
         by_id = {i.id: i for i in recall.insights}
         out = []
@@ -95,11 +97,14 @@ class RoleProjector:
             for ins in insights:
                 if not fits(f"- {ins.text}"):
                     break
-        for label, outcome in (("Successful attempt", Outcome.SUCCESS),
-                               ("Failed attempt (avoid repeating it)", Outcome.FAILURE)):
+        for label, outcome in (
+            ("Successful attempt", Outcome.SUCCESS),
+            ("Failed attempt (avoid repeating it)", Outcome.FAILURE),
+        ):
             for t in (t for t in trajectories if t.outcome == outcome):
-                head = (f'{label} at "{_clip(t.task, 120)}" '
-                        f"({len(t.steps)} of {t.total_steps} steps):")
+                head = (
+                    f'{label} at "{_clip(t.task, 120)}" ({len(t.steps)} of {t.total_steps} steps):'
+                )
                 if not fits(head):
                     break
                 # Re-weighting for the role: its own messages and every action stay; other

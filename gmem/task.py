@@ -117,8 +117,14 @@ class Task:
                     "utterances recorded earlier in the same task"
                 )
         step = PendingStep(
-            id=new_id(), agent=agent, role=role, content=content, action=action,
-            observation=observation, reward=reward, replies_to=list(dict.fromkeys(targets)),
+            id=new_id(),
+            agent=agent,
+            role=role,
+            content=content,
+            action=action,
+            observation=observation,
+            reward=reward,
+            replies_to=list(dict.fromkeys(targets)),
             metadata=dict(metadata or {}),
         )
         self._steps.append(step)
@@ -136,33 +142,46 @@ class Task:
             raise TrajectoryError("cannot finish a task with an empty trajectory; record a step")
         if score is not None and not 0.0 <= score <= 1.0:
             raise UserInputError(f"score must be within [0, 1], got {score}")
-        outcome = (Outcome.UNKNOWN if success is None
-                   else Outcome.SUCCESS if success else Outcome.FAILURE)
+        outcome = (
+            Outcome.UNKNOWN if success is None else Outcome.SUCCESS if success else Outcome.FAILURE
+        )
         used_queries: list[str] = []
         used_insights: list[str] = []
         if self._shown_roles and self._recall is not None:
             used_queries = self._recall.kept_query_ids
-            used_insights = list(dict.fromkeys(
-                i.id for role in sorted(self._shown_roles)
-                for i in self._recall.for_role(role).insights))
+            used_insights = list(
+                dict.fromkeys(
+                    i.id
+                    for role in sorted(self._shown_roles)
+                    for i in self._recall.for_role(role).insights
+                )
+            )
         attempt = Attempt(
-            task=self.text, namespace=self.namespace, steps=self._steps, outcome=outcome,
-            score=score, used_queries=used_queries, used_insights=used_insights,
+            task=self.text,
+            namespace=self.namespace,
+            steps=self._steps,
+            outcome=outcome,
+            score=score,
+            used_queries=used_queries,
+            used_insights=used_insights,
             metadata=self.metadata,
         )
         self.report = self.memory._evolve(attempt)
         return self.report
 
-    async def afinish(self, success: bool | None, score: float | None = None
-                      ) -> EvolutionReport:
+    async def afinish(self, success: bool | None, score: float | None = None) -> EvolutionReport:
         return await asyncio.to_thread(self.finish, success, score)
 
     # ---- context manager ----------------------------------------------------------------
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if isinstance(exc, Exception) and not self.finished and self._steps:
             self.metadata.setdefault("error", f"{type(exc).__name__}: {exc}"[:500])
             self.finish(success=False)
@@ -170,6 +189,10 @@ class Task:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await asyncio.to_thread(self.__exit__, exc_type, exc, tb)

@@ -80,8 +80,9 @@ def parse_trajectory(data: object) -> Trajectory:
         raise TrajectoryError(f"invalid trajectory: {_one_line(exc)}") from None
 
 
-def read_jsonl(path: str | Path, skip_bad: bool = False
-               ) -> Iterator[tuple[int, Trajectory | TrajectoryError]]:
+def read_jsonl(
+    path: str | Path, skip_bad: bool = False
+) -> Iterator[tuple[int, Trajectory | TrajectoryError]]:
     """Yield ``(line_number, trajectory)``; with ``skip_bad`` a bad line yields its error.
 
     Without ``skip_bad`` the first bad line raises, naming the file and line.

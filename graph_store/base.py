@@ -145,9 +145,7 @@ class GraphStore(ABC):
     async def aput_edges(self, edges: Sequence[Edge]) -> None:
         await self.abatch([PutEdges(edges)])
 
-    async def aget_nodes(
-        self, ids: Sequence[str], with_vectors: bool = False
-    ) -> list[Node | None]:
+    async def aget_nodes(self, ids: Sequence[str], with_vectors: bool = False) -> list[Node | None]:
         return list((await self.abatch([GetNodes(ids, with_vectors)]))[0])
 
     async def aneighbors(

@@ -143,9 +143,7 @@ class EmbeddedStore(GraphStore):
     def _open(self, durability: str) -> None:
         db = self._db
         app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        tables = {
-            r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        }
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables):
             raise StoreCorruptError(
                 f"{self.path} is an SQLite file of another application, not a gmem store"
@@ -166,9 +164,7 @@ class EmbeddedStore(GraphStore):
             check = db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {check}")
-            version = db.execute(
-                "SELECT value FROM meta WHERE key='schema_version'"
-            ).fetchone()
+            version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if version is None or int(version[0]) > SCHEMA_VERSION:
                 raise StoreCorruptError(
                     f"{self.path} has an unknown schema version; upgrade gmem to open it"
@@ -378,9 +374,7 @@ class EmbeddedStore(GraphStore):
                 continue
             self._graph.remove_edge(src, dst, key=kind)
             undo.append(self._edge_restorer(src, dst, kind, old))
-            self._db.execute(
-                "DELETE FROM edges WHERE kind=? AND src=? AND dst=?", (kind, src, dst)
-            )
+            self._db.execute("DELETE FROM edges WHERE kind=? AND src=? AND dst=?", (kind, src, dst))
             removed += 1
         return removed
 
@@ -462,8 +456,10 @@ class EmbeddedStore(GraphStore):
     def _get_nodes(self, ids: Sequence[str], with_vectors: bool) -> list[Node | None]:
         for node_id in ids:
             check_id(node_id)
-        cols = "id, kind, props, embedding, graph_embedding" if with_vectors else (
-            "id, kind, props, NULL, NULL"
+        cols = (
+            "id, kind, props, embedding, graph_embedding"
+            if with_vectors
+            else ("id, kind, props, NULL, NULL")
         )
         found: dict[str, Node] = {}
         unique = list(dict.fromkeys(ids))
@@ -478,8 +474,10 @@ class EmbeddedStore(GraphStore):
     def _list_nodes(
         self, kind: NodeKind, namespace: str | None, with_vectors: bool, limit: int | None
     ) -> list[Node]:
-        cols = "kind, props, embedding, graph_embedding" if with_vectors else (
-            "kind, props, NULL, NULL"
+        cols = (
+            "kind, props, embedding, graph_embedding"
+            if with_vectors
+            else ("kind, props, NULL, NULL")
         )
         sql = f"SELECT {cols} FROM nodes WHERE kind=?"
         params: list[Any] = [NodeKind(kind).value]
@@ -526,8 +524,9 @@ class EmbeddedStore(GraphStore):
                 for kind, src, dst, props in rows:
                     if (kind, src, dst) not in seen:
                         seen.add((kind, src, dst))
-                        yield Edge.model_construct(kind=EdgeKind(kind), src=src, dst=dst,
-                                                   props=json.loads(props))
+                        yield Edge.model_construct(
+                            kind=EdgeKind(kind), src=src, dst=dst, props=json.loads(props)
+                        )
 
     def _neighbors(
         self,

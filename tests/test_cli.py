@@ -24,8 +24,13 @@ from gmem.cli.export import cypher_string, cypher_value
 FIXTURES = Path(__file__).parent / "fixtures"
 GOOD = FIXTURES / "trajectories.jsonl"
 MALFORMED = FIXTURES / "malformed.jsonl"  # line 3: broken JSON; line 5: bad replies_to
-ENV = {"GMEM_EMBEDDER": "hashing", "GMEM_LLM_BASE_URL": "", "GMEM_LLM_MODEL": "",
-       "GMEM_STORE": None, "COLUMNS": "160"}
+ENV = {
+    "GMEM_EMBEDDER": "hashing",
+    "GMEM_LLM_BASE_URL": "",
+    "GMEM_LLM_MODEL": "",
+    "GMEM_STORE": None,
+    "COLUMNS": "160",
+}
 HEAT_TASK = "put a hot apple on the diningtable."
 
 
@@ -86,8 +91,11 @@ def test_version_and_help_with_examples() -> None:
 
 def test_stats(built: Path) -> None:
     data = counts(built)
-    assert data["nodes"] == {"Insight": data["nodes"]["Insight"], "Query": 6,  # type: ignore[index]
-                             "Utterance": 33}
+    assert data["nodes"] == {
+        "Insight": data["nodes"]["Insight"],
+        "Query": 6,  # type: ignore[index]
+        "Utterance": 33,
+    }
     assert data["namespaces"] == ["default", "lab"]
     table = gmem("--store", built, "stats")
     assert "interactions" in table.stdout and "33" in table.stdout
@@ -96,8 +104,15 @@ def test_stats(built: Path) -> None:
 
 
 def test_recall_finds_the_similar_task_and_explains_why(built: Path) -> None:
-    result = gmem("--store", built, "recall", "put a hot apple on the dining table", "--json",
-                  "--role", "actor")
+    result = gmem(
+        "--store",
+        built,
+        "recall",
+        "put a hot apple on the dining table",
+        "--json",
+        "--role",
+        "actor",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["queries"][0]["task"] == HEAT_TASK and data["queries"][0]["kept"]
@@ -151,10 +166,10 @@ def test_export_json_graphml_cypher(built: Path, tmp_path: Path) -> None:
 
 
 def test_cypher_literals_are_escaped() -> None:
-    assert cypher_string("it's a \\ \"q\"\nnext") == "'it\\'s a \\\\ \"q\"\\nnext'"
+    assert cypher_string('it\'s a \\ "q"\nnext') == "'it\\'s a \\\\ \"q\"\\nnext'"
     assert cypher_string("bell\x07") == "'bell\\u0007'"
     assert cypher_value(["a", "b'"]) == "['a', 'b\\'']"
-    assert cypher_value({"k": [1, "x"]}) == "'{\"k\": [1, \"x\"]}'"
+    assert cypher_value({"k": [1, "x"]}) == '\'{"k": [1, "x"]}\''
     assert cypher_value(True) == "true" and cypher_value(2.5) == "2.5"
 
 
@@ -190,8 +205,7 @@ def test_missing_store_is_not_created(tmp_path: Path) -> None:
 
 def test_unreadable_file(store: Path, tmp_path: Path) -> None:
     before = counts(store)
-    assert_user_error(gmem("--store", store, "ingest", tmp_path / "missing.jsonl"),
-                      "cannot read")
+    assert_user_error(gmem("--store", store, "ingest", tmp_path / "missing.jsonl"), "cannot read")
     assert_user_error(gmem("--store", store, "ingest", tmp_path), "cannot read")  # a folder
     assert counts(store) == before
 
@@ -246,8 +260,15 @@ def test_other_bad_usage(store: Path) -> None:
 def _script(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **{k: v for k, v in ENV.items() if v is not None}, "CI": "true"}
     env.pop("GMEM_STORE", None)
-    return subprocess.run([sys.executable, "-m", "gmem.cli", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "gmem.cli", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
 
 
 def test_script_reports_user_errors_without_traceback(store: Path, tmp_path: Path) -> None:
@@ -270,7 +291,9 @@ def test_unreachable_neo4j_is_one_line_and_exit_2() -> None:
         port = sock.getsockname()[1]
     done = subprocess.run(
         [sys.executable, "-m", "gmem.cli", "--store", f"neo4j://127.0.0.1:{port}", "stats"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "GMEM_NEO4J_PASSWORD": "x"},
     )
     assert done.returncode == 2

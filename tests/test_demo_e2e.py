@@ -18,14 +18,23 @@ from gmem.memory import Memory
 
 @pytest.mark.slow
 def test_demo_runs_both_conditions_and_writes_store_and_pictures(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GMEM_", "OPENAI_")) and k not in ("TERM", "COLUMNS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GMEM_", "OPENAI_")) and k not in ("TERM", "COLUMNS")
+    }
     # One BLAS thread: on a busy shared CI machine OpenBLAS's thread pool makes each small
     # MiniLM batch take ~1 s instead of ~10 ms (see the report on issue 4).
     env.update({"CI": "true", "OPENBLAS_NUM_THREADS": "1"})
     done = subprocess.run(
-        [sys.executable, "-m", "gmem.cli", "demo", "--tasks", "8"], cwd=tmp_path, env=env,
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=540)
+        [sys.executable, "-m", "gmem.cli", "demo", "--tasks", "8"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=540,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "Traceback" not in done.stderr
@@ -54,8 +63,7 @@ def test_demo_runs_both_conditions_and_writes_store_and_pictures(tmp_path: Path)
     png = tmp_path / ".gmem" / "demo-tiers.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (tmp_path / ".gmem" / "demo-tiers.html").read_text(encoding="utf-8")
-    data = re.search(r'<script type="application/json" id="gmem-data">(.*?)</script>', page,
-                     re.S)
+    data = re.search(r'<script type="application/json" id="gmem-data">(.*?)</script>', page, re.S)
     assert data is not None
     graph = json.loads(data[1])
     kinds = {n["kind"] for n in graph["nodes"]}

@@ -40,10 +40,11 @@ def test_garbage_file_is_reported_as_corrupt_and_left_alone(tmp_path: Path) -> N
 def test_truncated_store_is_reported_as_corrupt(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
     with EmbeddedStore(path) as store:
-        store.put_nodes([QueryNode(id=query_id_for("default", f"t{i}"), text=f"t{i}" * 200)
-                         for i in range(300)])
+        store.put_nodes(
+            [QueryNode(id=query_id_for("default", f"t{i}"), text=f"t{i}" * 200) for i in range(300)]
+        )
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2] + b"\x00" * 4096 + data[len(data) // 2 + 4096:])
+    path.write_bytes(data[: len(data) // 2] + b"\x00" * 4096 + data[len(data) // 2 + 4096 :])
     with pytest.raises(StoreCorruptError):
         EmbeddedStore(path)
 
@@ -74,8 +75,11 @@ def test_open_store_urls(tmp_path: Path) -> None:
 def test_second_handle_sees_writes_of_the_first(tmp_path: Path) -> None:
     a = EmbeddedStore(tmp_path / "m.db")
     b = EmbeddedStore(tmp_path / "m.db")
-    q = QueryNode(id=query_id_for("default", "shared"), text="shared",
-                  embedding=np.array([1, 0], dtype=np.float32))
+    q = QueryNode(
+        id=query_id_for("default", "shared"),
+        text="shared",
+        embedding=np.array([1, 0], dtype=np.float32),
+    )
     a.put_nodes([q])
     assert b.get_node(q.id) is not None
     assert [h.id for h in b.vector_search(NodeKind.QUERY, [1, 0], k=1)] == [q.id]
@@ -108,8 +112,9 @@ WRITER = textwrap.dedent(
 def test_kill_9_during_writes_loses_no_committed_task(tmp_path: Path) -> None:
     path = tmp_path / "crash.db"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)],
-                            stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True, env=env
+    )
     assert proc.stdout is not None
     committed = -1
     deadline = time.monotonic() + 60

@@ -12,14 +12,29 @@ from gmem.errors import TaskStateError, TrajectoryError, UnknownRoleError, UserI
 from gmem.memory import Memory
 from graph_store.model import EdgeKind, Insight, Outcome, QueryNode, query_id_for
 
-CLEAN = ["go to sinkbasin 1", "clean {o} with sinkbasin 1", "go to cabinet 2",
-         "put {o} in cabinet 2"]
-HEAT = ["go to microwave 1", "heat {o} with microwave 1", "go to countertop 1",
-        "put {o} in countertop 1"]
+CLEAN = [
+    "go to sinkbasin 1",
+    "clean {o} with sinkbasin 1",
+    "go to cabinet 2",
+    "put {o} in cabinet 2",
+]
+HEAT = [
+    "go to microwave 1",
+    "heat {o} with microwave 1",
+    "go to countertop 1",
+    "put {o} in countertop 1",
+]
 
 
-def run(mem: Memory, task: str, actions: list[str], success: bool, obj: str = "mug",
-        recall_roles: tuple[str, ...] = (), ns: str = "default"):  # type: ignore[no-untyped-def]
+def run(
+    mem: Memory,
+    task: str,
+    actions: list[str],
+    success: bool,
+    obj: str = "mug",
+    recall_roles: tuple[str, ...] = (),
+    ns: str = "default",
+):  # type: ignore[no-untyped-def]
     with mem.task(task, namespace=ns, roles=["planner", "actor", "critic"]) as t:
         for role in recall_roles:
             t.recall(role)
@@ -27,8 +42,14 @@ def run(mem: Memory, task: str, actions: list[str], success: bool, obj: str = "m
         prev = plan
         for a in actions:
             act = a.format(o=obj)
-            prev = t.record("a1", "actor", f"I will {act}", action=act,
-                            observation=f"You {act}.", replies_to=[prev])
+            prev = t.record(
+                "a1",
+                "actor",
+                f"I will {act}",
+                action=act,
+                observation=f"You {act}.",
+                replies_to=[prev],
+            )
         t.record("c1", "critic", "done" if success else "the goal is not met", replies_to=[prev])
         return t.finish(success=success)
 
@@ -93,12 +114,18 @@ def test_hop_expansion_reaches_queries_through_used_memory(make_memory) -> None:
 
     for hops in (1, 0):
         mem = make_memory(seed_k=1, hops=hops, similar_edge_k=0, min_relevance=0.0)
-        far = run(mem, "water the basil plant on the windowsill",
-                  ["go to windowsill 1", "water basil with wateringcan 1"], True, obj="basil")
+        far = run(
+            mem,
+            "water the basil plant on the windowsill",
+            ["go to windowsill 1", "water basil with wateringcan 1"],
+            True,
+            obj="basil",
+        )
         near = run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
         # The near task was solved with the far task's memory.
-        mem.store.put_edges([Edge(kind=EdgeKind.USED_MEMORY_OF, src=near.query_id,
-                                  dst=far.query_id)])
+        mem.store.put_edges(
+            [Edge(kind=EdgeKind.USED_MEMORY_OF, src=near.query_id, dst=far.query_id)]
+        )
         recall = mem.recall("clean the plate and put it in the cabinet")
         by_id = {q.id: q for q in recall.queries}
         assert by_id[near.query_id].hop == 0
@@ -108,7 +135,10 @@ def test_hop_expansion_reaches_queries_through_used_memory(make_memory) -> None:
         assert by_id[far.query_id].hop == 1
         step = by_id[far.query_id].path[-1]
         assert (step.how, step.edge, step.source) == (
-            "edge", EdgeKind.USED_MEMORY_OF, near.query_id)
+            "edge",
+            EdgeKind.USED_MEMORY_OF,
+            near.query_id,
+        )
         assert any("USED_MEMORY_OF" in line for line in recall.explain())
 
 
@@ -147,14 +177,30 @@ def test_downward_shows_key_steps_of_the_matching_attempt(make_memory) -> None: 
     task = "clean the mug and put it in the cabinet"
     with mem.task(task) as t:
         t.record("a1", "actor", "look", action="look", observation="Nothing happens.")
-        t.record("a1", "actor", "go to sinkbasin 1", action="go to sinkbasin 1",
-                 observation="You arrive.")
-        t.record("a1", "actor", "go to sinkbasin 1", action="go to sinkbasin 1",
-                 observation="You arrive.")
-        t.record("a1", "actor", "clean mug", action="clean mug with sinkbasin 1",
-                 observation="You clean the mug.")
-        t.record("a1", "actor", "put", action="put mug in cabinet 2", observation="Done.",
-                 reward=1.0)
+        t.record(
+            "a1",
+            "actor",
+            "go to sinkbasin 1",
+            action="go to sinkbasin 1",
+            observation="You arrive.",
+        )
+        t.record(
+            "a1",
+            "actor",
+            "go to sinkbasin 1",
+            action="go to sinkbasin 1",
+            observation="You arrive.",
+        )
+        t.record(
+            "a1",
+            "actor",
+            "clean mug",
+            action="clean mug with sinkbasin 1",
+            observation="You clean the mug.",
+        )
+        t.record(
+            "a1", "actor", "put", action="put mug in cabinet 2", observation="Done.", reward=1.0
+        )
         t.finish(success=True)
     run(mem, task, CLEAN[:1], False)  # a later failed attempt at the same task
     recall = mem.recall("clean the cup and put it in the cabinet")
@@ -170,8 +216,11 @@ def test_role_prompts_respect_budget_and_role_filters(make_memory) -> None:  # t
     mem = make_memory(role_token_budget=120)
     for obj in ("mug", "cup", "bowl", "plate"):
         run(mem, f"clean the {obj} and put it in the cabinet", CLEAN, True, obj=obj)
-    critic_only = Insight(text="the critic should check the cabinet door is closed",
-                          roles=["critic"], embedding=mem.embedder.embed(["critic cabinet"])[0])
+    critic_only = Insight(
+        text="the critic should check the cabinet door is closed",
+        roles=["critic"],
+        embedding=mem.embedder.embed(["critic cabinet"])[0],
+    )
     mem.store.put_nodes([critic_only])
     recall = mem.recall("clean the spoon and put it in the cabinet")
     for role in ("planner", "actor", "critic"):
@@ -201,14 +250,21 @@ def test_new_insights_carry_their_evidence(make_memory) -> None:  # type: ignore
 
 
 def test_used_insights_are_rewarded_penalised_and_retired(make_memory) -> None:  # type: ignore[no-untyped-def]
-    mem = make_memory(insight_initial_score=1.0, insight_reward=1.0, insight_penalty=1.0,
-                      merge_every=0)
+    mem = make_memory(
+        insight_initial_score=1.0, insight_reward=1.0, insight_penalty=1.0, merge_every=0
+    )
     run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
     run(mem, "clean the cup and put it in the cabinet", CLEAN, True, obj="cup")
     before = {i.id: i.score for i in mem.insights()}
     assert before
-    win = run(mem, "clean the bowl and put it in the cabinet", CLEAN, True, obj="bowl",
-              recall_roles=("actor",))
+    win = run(
+        mem,
+        "clean the bowl and put it in the cabinet",
+        CLEAN,
+        True,
+        obj="bowl",
+        recall_roles=("actor",),
+    )
     assert win.rewarded
     for iid in win.rewarded:
         ins = mem.store.get_node(iid)
@@ -216,8 +272,14 @@ def test_used_insights_are_rewarded_penalised_and_retired(make_memory) -> None: 
         assert ins.score >= before.get(iid, 0) + 1.0
         assert win.query_id in ins.supporting
         assert ins.provenance[-1].operation in ("reward", "agree")
-    lose = run(mem, "clean the fork and put it in the cabinet", CLEAN[3:], False, obj="fork",
-               recall_roles=("actor",))
+    lose = run(
+        mem,
+        "clean the fork and put it in the cabinet",
+        CLEAN[3:],
+        False,
+        obj="fork",
+        recall_roles=("actor",),
+    )
     assert set(lose.penalized) & set(win.rewarded)
     for iid in lose.penalized:
         ins = mem.store.get_node(iid)
@@ -225,8 +287,14 @@ def test_used_insights_are_rewarded_penalised_and_retired(make_memory) -> None: 
     # Drive one insight to zero: it retires, stays stored and leaves recall.
     victim = lose.penalized[0]
     for i in range(6):
-        run(mem, f"clean the knife {i} and put it in the cabinet", CLEAN[3:], False,
-            obj="knife", recall_roles=("actor",))
+        run(
+            mem,
+            f"clean the knife {i} and put it in the cabinet",
+            CLEAN[3:],
+            False,
+            obj="knife",
+            recall_roles=("actor",),
+        )
         node = mem.store.get_node(victim)
         assert isinstance(node, Insight)
         if node.retired:
@@ -241,8 +309,14 @@ def test_used_queries_and_related_insights_are_linked(make_memory) -> None:  # t
     mem = make_memory()
     a = run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
     run(mem, "clean the cup and put it in the cabinet", CLEAN[2:], False, obj="cup")
-    c = run(mem, "clean the bowl and put it in the cabinet", CLEAN, True, obj="bowl",
-            recall_roles=("planner", "actor"))
+    c = run(
+        mem,
+        "clean the bowl and put it in the cabinet",
+        CLEAN,
+        True,
+        obj="bowl",
+        recall_roles=("planner", "actor"),
+    )
     used = {e.dst for e in mem.store.get_edges([c.query_id], [EdgeKind.USED_MEMORY_OF])}
     assert a.query_id in used
     if len(c.rewarded) >= 2:
@@ -253,11 +327,15 @@ def test_used_queries_and_related_insights_are_linked(make_memory) -> None:  # t
 
 def test_near_duplicate_insights_merge_with_provenance(make_memory) -> None:  # type: ignore[no-untyped-def]
     mem = make_memory(merge_every=0, merge_similarity=0.9)
-    texts = ["Clean the object at the sink before putting it in the cabinet.",
-             "Clean the object at the sink before you put it in the cabinet.",
-             "Heat food in the microwave before placing it on the countertop."]
-    nodes = [Insight(text=t, score=s, embedding=mem.embedder.embed([t])[0])
-             for t, s in zip(texts, (2.0, 3.0, 2.0), strict=True)]
+    texts = [
+        "Clean the object at the sink before putting it in the cabinet.",
+        "Clean the object at the sink before you put it in the cabinet.",
+        "Heat food in the microwave before placing it on the countertop.",
+    ]
+    nodes = [
+        Insight(text=t, score=s, embedding=mem.embedder.embed([t])[0])
+        for t, s in zip(texts, (2.0, 3.0, 2.0), strict=True)
+    ]
     mem.store.put_nodes(nodes)
     merged = mem.merge_insights()
     assert len(merged) == 1
@@ -343,8 +421,13 @@ def test_async_twins(make_memory) -> None:  # type: ignore[no-untyped-def]
         assert report.attempt == 1
         recall = await mem.arecall("clean the cup and put it in the cabinet")
         assert recall.queries[0].id == report.query_id
-        rep2 = await mem.aingest({"task": "t2", "success": False,
-                                  "steps": [{"agent": "a", "role": "actor", "content": "x"}]})
+        rep2 = await mem.aingest(
+            {
+                "task": "t2",
+                "success": False,
+                "steps": [{"agent": "a", "role": "actor", "content": "x"}],
+            }
+        )
         assert rep2.outcome == Outcome.FAILURE
 
     asyncio.run(go())

@@ -24,8 +24,14 @@ def build(path: Path) -> EmbeddedStore:
     mem = Memory(EmbeddedStore(path), embedder=emb, llm=HeuristicLLM(emb, cfg), config=cfg)
     for _, traj in read_jsonl(FIXTURE):
         mem.ingest(traj, namespace="team-a")  # type: ignore[arg-type]
-    mem.ingest({"task": "other team task", "success": True,
-                "steps": [{"agent": "a", "role": "actor", "content": "x"}]}, namespace="team-b")
+    mem.ingest(
+        {
+            "task": "other team task",
+            "success": True,
+            "steps": [{"agent": "a", "role": "actor", "content": "x"}],
+        },
+        namespace="team-b",
+    )
     return mem.store  # type: ignore[return-value]
 
 
@@ -41,10 +47,12 @@ def test_copy_keeps_nodes_vectors_and_edges(tmp_path: Path) -> None:
     q = src.list_nodes(NodeKind.QUERY, namespace="team-a", with_vectors=True)[0]
     assert q.embedding is not None
     assert src.vector_search(NodeKind.QUERY, q.embedding, 3) == dst.vector_search(
-        NodeKind.QUERY, q.embedding, 3)
+        NodeKind.QUERY, q.embedding, 3
+    )
     ids = [n.id for n in src.list_nodes(NodeKind.UTTERANCE)]
     assert {e.key for e in src.get_edges(ids, direction="both")} == {
-        e.key for e in dst.get_edges(ids, direction="both")}
+        e.key for e in dst.get_edges(ids, direction="both")
+    }
     again = copy_memory(src, dst)  # idempotent: upserts, no duplicates
     assert again.target == src.count()
 
@@ -58,8 +66,9 @@ def test_copy_one_namespace(tmp_path: Path) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gmem.cli", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "gmem.cli", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_migrate_and_its_errors(tmp_path: Path) -> None:
@@ -70,12 +79,16 @@ def test_cli_migrate_and_its_errors(tmp_path: Path) -> None:
     with EmbeddedStore(tmp_path / "d.db") as copy, EmbeddedStore(tmp_path / "src.db") as orig:
         assert copy.count() == orig.count()
     for args, message in [
-        (("--from", str(tmp_path / "missing.db"), "--to", str(tmp_path / "x.db")),
-         "no such store file"),
+        (
+            ("--from", str(tmp_path / "missing.db"), "--to", str(tmp_path / "x.db")),
+            "no such store file",
+        ),
         (("--from", str(tmp_path / "src.db"), "--to", "redis://host"), "unknown store URL"),
         (("--from", str(tmp_path / "src.db"), "--to", str(tmp_path / "src.db")), "same store"),
-        (("--from", str(tmp_path / "src.db"), "--to", str(tmp_path / "y.db"), "-n", "nope"),
-         "holds no memory"),
+        (
+            ("--from", str(tmp_path / "src.db"), "--to", str(tmp_path / "y.db"), "-n", "nope"),
+            "holds no memory",
+        ),
     ]:
         bad = run_cli("migrate", *args)
         assert bad.returncode == 2, (args, bad.stderr)

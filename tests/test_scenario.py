@@ -17,24 +17,58 @@ from gmem.memory import Memory
 from graph_store.model import Insight, Outcome, QueryNode
 
 FAMILIES: dict[str, tuple[str, list[str], list[str]]] = {
-    "clean": ("clean the {x} and put it in the cupboard",
-              ["go to sinkbasin 1", "clean {x} with sinkbasin 1", "go to cupboard 1",
-               "put {x} in cupboard 1"], ["apple", "mug", "plate", "fork", "pan", "bowl"]),
-    "bugfix": ("fix the failing unit test in the {x} module",
-               ["run pytest on {x}", "read the traceback of {x}", "edit {x}.py",
-                "run pytest on {x}"], ["parser", "router", "billing", "auth", "cache", "cli"]),
-    "travel": ("book a train ticket to {x} for next monday",
-               ["search trains to {x}", "compare fares to {x}", "select the cheapest train",
-                "pay with the company card"], ["paris", "berlin", "madrid", "rome", "vienna",
-                                               "prague"]),
-    "lookup": ("find the year the {x} was founded",
-               ["search encyclopedia for {x}", "open the article on {x}",
-                "extract the founding year", "answer with the year"],
-               ["red cross", "royal society", "world bank", "unesco", "nobel foundation",
-                "british museum"]),
-    "math": ("compute the sum of the first {x} prime numbers",
-             ["list the first {x} primes", "add the primes", "check the sum with a script",
-              "report the sum"], ["ten", "twenty", "thirty", "forty", "fifty", "sixty"]),
+    "clean": (
+        "clean the {x} and put it in the cupboard",
+        [
+            "go to sinkbasin 1",
+            "clean {x} with sinkbasin 1",
+            "go to cupboard 1",
+            "put {x} in cupboard 1",
+        ],
+        ["apple", "mug", "plate", "fork", "pan", "bowl"],
+    ),
+    "bugfix": (
+        "fix the failing unit test in the {x} module",
+        ["run pytest on {x}", "read the traceback of {x}", "edit {x}.py", "run pytest on {x}"],
+        ["parser", "router", "billing", "auth", "cache", "cli"],
+    ),
+    "travel": (
+        "book a train ticket to {x} for next monday",
+        [
+            "search trains to {x}",
+            "compare fares to {x}",
+            "select the cheapest train",
+            "pay with the company card",
+        ],
+        ["paris", "berlin", "madrid", "rome", "vienna", "prague"],
+    ),
+    "lookup": (
+        "find the year the {x} was founded",
+        [
+            "search encyclopedia for {x}",
+            "open the article on {x}",
+            "extract the founding year",
+            "answer with the year",
+        ],
+        [
+            "red cross",
+            "royal society",
+            "world bank",
+            "unesco",
+            "nobel foundation",
+            "british museum",
+        ],
+    ),
+    "math": (
+        "compute the sum of the first {x} prime numbers",
+        [
+            "list the first {x} primes",
+            "add the primes",
+            "check the sum with a script",
+            "report the sum",
+        ],
+        ["ten", "twenty", "thirty", "forty", "fifty", "sixty"],
+    ),
 }
 
 
@@ -44,15 +78,25 @@ def play(mem: Memory, family: str, x: str, success: bool, rng: random.Random) ->
     if not success:  # a failure skips a key step and wanders instead
         steps.pop(1)
         steps.insert(1, rng.choice(["look around", "ask the user for help", "wait"]))
-    with mem.task(template.format(x=x), roles=["planner", "actor", "critic"],
-                  metadata={"family": family}) as t:
+    with mem.task(
+        template.format(x=x), roles=["planner", "actor", "critic"], metadata={"family": family}
+    ) as t:
         prev = t.record("planner-1", "planner", "Plan: " + "; ".join(steps))
         for s in steps:
-            prev = t.record("actor-1", "actor", f"Doing: {s}", action=s,
-                            observation="ok" if success or "look" not in s else "nothing",
-                            replies_to=[prev])
-        t.record("critic-1", "critic", "goal reached" if success else "goal not reached",
-                 replies_to=[prev])
+            prev = t.record(
+                "actor-1",
+                "actor",
+                f"Doing: {s}",
+                action=s,
+                observation="ok" if success or "look" not in s else "nothing",
+                replies_to=[prev],
+            )
+        t.record(
+            "critic-1",
+            "critic",
+            "goal reached" if success else "goal not reached",
+            replies_to=[prev],
+        )
         return t.finish(success=success).query_id
 
 
@@ -86,10 +130,16 @@ def test_corpus_has_sixty_tasks_with_mixed_outcomes(scenario) -> None:  # type: 
     assert 0.4 < sum(outcomes.values()) / 60 < 0.9
 
 
-@pytest.mark.parametrize(("family", "x"), [
-    ("clean", "spoon"), ("bugfix", "scheduler"), ("travel", "lisbon"),
-    ("lookup", "red crescent"), ("math", "seventy"),
-])
+@pytest.mark.parametrize(
+    ("family", "x"),
+    [
+        ("clean", "spoon"),
+        ("bugfix", "scheduler"),
+        ("travel", "lisbon"),
+        ("lookup", "red crescent"),
+        ("math", "seventy"),
+    ],
+)
 def test_recall_keeps_to_the_family_and_shows_successes_first(scenario, family, x) -> None:  # type: ignore[no-untyped-def]
     mem, _ = scenario
     recall = mem.recall(FAMILIES[family][0].format(x=x))
@@ -100,7 +150,8 @@ def test_recall_keeps_to_the_family_and_shows_successes_first(scenario, family, 
     for traj in recall.trajectories:
         assert family_of(mem, traj.query_id) == family
     assert [t.outcome for t in recall.trajectories] == sorted(
-        (t.outcome for t in recall.trajectories), key=lambda o: o != Outcome.SUCCESS)
+        (t.outcome for t in recall.trajectories), key=lambda o: o != Outcome.SUCCESS
+    )
     # Upward: the best insights were derived from this family's tasks.
     assert recall.insights
     for ins in recall.insights[:2]:
@@ -116,8 +167,10 @@ def test_recall_keeps_to_the_family_and_shows_successes_first(scenario, family, 
 def test_failure_derived_insights_carry_their_contradicting_queries(scenario) -> None:  # type: ignore[no-untyped-def]
     mem, outcomes = scenario
     failure_born = [
-        ins for ins in mem.insights(include_retired=True)
-        if ins.provenance and ins.provenance[0].operation == "add"
+        ins
+        for ins in mem.insights(include_retired=True)
+        if ins.provenance
+        and ins.provenance[0].operation == "add"
         and ins.provenance[0].query_id is not None
         and outcomes.get(ins.provenance[0].query_id) is False
     ]

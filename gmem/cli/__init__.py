@@ -34,12 +34,24 @@ def _fail(message: str, code: int = USER_ERROR) -> None:
 
 
 class _Group(TyperGroup):
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True,
-             windows_expand_args: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False,
-                                windows_expand_args=windows_expand_args, **extra)
+            code = super().main(
+                args,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
         except GmemError as exc:
             _fail(str(exc))
         except typer.Abort:
@@ -60,7 +72,7 @@ app = typer.Typer(
     cls=_Group,
     name="gmem",
     help="gmem: hierarchical, evolving graph memory for LLM agent teams (after G-Memory).\n\n"
-         "Start with: gmem demo",
+    "Start with: gmem demo",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -77,19 +89,34 @@ def _version(value: bool) -> None:
 @app.callback()
 def _options(
     ctx: typer.Context,
-    store: Annotated[str, typer.Option(
-        "--store", "-s", envvar="GMEM_STORE",
-        help="Store: a file path, sqlite:///path or neo4j://host.")] = DEFAULT_STORE,
-    llm_base_url: Annotated[str | None, typer.Option(
-        "--llm-base-url", envvar="GMEM_LLM_BASE_URL",
-        help="OpenAI-compatible endpoint for memory reasoning (default: offline heuristic).")
+    store: Annotated[
+        str,
+        typer.Option(
+            "--store",
+            "-s",
+            envvar="GMEM_STORE",
+            help="Store: a file path, sqlite:///path or neo4j://host.",
+        ),
+    ] = DEFAULT_STORE,
+    llm_base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--llm-base-url",
+            envvar="GMEM_LLM_BASE_URL",
+            help="OpenAI-compatible endpoint for memory reasoning (default: offline heuristic).",
+        ),
     ] = None,
-    llm_model: Annotated[str | None, typer.Option(
-        "--llm-model", envvar="GMEM_LLM_MODEL", help="Model name at that endpoint.")] = None,
-    embedder: Annotated[str | None, typer.Option(
-        "--embedder", envvar="GMEM_EMBEDDER", help="minilm (default) or hashing.")] = None,
-    version: Annotated[bool, typer.Option(
-        "--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    llm_model: Annotated[
+        str | None,
+        typer.Option("--llm-model", envvar="GMEM_LLM_MODEL", help="Model name at that endpoint."),
+    ] = None,
+    embedder: Annotated[
+        str | None,
+        typer.Option("--embedder", envvar="GMEM_EMBEDDER", help="minilm (default) or hashing."),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """gmem: hierarchical, evolving graph memory for LLM agent teams (after G-Memory).
 

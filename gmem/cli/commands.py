@@ -29,8 +29,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 def recall(
     ctx: typer.Context,
     task: Annotated[str, typer.Argument(help="The task to recall memory for.")],
-    role: Annotated[str | None, typer.Option(
-        "--role", "-r", help="Show the memory rendered for this role.")] = None,
+    role: Annotated[
+        str | None, typer.Option("--role", "-r", help="Show the memory rendered for this role.")
+    ] = None,
     namespace: NamespaceOpt = DEFAULT_NAMESPACE,
     as_json: JsonOpt = False,
 ) -> None:
@@ -51,8 +52,9 @@ def ingest(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="JSONL file, one finished trajectory per line.")],
     namespace: NamespaceOpt = DEFAULT_NAMESPACE,
-    skip_bad: Annotated[bool, typer.Option(
-        "--skip-bad", help="Import the valid lines and report the bad ones.")] = False,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Import the valid lines and report the bad ones.")
+    ] = False,
 ) -> None:
     """Import finished trajectories (the schema is in gmem/trajectory.py).
 
@@ -70,18 +72,23 @@ def ingest(
         for number, why in result.skipped:
             render.console(stderr=True).print(f"skipped {file}:{number}: {why}", markup=False)
         added = sum(len(r.added) for r in result.reports)
-        out.print(f"Ingested {result.ingested} trajectories into namespace {namespace!r} "
-                  f"({added} insights added, {len(result.skipped)} lines skipped).")
+        out.print(
+            f"Ingested {result.ingested} trajectories into namespace {namespace!r} "
+            f"({added} insights added, {len(result.skipped)} lines skipped)."
+        )
 
 
 def insights(
     ctx: typer.Context,
-    role: Annotated[str | None, typer.Option(
-        "--role", "-r", help="Only insights that apply to this role.")] = None,
-    namespace: Annotated[str | None, typer.Option(
-        "--namespace", "-n", help="Only this namespace (default: all).")] = None,
-    include_retired: Annotated[bool, typer.Option(
-        "--all", help="Include retired insights.")] = False,
+    role: Annotated[
+        str | None, typer.Option("--role", "-r", help="Only insights that apply to this role.")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Only this namespace (default: all).")
+    ] = None,
+    include_retired: Annotated[
+        bool, typer.Option("--all", help="Include retired insights.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List what the team has learned, best score first.
@@ -99,8 +106,12 @@ def insights(
 
 def show(
     ctx: typer.Context,
-    query_id: Annotated[str, typer.Argument(
-        help="Task (query) id; an unambiguous prefix of 6 or more hex digits works.")],
+    query_id: Annotated[
+        str,
+        typer.Argument(
+            help="Task (query) id; an unambiguous prefix of 6 or more hex digits works."
+        ),
+    ],
     as_json: JsonOpt = False,
 ) -> None:
     """Show one stored task: its interaction graph and the insights it supports.
@@ -126,7 +137,8 @@ def _resolve_query(memory: Memory, query_id: str) -> str:
         return text
     if not 6 <= len(text) < 32 or any(c not in "0123456789abcdef" for c in text):
         raise InvalidIdError(
-            f"invalid id {query_id!r}: expected 32 hex digits or a prefix of at least 6")
+            f"invalid id {query_id!r}: expected 32 hex digits or a prefix of at least 6"
+        )
     matches = [q.id for q in memory.queries() if q.id.startswith(text)]
     if not matches:
         raise NotFoundError(f"no task with an id starting {text}")
@@ -137,8 +149,9 @@ def _resolve_query(memory: Memory, query_id: str) -> str:
 
 def stats(
     ctx: typer.Context,
-    namespace: Annotated[str | None, typer.Option(
-        "--namespace", "-n", help="Only this namespace (default: all).")] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Only this namespace (default: all).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Count nodes and edges per tier.
@@ -157,12 +170,14 @@ def stats(
 
 def export(
     ctx: typer.Context,
-    fmt: Annotated[str, typer.Option("--format", "-f",
-                                     help="graphml, json or cypher.")] = "json",
-    namespace: Annotated[str | None, typer.Option(
-        "--namespace", "-n", help="Only this namespace (default: all).")] = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write to this file instead of standard output.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="graphml, json or cypher.")] = "json",
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Only this namespace (default: all).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file instead of standard output."),
+    ] = None,
 ) -> None:
     """Export the memory graph (vectors left out).
 
@@ -187,15 +202,18 @@ def export(
         raise UserInputError(f"cannot write {output}: {exc.strerror}") from None
     render.console(stderr=True).print(
         f"Wrote {len(snap.nodes)} nodes and {len(snap.edges)} edges to {output} ({fmt}).",
-        markup=False)
+        markup=False,
+    )
 
 
 def forget(
     ctx: typer.Context,
-    namespace: Annotated[str | None, typer.Option(
-        "--namespace", "-n", help="Forget everything in this namespace.")] = None,
-    task: Annotated[str | None, typer.Option(
-        "--task", "-t", help="Forget one task (query id) and its traces.")] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Forget everything in this namespace.")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", "-t", help="Forget one task (query id) and its traces.")
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a namespace or one task; insights keep their other evidence.
@@ -218,17 +236,20 @@ def forget(
             if not sys.stdin.isatty():
                 raise UserInputError(f"refusing to forget {what} without --yes (no terminal)")
             typer.confirm(f"Forget {what}?", abort=True)
-        removed = (memory.forget_namespace(namespace) if namespace is not None
-                   else memory.forget_task(qid))
-        render.console().print(f"Forgot {what}: {removed.nodes} nodes and {removed.edges} "
-                               "edges removed.", markup=False)
+        removed = (
+            memory.forget_namespace(namespace) if namespace is not None else memory.forget_task(qid)
+        )
+        render.console().print(
+            f"Forgot {what}: {removed.nodes} nodes and {removed.edges} edges removed.", markup=False
+        )
 
 
 def migrate(
     source: Annotated[str, typer.Option("--from", help="Store to copy from (path or URL).")],
     target: Annotated[str, typer.Option("--to", help="Store to copy into (path or URL).")],
-    namespace: Annotated[str | None, typer.Option(
-        "--namespace", "-n", help="Copy only this namespace.")] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Copy only this namespace.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Copy a memory between stores, then check the counts match.
@@ -246,15 +267,23 @@ def migrate(
     with open_store(source) as src, open_store(target) as dst:
         if namespace is not None and namespace not in src.namespaces():
             raise UnknownNamespaceError(f"namespace {namespace!r} holds no memory in {source}")
-        if isinstance(src, EmbeddedStore) and isinstance(dst, EmbeddedStore) and (
-                Path(src.path).resolve() == Path(dst.path).resolve()):
+        if (
+            isinstance(src, EmbeddedStore)
+            and isinstance(dst, EmbeddedStore)
+            and (Path(src.path).resolve() == Path(dst.path).resolve())
+        ):
             raise UserInputError("--from and --to name the same store")
         report = copy_memory(src, dst, namespace)
     if as_json:
-        render.emit_json({"source": {"nodes": report.source.nodes, "edges": report.source.edges},
-                          "target": {"nodes": report.target.nodes, "edges": report.target.edges}})
+        render.emit_json(
+            {
+                "source": {"nodes": report.source.nodes, "edges": report.source.edges},
+                "target": {"nodes": report.target.nodes, "edges": report.target.edges},
+            }
+        )
         return
     render.console().print(
         f"copied {report.source.total_nodes} nodes and {report.source.total_edges} edges "
         f"from {source} to {target}; the target now holds {report.target.total_nodes} nodes "
-        f"and {report.target.total_edges} edges")
+        f"and {report.target.total_edges} edges"
+    )

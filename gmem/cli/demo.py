@@ -43,8 +43,7 @@ def _fresh_store(url: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _open(url: str, embedder_spec: str | None, base_url: str | None,
-          model: str | None) -> Memory:
+def _open(url: str, embedder_spec: str | None, base_url: str | None, model: str | None) -> Memory:
     from gmem.config import MemoryConfig
     from gmem.embedding import make_embedder
     from gmem.llm import make_llm
@@ -74,24 +73,34 @@ def _mark(ok: bool) -> str:
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def _describe(run: TaskRun, without: bool, memory: Memory, verbose: bool) -> list[str]:
     """A few lines per task: outcomes, what each role was given and why, what changed."""
     hints, rec, rep = run.hints, run.recall, run.report
-    head = (f"{run.index + 1:>3} [cyan]{run.task.family:<7}[/] "
-            f"{escape(render.clip(run.task.text, 52)):<52} "
-            f"off {_mark(without)}  on {_mark(run.success)}  [dim]{run.episode.steps} steps[/]")
+    head = (
+        f"{run.index + 1:>3} [cyan]{run.task.family:<7}[/] "
+        f"{escape(render.clip(run.task.text, 52)):<52} "
+        f"off {_mark(without)}  on {_mark(run.success)}  [dim]{run.episode.steps} steps[/]"
+    )
     lines = [head]
     if rec is None or rec.is_empty:
         lines.append("      [dim]recalled nothing yet[/]")
     else:
         ok = sum(1 for t in rec.trajectories if t.outcome.value == "success")
         tokens = ", ".join(f"{m.role} {m.tokens}" for m in run.roles)
-        lines.append(f"      recalled {ok} success(es), {len(rec.trajectories) - ok} failure(s),"
-                     f" {len(rec.insights)} insight(s) · tokens per role: {tokens}")
+        lines.append(
+            f"      recalled {ok} success(es), {len(rec.trajectories) - ok} failure(s),"
+            f" {len(rec.insights)} insight(s) · tokens per role: {tokens}"
+        )
         why = rec.explain()
         for line in why if verbose else why[:1]:
             lines.append(f"      [dim]why: {escape(render.clip(line, 100))}[/]")
@@ -99,12 +108,22 @@ def _describe(run: TaskRun, without: bool, memory: Memory, verbose: bool) -> lis
             for m in run.roles:
                 lines.append(f"      [bold]{m.role}[/] sees:")
                 lines.extend(f"        {escape(t)}" for t in m.text.splitlines())
-            lines.append(f"      team hints: {len(hints.plans)} plan(s), "
-                         f"{len(hints.warnings)} warning action(s)")
+            lines.append(
+                f"      team hints: {len(hints.plans)} plan(s), "
+                f"{len(hints.warnings)} warning action(s)"
+            )
     if rep is not None:
-        changes = [f"{label} {len(ids)}" for label, ids in (
-            ("added", rep.added), ("edited", rep.edited), ("agreed", rep.agreed),
-            ("retired", rep.retired), ("removed", rep.removed)) if ids]
+        changes = [
+            f"{label} {len(ids)}"
+            for label, ids in (
+                ("added", rep.added),
+                ("edited", rep.edited),
+                ("agreed", rep.agreed),
+                ("retired", rep.retired),
+                ("removed", rep.removed),
+            )
+            if ids
+        ]
         if rep.merged:
             changes.append(f"merged {sum(len(g) for _, g in rep.merged)}")
         if changes:
@@ -116,8 +135,9 @@ def _describe(run: TaskRun, without: bool, memory: Memory, verbose: bool) -> lis
     return lines
 
 
-def _rates_table(without: list[bool], with_memory: list[bool],
-                 steps: tuple[list[int], list[int]]) -> Table:
+def _rates_table(
+    without: list[bool], with_memory: list[bool], steps: tuple[list[int], list[int]]
+) -> Table:
     from gmem.demo.runner import success_blocks
 
     table = Table(title="Success rate, same tasks and seed")
@@ -127,31 +147,51 @@ def _rates_table(without: list[bool], with_memory: list[bool],
     for (first, last, off), (_, _, on) in rows:
         table.add_row(f"{first}-{last}", f"{off:.0%}", f"{on:.0%}", f"{on - off:+.0%}")
     off_all, on_all = sum(without) / len(without), sum(with_memory) / len(with_memory)
-    table.add_row("[bold]all[/]", f"[bold]{off_all:.0%}[/]", f"[bold]{on_all:.0%}[/]",
-                  f"[bold]{on_all - off_all:+.0%}[/]")
+    table.add_row(
+        "[bold]all[/]",
+        f"[bold]{off_all:.0%}[/]",
+        f"[bold]{on_all:.0%}[/]",
+        f"[bold]{on_all - off_all:+.0%}[/]",
+    )
     off_steps, on_steps = (sum(s) / len(s) for s in steps)
-    table.add_row("[dim]mean steps[/]", f"[dim]{off_steps:.1f}[/]", f"[dim]{on_steps:.1f}[/]",
-                  f"[dim]{on_steps - off_steps:+.1f}[/]")
+    table.add_row(
+        "[dim]mean steps[/]",
+        f"[dim]{off_steps:.1f}[/]",
+        f"[dim]{on_steps:.1f}[/]",
+        f"[dim]{on_steps - off_steps:+.1f}[/]",
+    )
     return table
 
 
 def demo(
     ctx: typer.Context,
-    tasks: Annotated[int, typer.Option("--tasks", min=1, max=1000,
-                                       help="How many tasks of the demo world.")] = 30,
+    tasks: Annotated[
+        int, typer.Option("--tasks", min=1, max=1000, help="How many tasks of the demo world.")
+    ] = 30,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the task list and the team.")] = 0,
-    store: Annotated[str, typer.Option(
-        "--store", help="Where the memory goes (overwritten each run); neo4j://host works.")
+    store: Annotated[
+        str,
+        typer.Option(
+            "--store", help="Where the memory goes (overwritten each run); neo4j://host works."
+        ),
     ] = DEFAULT_DEMO_STORE,
-    out: Annotated[Path, typer.Option("--out", help="Folder for the pictures and summary.")
-                   ] = Path("./.gmem"),
-    llm_base_url: Annotated[str | None, typer.Option(
-        "--llm-base-url", help="Run real LLM agents at this OpenAI-compatible endpoint.")
+    out: Annotated[Path, typer.Option("--out", help="Folder for the pictures and summary.")] = Path(
+        "./.gmem"
+    ),
+    llm_base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--llm-base-url", help="Run real LLM agents at this OpenAI-compatible endpoint."
+        ),
     ] = None,
-    llm_model: Annotated[str | None, typer.Option("--llm-model", help="Model for the agents.")
-                         ] = None,
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Print every explanation and each role's memory text.")
+    llm_model: Annotated[
+        str | None, typer.Option("--llm-model", help="Model for the agents.")
+    ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Print every explanation and each role's memory text."
+        ),
     ] = False,
 ) -> None:
     """Watch memory help a team: the same tasks without memory, then with gmem.
@@ -174,10 +214,10 @@ def demo(
     task_list = make_tasks(tasks, seed)
     where = store_file(store)
     team = f"LLM {model or base_url}" if base_url or model else "offline policy"
-    console.print(f"[bold]gmem demo[/]: {tasks} household tasks, seed {seed}, team: "
-                  f"{escape(team)}")
-    console.print(f"Memory store: {where.resolve() if where else store} (overwritten each run)",
-                  markup=False)
+    console.print(f"[bold]gmem demo[/]: {tasks} household tasks, seed {seed}, team: {escape(team)}")
+    console.print(
+        f"Memory store: {where.resolve() if where else store} (overwritten each run)", markup=False
+    )
 
     # Open the store first: a wrong --store should fail before any task runs.
     _fresh_store(store)
@@ -192,8 +232,9 @@ def demo(
                 progress.advance(bar)
 
         runs: list[TaskRun] = []
-        console.print("[bold]With gmem memory[/] (off/on = the task's outcome without/with "
-                      "memory):")
+        console.print(
+            "[bold]With gmem memory[/] (off/on = the task's outcome without/with memory):"
+        )
         with _progress(console) as progress:
             bar = progress.add_task("with gmem memory", total=tasks)
             for run in play_with_memory(world, task_list, _team(base_url, model), memory, seed):
@@ -205,8 +246,11 @@ def demo(
         off = [r.success for r in baseline]
         on = [r.success for r in runs]
         console.print()
-        console.print(_rates_table(off, on, ([r.episode.steps for r in baseline],
-                                             [r.episode.steps for r in runs])))
+        console.print(
+            _rates_table(
+                off, on, ([r.episode.steps for r in baseline], [r.episode.steps for r in runs])
+            )
+        )
         counts = memory.stats()
         console.print(render.stats_table(counts))
         console.print(render.usage_table(memory.usage, memory.llm.name))
@@ -221,25 +265,35 @@ def demo(
             png = None
         write_html(pic, page)
         summary = {
-            "tasks": tasks, "seed": seed, "store": str(where.resolve() if where else store),
-            "success_without_memory": sum(off) / tasks, "success_with_memory": sum(on) / tasks,
-            "outcomes": [{"task": r.task.text, "family": r.task.family, "without": a,
-                          "with": b} for r, a, b in zip(runs, off, on, strict=True)],
+            "tasks": tasks,
+            "seed": seed,
+            "store": str(where.resolve() if where else store),
+            "success_without_memory": sum(off) / tasks,
+            "success_with_memory": sum(on) / tasks,
+            "outcomes": [
+                {"task": r.task.text, "family": r.task.family, "without": a, "with": b}
+                for r, a, b in zip(runs, off, on, strict=True)
+            ],
             "stats": render.stats_json(counts, memory.store.namespaces()),
             "usage": render.usage_json(memory.usage),
             "seconds": round(time.perf_counter() - started, 1),
         }
         (out / "demo-summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
-    console.print(f"Success without memory: {sum(off) / tasks:.0%} · with gmem memory: "
-                  f"{sum(on) / tasks:.0%} ({sum(on) - sum(off):+d} tasks)")
+    console.print(
+        f"Success without memory: {sum(off) / tasks:.0%} · with gmem memory: "
+        f"{sum(on) / tasks:.0%} ({sum(on) - sum(off):+d} tasks)"
+    )
     console.print("Wrote:", markup=False)
-    for label, path in (("store", where.resolve() if where else store),
-                        ("picture", png.resolve() if png else
-                         "(skipped: pip install 'gmem[viz]' for the PNG)"),
-                        ("interactive", page.resolve()),
-                        ("summary", (out / "demo-summary.json").resolve())):
+    for label, path in (
+        ("store", where.resolve() if where else store),
+        ("picture", png.resolve() if png else "(skipped: pip install 'gmem[viz]' for the PNG)"),
+        ("interactive", page.resolve()),
+        ("summary", (out / "demo-summary.json").resolve()),
+    ):
         console.print(f"  {label:<12} {path}", markup=False)
-    console.print(f"Took {time.perf_counter() - started:.1f} s. Next: gmem --store "
-                  f"{store} insights · gmem --store {store} recall \"{task_list[0].text}\"",
-                  markup=False)
+    console.print(
+        f"Took {time.perf_counter() - started:.1f} s. Next: gmem --store "
+        f'{store} insights · gmem --store {store} recall "{task_list[0].text}"',
+        markup=False,
+    )

@@ -46,8 +46,9 @@ def snapshot(store: GraphStore, namespace: str | None = None) -> Snapshot:
 def to_json(snap: Snapshot) -> str:
     data = {
         "nodes": [{"kind": n.kind.value, **n.props()} for n in snap.nodes],
-        "edges": [{"kind": e.kind.value, "src": e.src, "dst": e.dst, "props": e.props}
-                  for e in snap.edges],
+        "edges": [
+            {"kind": e.kind.value, "src": e.src, "dst": e.dst, "props": e.props} for e in snap.edges
+        ],
     }
     return json.dumps(data, indent=2, ensure_ascii=False)
 
@@ -114,8 +115,11 @@ def cypher_value(value: Any) -> str:
         return cypher_string(value)
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return "[" + ", ".join(cypher_string(v) for v in value) + "]"
-    if isinstance(value, list) and value and all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
         return "[" + ", ".join(cypher_value(v) for v in value) + "]"
     return cypher_string(json.dumps(value, ensure_ascii=False))
 
@@ -125,8 +129,11 @@ def _key(name: str) -> str:
 
 
 def _map(props: dict[str, Any]) -> str:
-    items = [f"{_key(k)}: {cypher_value(v)}" for k, v in props.items()
-             if v is not None and v != [] and v != {}]
+    items = [
+        f"{_key(k)}: {cypher_value(v)}"
+        for k, v in props.items()
+        if v is not None and v != [] and v != {}
+    ]
     return "{" + ", ".join(items) + "}"
 
 
@@ -138,8 +145,10 @@ def cypher_lines(snap: Snapshot) -> Iterable[str]:
         yield f"CREATE (:{n.kind.value} {_map(props)});"
     for e in snap.edges:
         rel = f"[:{e.kind.value} {_map(e.props)}]" if e.props else f"[:{e.kind.value}]"
-        yield (f"MATCH (a:{labels[e.src]} {{id: {cypher_string(e.src)}}}), "
-               f"(b:{labels[e.dst]} {{id: {cypher_string(e.dst)}}}) CREATE (a)-{rel}->(b);")
+        yield (
+            f"MATCH (a:{labels[e.src]} {{id: {cypher_string(e.src)}}}), "
+            f"(b:{labels[e.dst]} {{id: {cypher_string(e.dst)}}}) CREATE (a)-{rel}->(b);"
+        )
 
 
 def to_cypher(snap: Snapshot) -> str:
@@ -154,5 +163,14 @@ def render(snap: Snapshot, fmt: str) -> str:
     return to_cypher(snap)
 
 
-__all__: Sequence[str] = ["FORMATS", "Snapshot", "cypher_string", "cypher_value", "render",
-                          "snapshot", "to_cypher", "to_graphml", "to_json"]
+__all__: Sequence[str] = [
+    "FORMATS",
+    "Snapshot",
+    "cypher_string",
+    "cypher_value",
+    "render",
+    "snapshot",
+    "to_cypher",
+    "to_graphml",
+    "to_json",
+]

@@ -18,17 +18,27 @@ from graph_store.base import GraphStore
 from graph_store.model import EdgeKind, Insight, NodeKind, Outcome, QueryNode, Utterance
 
 TIER_Y = {NodeKind.INSIGHT: 2.0, NodeKind.QUERY: 1.0, NodeKind.UTTERANCE: 0.0}
-TIER_NAMES = {NodeKind.INSIGHT: "insight graph", NodeKind.QUERY: "query graph",
-              NodeKind.UTTERANCE: "interaction graph (sample)"}
-OUTCOME_COLOURS = {Outcome.SUCCESS: "#2e9d4f", Outcome.FAILURE: "#d64545",
-                   Outcome.UNKNOWN: "#8c8c8c"}
+TIER_NAMES = {
+    NodeKind.INSIGHT: "insight graph",
+    NodeKind.QUERY: "query graph",
+    NodeKind.UTTERANCE: "interaction graph (sample)",
+}
+OUTCOME_COLOURS = {
+    Outcome.SUCCESS: "#2e9d4f",
+    Outcome.FAILURE: "#d64545",
+    Outcome.UNKNOWN: "#8c8c8c",
+}
 ROLE_COLOURS = {"planner": "#3b6fd4", "actor": "#8a4fc9", "verifier": "#1f9c9c"}
 INSIGHT_COLOUR, RETIRED_COLOUR = "#e39b1b", "#c9c1b0"
 EDGE_COLOURS = {
-    EdgeKind.SUPPORTS: "#2e9d4f", EdgeKind.CONTRADICTS: "#d64545",
-    EdgeKind.RELATED_TO: "#e39b1b", EdgeKind.SIMILAR_TO: "#9bb3d9",
-    EdgeKind.USED_MEMORY_OF: "#3b6fd4", EdgeKind.HAS_TRACE: "#b0b0b0",
-    EdgeKind.REPLIES_TO: "#8a4fc9", EdgeKind.NEXT: "#d0d0d0",
+    EdgeKind.SUPPORTS: "#2e9d4f",
+    EdgeKind.CONTRADICTS: "#d64545",
+    EdgeKind.RELATED_TO: "#e39b1b",
+    EdgeKind.SIMILAR_TO: "#9bb3d9",
+    EdgeKind.USED_MEMORY_OF: "#3b6fd4",
+    EdgeKind.HAS_TRACE: "#b0b0b0",
+    EdgeKind.REPLIES_TO: "#8a4fc9",
+    EdgeKind.NEXT: "#d0d0d0",
 }
 
 
@@ -61,27 +71,33 @@ def lesson(text: str) -> str:
     return rest if sep and head.startswith("For tasks like") else text
 
 
-def sample(store: GraphStore, namespace: str | None = None, max_insights: int = 30,
-           max_queries: int = 40, traces: int = 3) -> Picture:
-    queries = [q for q in store.list_nodes(NodeKind.QUERY, namespace)
-               if isinstance(q, QueryNode)]
+def sample(
+    store: GraphStore,
+    namespace: str | None = None,
+    max_insights: int = 30,
+    max_queries: int = 40,
+    traces: int = 3,
+) -> Picture:
+    queries = [q for q in store.list_nodes(NodeKind.QUERY, namespace) if isinstance(q, QueryNode)]
     queries.sort(key=lambda q: q.created_at)
     queries = queries[-max_queries:]
-    insights = [i for i in store.list_nodes(NodeKind.INSIGHT, namespace)
-                if isinstance(i, Insight)]
+    insights = [i for i in store.list_nodes(NodeKind.INSIGHT, namespace) if isinstance(i, Insight)]
     insights.sort(key=lambda i: (i.retired, -i.score, i.created_at))
     insights = insights[:max_insights]
 
     latest = sorted(queries, key=lambda q: q.updated_at, reverse=True)
     traced: list[str] = []
     for wanted in (Outcome.SUCCESS, Outcome.FAILURE, None):
-        pick = next((q for q in latest if (wanted is None or q.outcome == wanted)
-                     and q.id not in traced), None)
+        pick = next(
+            (q for q in latest if (wanted is None or q.outcome == wanted) and q.id not in traced),
+            None,
+        )
         if pick is not None and len(traced) < traces:
             traced.append(pick.id)
     trace_edges = store.get_edges(traced, [EdgeKind.HAS_TRACE], "out") if traced else []
-    utterances = [u for u in store.get_nodes([e.dst for e in trace_edges])
-                  if isinstance(u, Utterance)]
+    utterances = [
+        u for u in store.get_nodes([e.dst for e in trace_edges]) if isinstance(u, Utterance)
+    ]
     # Only each traced query's latest attempt: the picture shows one conversation per task.
     last_attempt: dict[str, int] = {}
     for u in utterances:
@@ -90,28 +106,45 @@ def sample(store: GraphStore, namespace: str | None = None, max_insights: int = 
 
     pic = Picture(traced=traced)
     for q in queries:
-        pic.nodes.append(PictureNode(
-            q.id, NodeKind.QUERY, _clip(q.text, 40),
-            f"Query {q.id[:8]} · {q.outcome.value} · {q.attempts} attempt(s)\n{q.text}",
-            OUTCOME_COLOURS[q.outcome]))
+        pic.nodes.append(
+            PictureNode(
+                q.id,
+                NodeKind.QUERY,
+                _clip(q.text, 40),
+                f"Query {q.id[:8]} · {q.outcome.value} · {q.attempts} attempt(s)\n{q.text}",
+                OUTCOME_COLOURS[q.outcome],
+            )
+        )
     for i in insights:
         state = "retired" if i.retired else f"score {i.score:.1f}"
-        pic.nodes.append(PictureNode(
-            i.id, NodeKind.INSIGHT, _clip(lesson(i.text), 40),
-            f"Insight {i.id[:8]} · {state} · {len(i.supporting)} for, "
-            f"{len(i.contradicting)} against\n{i.text}",
-            RETIRED_COLOUR if i.retired else INSIGHT_COLOUR))
+        pic.nodes.append(
+            PictureNode(
+                i.id,
+                NodeKind.INSIGHT,
+                _clip(lesson(i.text), 40),
+                f"Insight {i.id[:8]} · {state} · {len(i.supporting)} for, "
+                f"{len(i.contradicting)} against\n{i.text}",
+                RETIRED_COLOUR if i.retired else INSIGHT_COLOUR,
+            )
+        )
     for u in sorted(utterances, key=lambda u: (traced.index(u.query_id), u.step)):
         said = u.content + (f"\naction: {u.action}" if u.action else "")
-        pic.nodes.append(PictureNode(
-            u.id, NodeKind.UTTERANCE, f"{u.role} #{u.step}",
-            f"Utterance {u.step} of {u.query_id[:8]} · {u.agent} ({u.role})"
-            f"{' · key step' if u.key_step else ''}\n{_clip(said, 400)}",
-            ROLE_COLOURS.get(u.role, "#666666")))
+        pic.nodes.append(
+            PictureNode(
+                u.id,
+                NodeKind.UTTERANCE,
+                f"{u.role} #{u.step}",
+                f"Utterance {u.step} of {u.query_id[:8]} · {u.agent} ({u.role})"
+                f"{' · key step' if u.key_step else ''}\n{_clip(said, 400)}",
+                ROLE_COLOURS.get(u.role, "#666666"),
+            )
+        )
     ids = {n.id for n in pic.nodes}
     edges = store.get_edges(sorted(ids), None, "out") if ids else []
-    pic.edges = sorted({(e.src, e.dst, e.kind) for e in edges if e.dst in ids},
-                       key=lambda e: (e[2].value, e[0], e[1]))
+    pic.edges = sorted(
+        {(e.src, e.dst, e.kind) for e in edges if e.dst in ids},
+        key=lambda e: (e[2].value, e[0], e[1]),
+    )
     _layout(pic)
     return pic
 
@@ -138,8 +171,12 @@ def _layout(pic: Picture) -> None:
     order = {n.id: i for i, n in enumerate(pic.nodes)}
     for kind in (NodeKind.INSIGHT, NodeKind.UTTERANCE):
         nodes = by_kind[kind]
-        nodes.sort(key=lambda n: (sum(touching.get(n.id, [0.5])) / len(touching.get(n.id, [0.5])),
-                                  order[n.id]))
+        nodes.sort(
+            key=lambda n: (
+                sum(touching.get(n.id, [0.5])) / len(touching.get(n.id, [0.5])),
+                order[n.id],
+            )
+        )
         _spread(nodes)
 
 
@@ -156,40 +193,96 @@ def write_png(pic: Picture, path: Path, title: str = "gmem: the three tiers") ->
     fig, ax = plt.subplots(figsize=(14, 8), dpi=110)
     for tier, y in TIER_Y.items():
         ax.axhspan(y - 0.38, y + 0.38, color="#f3f3f3" if y != 1.0 else "#eef3fb", zorder=0)
-        ax.text(0.003, y + 0.3, TIER_NAMES[tier], fontsize=10, fontweight="bold",
-                color="#444444", va="center")
+        ax.text(
+            0.003,
+            y + 0.3,
+            TIER_NAMES[tier],
+            fontsize=10,
+            fontweight="bold",
+            color="#444444",
+            va="center",
+        )
     for src, dst, kind in pic.edges:
         (x0, y0), (x1, y1) = pos[src], pos[dst]
         same_tier = y0 == y1
         arrow = FancyArrowPatch(
-            (x0, y0), (x1, y1), arrowstyle="-", linewidth=0.6 if same_tier else 0.5,
-            color=EDGE_COLOURS[kind], alpha=0.55 if same_tier else 0.35,
-            connectionstyle="arc3,rad=0.35" if same_tier else "arc3,rad=0.0", zorder=1)
+            (x0, y0),
+            (x1, y1),
+            arrowstyle="-",
+            linewidth=0.6 if same_tier else 0.5,
+            color=EDGE_COLOURS[kind],
+            alpha=0.55 if same_tier else 0.35,
+            connectionstyle="arc3,rad=0.35" if same_tier else "arc3,rad=0.0",
+            zorder=1,
+        )
         ax.add_patch(arrow)
     for tier in TIER_Y:
         nodes = [n for n in pic.nodes if n.kind == tier]
         if nodes:
-            ax.scatter([n.x for n in nodes], [n.y for n in nodes], c=[n.colour for n in nodes],
-                       s=70 if tier != NodeKind.UTTERANCE else 28, edgecolors="white",
-                       linewidths=0.6, zorder=3)
+            ax.scatter(
+                [n.x for n in nodes],
+                [n.y for n in nodes],
+                c=[n.colour for n in nodes],
+                s=70 if tier != NodeKind.UTTERANCE else 28,
+                edgecolors="white",
+                linewidths=0.6,
+                zorder=3,
+            )
     for n in pic.nodes:
         if n.kind == NodeKind.INSIGHT:
-            ax.text(n.x, n.y + 0.1, _clip(n.label, 28), fontsize=5.5, rotation=25,
-                    ha="left", va="bottom", color="#5a4210", zorder=4)
+            ax.text(
+                n.x,
+                n.y + 0.1,
+                _clip(n.label, 28),
+                fontsize=5.5,
+                rotation=25,
+                ha="left",
+                va="bottom",
+                color="#5a4210",
+                zorder=4,
+            )
     legend = [
         Line2D([], [], marker="o", ls="", color=INSIGHT_COLOUR, label="insight"),
-        Line2D([], [], marker="o", ls="", color=OUTCOME_COLOURS[Outcome.SUCCESS],
-               label="query: success"),
-        Line2D([], [], marker="o", ls="", color=OUTCOME_COLOURS[Outcome.FAILURE],
-               label="query: failure"),
-        *[Line2D([], [], marker="o", ls="", color=c, label=f"utterance: {r}")
-          for r, c in ROLE_COLOURS.items()],
-        *[Line2D([], [], color=EDGE_COLOURS[k], label=k.value) for k in
-          (EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS, EdgeKind.SIMILAR_TO,
-           EdgeKind.USED_MEMORY_OF, EdgeKind.HAS_TRACE, EdgeKind.REPLIES_TO)],
+        Line2D(
+            [],
+            [],
+            marker="o",
+            ls="",
+            color=OUTCOME_COLOURS[Outcome.SUCCESS],
+            label="query: success",
+        ),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            ls="",
+            color=OUTCOME_COLOURS[Outcome.FAILURE],
+            label="query: failure",
+        ),
+        *[
+            Line2D([], [], marker="o", ls="", color=c, label=f"utterance: {r}")
+            for r, c in ROLE_COLOURS.items()
+        ],
+        *[
+            Line2D([], [], color=EDGE_COLOURS[k], label=k.value)
+            for k in (
+                EdgeKind.SUPPORTS,
+                EdgeKind.CONTRADICTS,
+                EdgeKind.SIMILAR_TO,
+                EdgeKind.USED_MEMORY_OF,
+                EdgeKind.HAS_TRACE,
+                EdgeKind.REPLIES_TO,
+            )
+        ],
     ]
-    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=6,
-              fontsize=7, frameon=False)
+    ax.legend(
+        handles=legend,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.01),
+        ncol=6,
+        fontsize=7,
+        frameon=False,
+    )
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.45, 2.75)
     ax.axis("off")
@@ -312,12 +405,25 @@ background to pan. <button id="reset">reset view</button></p>
 
 def html_data(pic: Picture) -> dict[str, object]:
     return {
-        "tiers": [{"name": TIER_NAMES[k], "y": y, "fill": "#eef3fb" if y == 1.0 else "#f5f5f5"}
-                  for k, y in TIER_Y.items()],
-        "nodes": [{"id": n.id, "kind": n.kind.value, "label": n.label, "detail": n.detail,
-                   "colour": n.colour, "x": round(n.x, 5), "y": n.y} for n in pic.nodes],
-        "edges": [{"s": s, "t": t, "kind": k.value, "colour": EDGE_COLOURS[k]}
-                  for s, t, k in pic.edges],
+        "tiers": [
+            {"name": TIER_NAMES[k], "y": y, "fill": "#eef3fb" if y == 1.0 else "#f5f5f5"}
+            for k, y in TIER_Y.items()
+        ],
+        "nodes": [
+            {
+                "id": n.id,
+                "kind": n.kind.value,
+                "label": n.label,
+                "detail": n.detail,
+                "colour": n.colour,
+                "x": round(n.x, 5),
+                "y": n.y,
+            }
+            for n in pic.nodes
+        ],
+        "edges": [
+            {"s": s, "t": t, "kind": k.value, "colour": EDGE_COLOURS[k]} for s, t, k in pic.edges
+        ],
     }
 
 
@@ -326,16 +432,27 @@ def write_html(pic: Picture, path: Path, title: str = "gmem: the three tiers") -
     # only occurs inside JSON strings, where the \u003c escape reads back the same.
     data = json.dumps(html_data(pic), ensure_ascii=False).replace("<", "\\u003c")
     counts = {k: sum(1 for n in pic.nodes if n.kind == k) for k in TIER_Y}
-    summary = (f"{counts[NodeKind.INSIGHT]} insights, {counts[NodeKind.QUERY]} queries, and the "
-               f"{counts[NodeKind.UTTERANCE]} utterances of {len(pic.traced)} sampled tasks; "
-               f"{len(pic.edges)} edges.")
-    swatches = [("insight", INSIGHT_COLOUR), ("retired insight", RETIRED_COLOUR),
-                ("query: success", OUTCOME_COLOURS[Outcome.SUCCESS]),
-                ("query: failure", OUTCOME_COLOURS[Outcome.FAILURE]),
-                *[(f"utterance: {r}", c) for r, c in ROLE_COLOURS.items()]]
-    legend = "".join(f'<span><i style="background:{c}"></i>{html.escape(name)}</span>'
-                     for name, c in swatches)
-    page = _PAGE.format(title=html.escape(title), summary=html.escape(summary), legend=legend,
-                        data=data, script=_SCRIPT)
+    summary = (
+        f"{counts[NodeKind.INSIGHT]} insights, {counts[NodeKind.QUERY]} queries, and the "
+        f"{counts[NodeKind.UTTERANCE]} utterances of {len(pic.traced)} sampled tasks; "
+        f"{len(pic.edges)} edges."
+    )
+    swatches = [
+        ("insight", INSIGHT_COLOUR),
+        ("retired insight", RETIRED_COLOUR),
+        ("query: success", OUTCOME_COLOURS[Outcome.SUCCESS]),
+        ("query: failure", OUTCOME_COLOURS[Outcome.FAILURE]),
+        *[(f"utterance: {r}", c) for r, c in ROLE_COLOURS.items()],
+    ]
+    legend = "".join(
+        f'<span><i style="background:{c}"></i>{html.escape(name)}</span>' for name, c in swatches
+    )
+    page = _PAGE.format(
+        title=html.escape(title),
+        summary=html.escape(summary),
+        legend=legend,
+        data=data,
+        script=_SCRIPT,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")

@@ -25,8 +25,11 @@ if TYPE_CHECKING:
     from gmem.memory import TaskView
     from gmem.recall import Recall, RoleMemory
 
-_MARK = {Outcome.SUCCESS: "[green]✓ success[/]", Outcome.FAILURE: "[red]✗ failure[/]",
-         Outcome.UNKNOWN: "[yellow]? unknown[/]"}
+_MARK = {
+    Outcome.SUCCESS: "[green]✓ success[/]",
+    Outcome.FAILURE: "[red]✗ failure[/]",
+    Outcome.UNKNOWN: "[yellow]? unknown[/]",
+}
 
 
 def console(stderr: bool = False) -> Console:
@@ -56,18 +59,52 @@ def recall_json(recall: Recall, roles: Sequence[RoleMemory]) -> dict[str, Any]:
     return {
         "task": recall.task,
         "namespace": recall.namespace,
-        "queries": [{"id": q.id, "task": q.task, "outcome": q.outcome.value,
-                     "similarity": round(q.similarity, 4), "relevance": round(q.relevance, 4),
-                     "hop": q.hop, "kept": q.kept} for q in recall.queries],
-        "insights": [{"id": i.id, "text": i.text, "score": i.score, "roles": list(i.roles),
-                      "rank": round(i.rank, 4)} for i in recall.insights],
-        "trajectories": [{"query_id": t.query_id, "task": t.task, "outcome": t.outcome.value,
-                          "relevance": round(t.relevance, 4), "total_steps": t.total_steps,
-                          "steps": [{"agent": s.agent, "role": s.role, "content": s.content,
-                                     "action": s.action, "observation": s.observation}
-                                    for s in t.steps]} for t in recall.trajectories],
-        "roles": {m.role: {"text": m.text, "tokens": m.tokens,
-                           "insights": [i.id for i in m.insights]} for m in roles},
+        "queries": [
+            {
+                "id": q.id,
+                "task": q.task,
+                "outcome": q.outcome.value,
+                "similarity": round(q.similarity, 4),
+                "relevance": round(q.relevance, 4),
+                "hop": q.hop,
+                "kept": q.kept,
+            }
+            for q in recall.queries
+        ],
+        "insights": [
+            {
+                "id": i.id,
+                "text": i.text,
+                "score": i.score,
+                "roles": list(i.roles),
+                "rank": round(i.rank, 4),
+            }
+            for i in recall.insights
+        ],
+        "trajectories": [
+            {
+                "query_id": t.query_id,
+                "task": t.task,
+                "outcome": t.outcome.value,
+                "relevance": round(t.relevance, 4),
+                "total_steps": t.total_steps,
+                "steps": [
+                    {
+                        "agent": s.agent,
+                        "role": s.role,
+                        "content": s.content,
+                        "action": s.action,
+                        "observation": s.observation,
+                    }
+                    for s in t.steps
+                ],
+            }
+            for t in recall.trajectories
+        ],
+        "roles": {
+            m.role: {"text": m.text, "tokens": m.tokens, "insights": [i.id for i in m.insights]}
+            for m in roles
+        },
         "explain": recall.explain(),
     }
 
@@ -79,8 +116,13 @@ def recall_view(recall: Recall, roles: Sequence[RoleMemory]) -> RenderableType:
     for col in ("id", "task", "outcome", "relevance", "shown"):
         queries.add_column(col)
     for q in recall.queries:
-        queries.add_row(q.id[:8], cell(q.task, 60), _MARK[q.outcome], f"{q.relevance:.2f}",
-                        "yes" if q.kept else "")
+        queries.add_row(
+            q.id[:8],
+            cell(q.task, 60),
+            _MARK[q.outcome],
+            f"{q.relevance:.2f}",
+            "yes" if q.kept else "",
+        )
     parts: list[RenderableType] = [queries]
     if recall.insights:
         ins = Table(title="Insights reached upward")
@@ -109,10 +151,14 @@ def insights_table(nodes: Sequence[Insight], title: str) -> RenderableType:
     for col in ("id", "insight", "score", "roles", "for/against", "state"):
         table.add_column(col)
     for n in nodes:
-        table.add_row(n.id[:8], cell(n.text, 80), f"{n.score:.1f}",
-                      cell(", ".join(n.roles) or "all"),
-                      f"{len(n.supporting)}/{len(n.contradicting)}",
-                      "[dim]retired[/]" if n.retired else "active")
+        table.add_row(
+            n.id[:8],
+            cell(n.text, 80),
+            f"{n.score:.1f}",
+            cell(", ".join(n.roles) or "all"),
+            f"{len(n.supporting)}/{len(n.contradicting)}",
+            "[dim]retired[/]" if n.retired else "active",
+        )
     return table
 
 
@@ -120,8 +166,10 @@ def insights_table(nodes: Sequence[Insight], title: str) -> RenderableType:
 def task_json(view: TaskView, replies: dict[str, list[str]]) -> dict[str, Any]:
     return {
         "query": view.query.props(),
-        "attempts": {str(a): [{**u.props(), "replies_to": replies.get(u.id, [])} for u in utts]
-                     for a, utts in view.attempts.items()},
+        "attempts": {
+            str(a): [{**u.props(), "replies_to": replies.get(u.id, [])} for u in utts]
+            for a, utts in view.attempts.items()
+        },
         "supports": [i.props() for i in view.supports],
         "contradicts": [i.props() for i in view.contradicts],
     }
@@ -131,7 +179,8 @@ def task_view(view: TaskView, replies: dict[str, list[str]]) -> RenderableType:
     q = view.query
     head = Text.from_markup(
         f"[bold]{q.text}[/]\nid {q.id} · namespace {q.namespace} · latest {_MARK[q.outcome]} · "
-        f"{q.attempts} attempt(s), {q.successes} succeeded")
+        f"{q.attempts} attempt(s), {q.successes} succeeded"
+    )
     parts: list[RenderableType] = [head]
     for attempt, utts in view.attempts.items():
         table = Table(title=f"Attempt {attempt}: interaction graph ({len(utts)} utterances)")
@@ -145,11 +194,18 @@ def task_view(view: TaskView, replies: dict[str, list[str]]) -> RenderableType:
             if u.observation:
                 said += f"\n[seen] {clip(u.observation, 50)}"
             answered = sorted(index[r] for r in replies.get(u.id, []) if r in index)
-            table.add_row(str(u.step), cell(f"{u.agent} ({u.role})"), Text(said),
-                          ", ".join(map(str, answered)), "★" if u.key_step else "")
+            table.add_row(
+                str(u.step),
+                cell(f"{u.agent} ({u.role})"),
+                Text(said),
+                ", ".join(map(str, answered)),
+                "★" if u.key_step else "",
+            )
         parts.append(table)
-    for label, nodes in (("Insights it supports", view.supports),
-                         ("Insights it contradicts", view.contradicts)):
+    for label, nodes in (
+        ("Insights it supports", view.supports),
+        ("Insights it contradicts", view.contradicts),
+    ):
         if nodes:
             parts.append(insights_table(nodes, label))
     return Group(*parts)
@@ -157,9 +213,13 @@ def task_view(view: TaskView, replies: dict[str, list[str]]) -> RenderableType:
 
 # ---- stats and usage ------------------------------------------------------------------
 def stats_json(counts: Counts, namespaces: Sequence[str]) -> dict[str, Any]:
-    return {"nodes": dict(counts.nodes), "edges": dict(counts.edges),
-            "total_nodes": counts.total_nodes, "total_edges": counts.total_edges,
-            "namespaces": list(namespaces)}
+    return {
+        "nodes": dict(counts.nodes),
+        "edges": dict(counts.edges),
+        "total_nodes": counts.total_nodes,
+        "total_edges": counts.total_edges,
+        "namespaces": list(namespaces),
+    }
 
 
 def stats_table(counts: Counts, title: str = "Memory size per tier") -> Table:
@@ -167,9 +227,11 @@ def stats_table(counts: Counts, title: str = "Memory size per tier") -> Table:
     table.add_column("tier")
     table.add_column("nodes", justify="right")
     table.add_column("edges inside / from it", justify="right")
-    tiers = (("insights", "Insight", ("RELATED_TO", "SUPPORTS", "CONTRADICTS")),
-             ("queries", "Query", ("SIMILAR_TO", "USED_MEMORY_OF", "HAS_TRACE")),
-             ("interactions", "Utterance", ("REPLIES_TO", "NEXT")))
+    tiers = (
+        ("insights", "Insight", ("RELATED_TO", "SUPPORTS", "CONTRADICTS")),
+        ("queries", "Query", ("SIMILAR_TO", "USED_MEMORY_OF", "HAS_TRACE")),
+        ("interactions", "Utterance", ("REPLIES_TO", "NEXT")),
+    )
     for name, kind, edges in tiers:
         detail = ", ".join(f"{e} {counts.edges[e]}" for e in edges if counts.edges.get(e))
         table.add_row(name, str(counts.nodes.get(kind, 0)), detail or "0")
@@ -185,16 +247,27 @@ def usage_table(usage: UsageLedger, reasoner: str) -> Table:
     for col in ("operation", "calls", "prompt tokens", "completion tokens", "failures"):
         table.add_column(col, justify="left" if col == "operation" else "right")
     for op, u in sorted(usage.by_operation.items()):
-        table.add_row(op, str(u.calls), str(u.prompt_tokens), str(u.completion_tokens),
-                      str(u.failures))
+        table.add_row(
+            op, str(u.calls), str(u.prompt_tokens), str(u.completion_tokens), str(u.failures)
+        )
     total_calls = sum(u.calls for u in usage.by_operation.values())
-    table.add_row("[bold]total[/]", str(total_calls),
-                  str(sum(u.prompt_tokens for u in usage.by_operation.values())),
-                  str(sum(u.completion_tokens for u in usage.by_operation.values())), "")
+    table.add_row(
+        "[bold]total[/]",
+        str(total_calls),
+        str(sum(u.prompt_tokens for u in usage.by_operation.values())),
+        str(sum(u.completion_tokens for u in usage.by_operation.values())),
+        "",
+    )
     return table
 
 
 def usage_json(usage: UsageLedger) -> dict[str, dict[str, int]]:
-    return {op: {"calls": u.calls, "prompt_tokens": u.prompt_tokens,
-                 "completion_tokens": u.completion_tokens, "failures": u.failures}
-            for op, u in sorted(usage.by_operation.items())}
+    return {
+        op: {
+            "calls": u.calls,
+            "prompt_tokens": u.prompt_tokens,
+            "completion_tokens": u.completion_tokens,
+            "failures": u.failures,
+        }
+        for op, u in sorted(usage.by_operation.items())
+    }

@@ -18,8 +18,7 @@ if TYPE_CHECKING:
     from gmem.memory import Memory
 
 DEFAULT_STORE = "./.gmem/memory.db"
-_SERVER_SCHEMES = ("neo4j://", "neo4j+s://", "neo4j+ssc://", "bolt://", "bolt+s://",
-                   "bolt+ssc://")
+_SERVER_SCHEMES = ("neo4j://", "neo4j+s://", "neo4j+ssc://", "bolt://", "bolt+s://", "bolt+ssc://")
 
 
 @dataclass(frozen=True)

@@ -5,5 +5,18 @@ from gmem.demo.llm_team import LLMTeam
 from gmem.demo.team import EpisodeResult, Message, OfflineTeam, Team, run_episode
 from gmem.demo.world import FAMILIES, Goal, Task, World, make_tasks, oracle_plan
 
-__all__ = ["FAMILIES", "EpisodeResult", "Goal", "LLMTeam", "MemoryHints", "Message",
-           "OfflineTeam", "Task", "Team", "World", "make_tasks", "oracle_plan", "run_episode"]
+__all__ = [
+    "FAMILIES",
+    "EpisodeResult",
+    "Goal",
+    "LLMTeam",
+    "MemoryHints",
+    "Message",
+    "OfflineTeam",
+    "Task",
+    "Team",
+    "World",
+    "make_tasks",
+    "oracle_plan",
+    "run_episode",
+]

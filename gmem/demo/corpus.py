@@ -19,11 +19,24 @@ def play(n: int, seed: int, episode_seed: int = 0) -> list[Trajectory]:
     for i, task in enumerate(make_tasks(n, seed)):
         result = run_episode(world, task, OfflineTeam(), seed=episode_seed + i)
         steps = [
-            TrajectoryStep(agent=m.agent, role=m.role, content=m.content, action=m.action,
-                           observation=m.observation, reward=m.reward, replies_to=m.replies_to)
+            TrajectoryStep(
+                agent=m.agent,
+                role=m.role,
+                content=m.content,
+                action=m.action,
+                observation=m.observation,
+                reward=m.reward,
+                replies_to=m.replies_to,
+            )
             for m in result.messages
         ]
-        out.append(Trajectory(task=task.text, success=result.success,
-                              score=1.0 if result.success else 0.0, steps=steps,
-                              metadata={"family": task.family, "task_id": task.id}))
+        out.append(
+            Trajectory(
+                task=task.text,
+                success=result.success,
+                score=1.0 if result.success else 0.0,
+                steps=steps,
+                metadata={"family": task.family, "task_id": task.id},
+            )
+        )
     return out

@@ -112,7 +112,7 @@ def skeleton_of(plan: list[str]) -> Skeleton | None:
     if not takes:
         return None
     first, last = takes[0][1], takes[-1][0]
-    tail = acts[last + 1:]
+    tail = acts[last + 1 :]
     preps = tuple(p for a in tail if (p := prep_of(a)) is not None)
     return Skeleton(kind_of(first[1]), first[2], preps, any(_PUT.fullmatch(a) for a in tail))
 

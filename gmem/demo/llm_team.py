@@ -50,8 +50,9 @@ def choose_action(reply: str, admissible: list[str]) -> str | None:
         if (cand := _normalize(line)) in options:
             return options[cand]
     flat = " " + " ".join(reply.lower().split()) + " "
-    hits = [a for n, a in options.items()
-            if re.search(rf"(?<![a-z0-9]){re.escape(n)}(?![0-9])", flat)]
+    hits = [
+        a for n, a in options.items() if re.search(rf"(?<![a-z0-9]){re.escape(n)}(?![0-9])", flat)
+    ]
     return max(hits, key=len) if hits else None
 
 
@@ -87,10 +88,12 @@ class LLMTeam:
             self._trail.append(f"> {self._last}\n{observation}")
         self._trail += self._heard
         self._heard = []
-        recent = "\n".join(self._trail[-self.history:]) or "(none yet)"
-        user = (f"Task: {self._task}\n\nPlan:\n{self._plan}\n\nMemory:\n{self._memory}\n\n"
-                f"Recent steps:\n{recent}\n\nCurrent observation:\n{observation}\n\n"
-                "Admissible actions:\n" + "\n".join(admissible))
+        recent = "\n".join(self._trail[-self.history :]) or "(none yet)"
+        user = (
+            f"Task: {self._task}\n\nPlan:\n{self._plan}\n\nMemory:\n{self._memory}\n\n"
+            f"Recent steps:\n{recent}\n\nCurrent observation:\n{observation}\n\n"
+            "Admissible actions:\n" + "\n".join(admissible)
+        )
         reply = self._ask(ACTOR_PROMPT, user)
         action = choose_action(reply, admissible)
         if action is None:

@@ -55,26 +55,37 @@ def hints_from(memories: Sequence[RoleMemory]) -> MemoryHints:
     if not memories:
         return MemoryHints()
     trajectories = sorted(memories[0].trajectories, key=lambda t: -t.relevance)
-    plans = [acts for t in trajectories
-             if t.outcome == Outcome.SUCCESS and (acts := _actions(t))]
+    plans = [acts for t in trajectories if t.outcome == Outcome.SUCCESS and (acts := _actions(t))]
     warnings = [a for t in trajectories if t.outcome == Outcome.FAILURE for a in _actions(t)]
     actor = next((m for m in memories if m.role == "actor"), memories[0])
     return MemoryHints(plans, warnings, [i.text for i in actor.insights])
 
 
-def play_without_memory(world: World, tasks: Sequence[Task], team: Team,
-                        seed: int) -> Iterator[TaskRun]:
+def play_without_memory(
+    world: World, tasks: Sequence[Task], team: Team, seed: int
+) -> Iterator[TaskRun]:
     for i, task in enumerate(tasks):
-        yield TaskRun(i, task, run_episode(world, task, team, MemoryHints(), seed=seed),
-                      MemoryHints())
+        yield TaskRun(
+            i, task, run_episode(world, task, team, MemoryHints(), seed=seed), MemoryHints()
+        )
 
 
-def play_with_memory(world: World, tasks: Sequence[Task], team: Team, memory: Memory,
-                     seed: int, namespace: str = "default") -> Iterator[TaskRun]:
+def play_with_memory(
+    world: World,
+    tasks: Sequence[Task],
+    team: Team,
+    memory: Memory,
+    seed: int,
+    namespace: str = "default",
+) -> Iterator[TaskRun]:
     """Recall, act, record, finish: the loop a team wrapped by gmem runs for every task."""
     for i, task in enumerate(tasks):
-        with memory.task(task.text, namespace=namespace, roles=list(ROLES),
-                         metadata={"family": task.family, "demo_task": task.id}) as t:
+        with memory.task(
+            task.text,
+            namespace=namespace,
+            roles=list(ROLES),
+            metadata={"family": task.family, "demo_task": task.id},
+        ) as t:
             roles = tuple(t.recall(role) for role in ROLES)
             hints = hints_from(roles)
             episode = run_episode(world, task, team, hints, seed=seed, on_message=_Recorder(t))
@@ -90,21 +101,43 @@ class _Recorder:
         self.task = task
         self.ids: list[str] = []
 
-    def __call__(self, agent: str, role: str, content: str, action: str | None,
-                 observation: str | None, reward: float | None, replies_to: list[int]) -> None:
-        self.ids.append(self.task.record(
-            agent, role, content, replies_to=[self.ids[r] for r in replies_to], action=action,
-            observation=observation, reward=reward))
+    def __call__(
+        self,
+        agent: str,
+        role: str,
+        content: str,
+        action: str | None,
+        observation: str | None,
+        reward: float | None,
+        replies_to: list[int],
+    ) -> None:
+        self.ids.append(
+            self.task.record(
+                agent,
+                role,
+                content,
+                replies_to=[self.ids[r] for r in replies_to],
+                action=action,
+                observation=observation,
+                reward=reward,
+            )
+        )
 
 
 def success_blocks(runs: Sequence[bool], block: int = 10) -> list[tuple[int, int, float]]:
     """Success rate per block of consecutive tasks: ``(first, last, rate)``, 1-based."""
     out = []
     for start in range(0, len(runs), block):
-        chunk = runs[start:start + block]
+        chunk = runs[start : start + block]
         out.append((start + 1, start + len(chunk), sum(chunk) / len(chunk)))
     return out
 
 
-__all__ = ["TaskRun", "TeamFactory", "hints_from", "play_with_memory", "play_without_memory",
-           "success_blocks"]
+__all__ = [
+    "TaskRun",
+    "TeamFactory",
+    "hints_from",
+    "play_with_memory",
+    "play_without_memory",
+    "success_blocks",
+]

@@ -47,9 +47,7 @@ from gmem.demo.world import INVALID, Task, World, kind_of
 
 ROLES = ("planner", "actor", "verifier")
 
-OnMessage = Callable[
-    [str, str, str, str | None, str | None, float | None, list[int]], None
-]
+OnMessage = Callable[[str, str, str, str | None, str | None, float | None, list[int]], None]
 """``on_message(agent, role, content, action, observation, reward, replies_to)``."""
 
 
@@ -124,7 +122,9 @@ class Verifier:
         if m and kind_of(m[1]) == obj and (dest is None or kind_of(m[2]) == dest):
             return Verdict(
                 f"Missing: the {m[1]} is in the {m[2]} but the task is not complete; the "
-                f"{obj} needs a preparation first (clean, heat, cool or the desklamp).", True)
+                f"{obj} needs a preparation first (clean, heat, cool or the desklamp).",
+                True,
+            )
         return None
 
 
@@ -185,8 +185,10 @@ class OfflineTeam:
         self._script, self._started = self._run(obj, search, dest), False
         where = f"looking first in {', '.join(first)}" if first else "searching at random"
         source = "as a recalled success did" if lead else "a guess"
-        text = (f"Plan for '{task_text}': find the {obj or 'object'}, {where}; take it; "
-                f"then {_describe(attempts[0], dest)} ({source}).")
+        text = (
+            f"Plan for '{task_text}': find the {obj or 'object'}, {where}; take it; "
+            f"then {_describe(attempts[0], dest)} ({source})."
+        )
         if avoid:
             text += f" Recalled failures did {', '.join(sorted(avoid))}: I try that last."
         return text
@@ -263,10 +265,24 @@ def run_episode(
     hints = hints or MemoryHints()
     messages: list[Message] = []
 
-    def emit(role: str, content: str, action: str | None = None, observation: str | None = None,
-             reward: float | None = None, replies_to: list[int] | None = None) -> int:
-        msg = Message(len(messages), team.agents[role], role, content, action, observation,
-                      reward, list(replies_to or []))
+    def emit(
+        role: str,
+        content: str,
+        action: str | None = None,
+        observation: str | None = None,
+        reward: float | None = None,
+        replies_to: list[int] | None = None,
+    ) -> int:
+        msg = Message(
+            len(messages),
+            team.agents[role],
+            role,
+            content,
+            action,
+            observation,
+            reward,
+            list(replies_to or []),
+        )
         messages.append(msg)
         if on_message is not None:
             on_message(msg.agent, role, content, action, observation, reward, list(msg.replies_to))
@@ -274,8 +290,9 @@ def run_episode(
 
     observation = world.reset(task, seed)
     verifier = Verifier(task.text)
-    pending = [emit("planner", team.plan(task.text, observation, hints, seed),
-                    observation=observation)]
+    pending = [
+        emit("planner", team.plan(task.text, observation, hints, seed), observation=observation)
+    ]
     last_actor: int | None = None
     done = success = False
     total = 0.0
@@ -296,5 +313,15 @@ def run_episode(
     return EpisodeResult(success, world.steps, messages, total)
 
 
-__all__ = ["ROLES", "EpisodeResult", "LLMTeam", "Message", "OfflineTeam", "OnMessage", "Team",
-           "Verdict", "Verifier", "run_episode"]
+__all__ = [
+    "ROLES",
+    "EpisodeResult",
+    "LLMTeam",
+    "Message",
+    "OfflineTeam",
+    "OnMessage",
+    "Team",
+    "Verdict",
+    "Verifier",
+    "run_episode",
+]

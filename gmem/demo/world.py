@@ -22,15 +22,24 @@ DEFAULT_MAX_STEPS = 20
 
 # The house: (room, receptacle, closed at start). The order is the order the house is described in.
 HOUSE: tuple[tuple[str, str, bool], ...] = (
-    ("kitchen", "countertop 1", False), ("kitchen", "countertop 2", False),
-    ("kitchen", "cabinet 1", True), ("kitchen", "cabinet 2", True),
-    ("kitchen", "drawer 1", True), ("kitchen", "fridge 1", True),
-    ("kitchen", "microwave 1", True), ("kitchen", "sinkbasin 1", False),
-    ("kitchen", "diningtable 1", False), ("kitchen", "garbagecan 1", False),
-    ("study", "desk 1", False), ("study", "shelf 1", False), ("study", "shelf 2", False),
+    ("kitchen", "countertop 1", False),
+    ("kitchen", "countertop 2", False),
+    ("kitchen", "cabinet 1", True),
+    ("kitchen", "cabinet 2", True),
+    ("kitchen", "drawer 1", True),
+    ("kitchen", "fridge 1", True),
+    ("kitchen", "microwave 1", True),
+    ("kitchen", "sinkbasin 1", False),
+    ("kitchen", "diningtable 1", False),
+    ("kitchen", "garbagecan 1", False),
+    ("study", "desk 1", False),
+    ("study", "shelf 1", False),
+    ("study", "shelf 2", False),
     ("study", "drawer 2", True),
-    ("living room", "sofa 1", False), ("living room", "coffeetable 1", False),
-    ("living room", "cabinet 3", True), ("living room", "sidetable 1", False),
+    ("living room", "sofa 1", False),
+    ("living room", "coffeetable 1", False),
+    ("living room", "cabinet 3", True),
+    ("living room", "sidetable 1", False),
 )
 RECEPTACLES = tuple(name for _, name, _ in HOUSE)
 OPENABLE = frozenset(name for _, name, closed in HOUSE if closed)
@@ -69,16 +78,31 @@ FAMILY_DESTINATIONS: dict[str, tuple[str, ...]] = {
     "examine": (),
 }
 TEMPLATES: dict[str, tuple[str, ...]] = {
-    "pick": ("put {a_obj} in the {dest}.", "move {a_obj} to the {dest}.",
-             "place {a_obj} on the {dest}."),
-    "clean": ("put a clean {obj} in the {dest}.", "wash {a_obj} and leave it on the {dest}.",
-              "rinse {a_obj}, then put it in the {dest}."),
-    "heat": ("put a hot {obj} on the {dest}.", "warm up {a_obj} and place it in the {dest}.",
-             "serve a heated {obj} on the {dest}."),
-    "cool": ("put a cold {obj} in the {dest}.", "chill {a_obj} and set it on the {dest}.",
-             "bring a cooled {obj} to the {dest}."),
-    "examine": ("examine the {obj} under the desklamp.",
-                "look at {a_obj} by the light of the lamp.", "study the {obj} in lamplight."),
+    "pick": (
+        "put {a_obj} in the {dest}.",
+        "move {a_obj} to the {dest}.",
+        "place {a_obj} on the {dest}.",
+    ),
+    "clean": (
+        "put a clean {obj} in the {dest}.",
+        "wash {a_obj} and leave it on the {dest}.",
+        "rinse {a_obj}, then put it in the {dest}.",
+    ),
+    "heat": (
+        "put a hot {obj} on the {dest}.",
+        "warm up {a_obj} and place it in the {dest}.",
+        "serve a heated {obj} on the {dest}.",
+    ),
+    "cool": (
+        "put a cold {obj} in the {dest}.",
+        "chill {a_obj} and set it on the {dest}.",
+        "bring a cooled {obj} to the {dest}.",
+    ),
+    "examine": (
+        "examine the {obj} under the desklamp.",
+        "look at {a_obj} by the light of the lamp.",
+        "study the {obj} in lamplight.",
+    ),
 }
 
 

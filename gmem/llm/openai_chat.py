@@ -363,29 +363,51 @@ class OpenAIChat:
         def parse(text: str) -> M:
             return check(request, answers.validated(text, model))
 
-        return _Exchange(self, op, prompt(request), parse, wants_json=True,
-                         options={"temperature": 0})
+        return _Exchange(
+            self, op, prompt(request), parse, wants_json=True, options={"temperature": 0}
+        )
 
     # ---- the memory operations (each built once, run sync or async) -------------------
     def _relevance(self, request: RelevanceRequest) -> _Exchange[RelevanceResult]:
-        return self._json_exchange("score_relevance", request, prompts.score_relevance,
-                                   RelevanceResult, answers.check_relevance)
+        return self._json_exchange(
+            "score_relevance",
+            request,
+            prompts.score_relevance,
+            RelevanceResult,
+            answers.check_relevance,
+        )
 
     def _key_steps(self, request: KeyStepsRequest) -> _Exchange[KeyStepsResult]:
-        return self._json_exchange("extract_key_steps", request, prompts.extract_key_steps,
-                                   KeyStepsResult, answers.check_key_steps)
+        return self._json_exchange(
+            "extract_key_steps",
+            request,
+            prompts.extract_key_steps,
+            KeyStepsResult,
+            answers.check_key_steps,
+        )
 
     def _insights(self, request: InsightRequest) -> _Exchange[InsightResult]:
-        return self._json_exchange("derive_insights", request, prompts.derive_insights,
-                                   InsightResult, answers.check_insights)
+        return self._json_exchange(
+            "derive_insights",
+            request,
+            prompts.derive_insights,
+            InsightResult,
+            answers.check_insights,
+        )
 
     def _projection(self, request: ProjectionRequest) -> _Exchange[ProjectionResult]:
-        return self._json_exchange("project_insights", request, prompts.project_insights,
-                                   ProjectionResult, answers.check_projection)
+        return self._json_exchange(
+            "project_insights",
+            request,
+            prompts.project_insights,
+            ProjectionResult,
+            answers.check_projection,
+        )
 
     def _merge(self, request: MergeRequest) -> _Exchange[MergeResult]:
-        return self._json_exchange("merge_insights", request, prompts.merge_insights,
-                                   MergeResult, answers.check_merge)
+        return self._json_exchange(
+            "merge_insights", request, prompts.merge_insights, MergeResult, answers.check_merge
+        )
 
     def _chat(self, messages: list[dict[str, str]], options: dict[str, Any]) -> _Exchange[str]:
         return _Exchange(self, "chat", messages, str, wants_json=False, options=options)

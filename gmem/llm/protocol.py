@@ -16,8 +16,12 @@ from typing import Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 OperationName = Literal[
-    "score_relevance", "extract_key_steps", "derive_insights", "project_insights",
-    "merge_insights", "chat",
+    "score_relevance",
+    "extract_key_steps",
+    "derive_insights",
+    "project_insights",
+    "merge_insights",
+    "chat",
 ]
 
 

@@ -81,7 +81,8 @@ def as_message_list(value: Any) -> list[BaseMessage] | None:
 
 def is_memory_message(message: BaseMessage) -> bool:
     return isinstance(message, SystemMessage) and str(message.id or "").startswith(
-        MEMORY_MESSAGE_PREFIX)
+        MEMORY_MESSAGE_PREFIX
+    )
 
 
 def memory_message(text: str, role: str) -> SystemMessage:

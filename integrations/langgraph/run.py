@@ -61,8 +61,13 @@ class _Step:
 class TeamRun:
     """The memory side of one team run: recall per role, record per node, finish once."""
 
-    def __init__(self, memory: Memory, namespace: str, task_text: Callable[[Any], str],
-                 metadata: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        memory: Memory,
+        namespace: str,
+        task_text: Callable[[Any], str],
+        metadata: dict[str, Any],
+    ) -> None:
         self.memory = memory
         self.namespace = namespace
         self.task_text = task_text
@@ -70,10 +75,10 @@ class TeamRun:
         self.task: Task | None = None
         self.disabled = False
         self.report: EvolutionReport | None = None
-        self.utterance_of: dict[str, str] = {}   # message id -> utterance id
-        self.call_issuer: dict[str, str] = {}    # tool call id -> utterance id
-        self.seen: dict[str, set[str]] = {}      # node path -> message ids it has consumed
-        self.recalled: dict[str, str] = {}       # role -> memory text shown
+        self.utterance_of: dict[str, str] = {}  # message id -> utterance id
+        self.call_issuer: dict[str, str] = {}  # tool call id -> utterance id
+        self.seen: dict[str, set[str]] = {}  # node path -> message ids it has consumed
+        self.recalled: dict[str, str] = {}  # role -> memory text shown
         self._lock = threading.RLock()
 
     # ---- failure handling --------------------------------------------------------------
@@ -84,8 +89,10 @@ class TeamRun:
             return call()
         except Exception as exc:  # a memory failure of any kind must not reach the team
             self.disabled = True
-            message = (f"gmem {what} failed ({type(exc).__name__}: {exc}); the team continues "
-                       "without memory for the rest of this run")
+            message = (
+                f"gmem {what} failed ({type(exc).__name__}: {exc}); the team continues "
+                "without memory for the rest of this run"
+            )
             logger.warning(message)
             warnings.warn(message, MemoryUnavailableWarning, stacklevel=2)
             return None
@@ -94,8 +101,12 @@ class TeamRun:
     def _ensure_task(self, state: Any) -> Task | None:
         with self._lock:
             if self.task is None and not self.disabled:
-                self.task = self._guard("starting the task", lambda: self.memory.task(
-                    self.task_text(state), self.namespace, metadata=self.metadata))
+                self.task = self._guard(
+                    "starting the task",
+                    lambda: self.memory.task(
+                        self.task_text(state), self.namespace, metadata=self.metadata
+                    ),
+                )
             return self.task
 
     # ---- recall ------------------------------------------------------------------------
@@ -114,8 +125,14 @@ class TeamRun:
         return await asyncio.to_thread(self.recall, role, state)
 
     # ---- record ------------------------------------------------------------------------
-    def record(self, node: str, role: str, state: Any, consumed: Sequence[BaseMessage],
-               produced: Sequence[BaseMessage]) -> list[str]:
+    def record(
+        self,
+        node: str,
+        role: str,
+        state: Any,
+        consumed: Sequence[BaseMessage],
+        produced: Sequence[BaseMessage],
+    ) -> list[str]:
         """Record what ``node`` said; returns the new utterance ids.
 
         ``replies_to`` is the actual flow: the recorded messages the node consumed that it
@@ -134,8 +151,9 @@ class TeamRun:
             if task is None:
                 return []
             steps = self._fold_tool_results(new)
-            targets = list(dict.fromkeys(
-                self.utterance_of[m.id] for m in fresh if m.id in self.utterance_of))
+            targets = list(
+                dict.fromkeys(self.utterance_of[m.id] for m in fresh if m.id in self.utterance_of)
+            )
             recorded: list[str] = []
             for step in steps:
                 msg = step.message
@@ -148,9 +166,14 @@ class TeamRun:
 
                 def write(m: BaseMessage = msg, s: _Step = step, r: list[str] = replies) -> str:
                     return task.record(
-                        agent=node, role=role, content=self._content(m), replies_to=r,
-                        action=action_of(m), observation="\n".join(s.observations) or None,
-                        metadata={"message_id": m.id, "node": node, "message_type": m.type})
+                        agent=node,
+                        role=role,
+                        content=self._content(m),
+                        replies_to=r,
+                        action=action_of(m),
+                        observation="\n".join(s.observations) or None,
+                        metadata={"message_id": m.id, "node": node, "message_type": m.type},
+                    )
 
                 uid = self._guard("recording a message", write)
                 if uid is None:
@@ -196,8 +219,9 @@ class TeamRun:
     def finishable(self) -> bool:
         return self.task is not None and not self.task.finished and bool(self.task.steps)
 
-    def finish(self, success: bool | None, score: float | None = None,
-               error: BaseException | None = None) -> EvolutionReport | None:
+    def finish(
+        self, success: bool | None, score: float | None = None, error: BaseException | None = None
+    ) -> EvolutionReport | None:
         with self._lock:
             task = self.task
             if task is None or not self.finishable or self.disabled:
@@ -207,8 +231,9 @@ class TeamRun:
             self.report = self._guard("finishing the task", lambda: task.finish(success, score))
             return self.report
 
-    async def afinish(self, success: bool | None, score: float | None = None,
-                      error: BaseException | None = None) -> EvolutionReport | None:
+    async def afinish(
+        self, success: bool | None, score: float | None = None, error: BaseException | None = None
+    ) -> EvolutionReport | None:
         return await asyncio.to_thread(self.finish, success, score, error)
 
 
@@ -216,8 +241,11 @@ def default_task_text(messages_key: str) -> Callable[[Any], str]:
     """The first human message of the state: what the team was asked to do."""
 
     def task_text(state: Any) -> str:
-        messages = state.get(messages_key) if isinstance(state, dict) else getattr(
-            state, messages_key, None)
+        messages = (
+            state.get(messages_key)
+            if isinstance(state, dict)
+            else getattr(state, messages_key, None)
+        )
         for message in messages or ():
             if isinstance(message, HumanMessage) and text_of(message).strip():
                 return text_of(message).strip()

@@ -92,10 +92,14 @@ def _matches(value: Any, wanted: Any) -> bool:
         if any(str(k).startswith("$") for k in wanted):
             return all(_compare(value, op, arg) for op, arg in wanted.items())
         return isinstance(value, Mapping) and all(
-            _matches(value.get(k), v) for k, v in wanted.items())
+            _matches(value.get(k), v) for k, v in wanted.items()
+        )
     if isinstance(wanted, list | tuple):
-        return (isinstance(value, list | tuple) and len(value) == len(wanted)
-                and all(_matches(a, b) for a, b in zip(value, wanted, strict=True)))
+        return (
+            isinstance(value, list | tuple)
+            and len(value) == len(wanted)
+            and all(_matches(a, b) for a, b in zip(value, wanted, strict=True))
+        )
     return bool(value == wanted)
 
 
@@ -125,8 +129,11 @@ def _namespace_matches(condition: MatchCondition, namespace: tuple[str, ...]) ->
     path = condition.path
     if len(namespace) < len(path):
         return False
-    part = namespace[:len(path)] if condition.match_type == "prefix" else namespace[
-        len(namespace) - len(path):]
+    part = (
+        namespace[: len(path)]
+        if condition.match_type == "prefix"
+        else namespace[len(namespace) - len(path) :]
+    )
     return all(p == "*" or p == n for p, n in zip(path, part, strict=True))
 
 
@@ -141,12 +148,18 @@ class GmemStore(BaseStore):
 
     supports_ttl = False
 
-    def __init__(self, store: GraphStore | str | Path, *,
-                 embedder: TextEmbedder | Embeddings | None = None,
-                 fields: Sequence[str] = ("$",), prefix: str = "langgraph:") -> None:
+    def __init__(
+        self,
+        store: GraphStore | str | Path,
+        *,
+        embedder: TextEmbedder | Embeddings | None = None,
+        fields: Sequence[str] = ("$",),
+        prefix: str = "langgraph:",
+    ) -> None:
         if not prefix:
-            raise ValueError("prefix must not be empty: it keeps store items apart from "
-                             "team memory")
+            raise ValueError(
+                "prefix must not be empty: it keeps store items apart from team memory"
+            )
         self.store = store if isinstance(store, GraphStore) else open_store(store)
         self.embedder = embedder
         self.fields = list(fields)
@@ -157,18 +170,20 @@ class GmemStore(BaseStore):
         """The gmem namespace that holds the items of a LangGraph namespace."""
         if not namespace or any(not label or "." in label for label in namespace):
             raise InvalidNamespaceError(
-                f"invalid namespace {namespace!r}: labels must be non-empty and contain no '.'")
+                f"invalid namespace {namespace!r}: labels must be non-empty and contain no '.'"
+            )
         name = self.prefix + ".".join(namespace)
         if len(name) > _MAX_NAMESPACE:
             raise InvalidNamespaceError(
                 f"namespace {namespace!r} is too long for gmem ({len(name)} > "
-                f"{_MAX_NAMESPACE} characters with the prefix)")
+                f"{_MAX_NAMESPACE} characters with the prefix)"
+            )
         return name
 
     def langgraph_namespace(self, name: str) -> tuple[str, ...] | None:
         if not name.startswith(self.prefix):
             return None
-        return tuple(name[len(self.prefix):].split("."))
+        return tuple(name[len(self.prefix) :].split("."))
 
     def _namespaces(self) -> dict[tuple[str, ...], str]:
         out = {}
@@ -180,13 +195,20 @@ class GmemStore(BaseStore):
 
     # ---- items -----------------------------------------------------------------------
     @staticmethod
-    def _item(node: ItemNode, namespace: tuple[str, ...],
-              score: float | None = None, scored: bool = False) -> Item:
+    def _item(
+        node: ItemNode, namespace: tuple[str, ...], score: float | None = None, scored: bool = False
+    ) -> Item:
         if scored:
-            return SearchItem(namespace, node.key, node.value, node.created_at,
-                              node.updated_at, score)
-        return Item(value=node.value, key=node.key, namespace=namespace,
-                    created_at=node.created_at, updated_at=node.updated_at)
+            return SearchItem(
+                namespace, node.key, node.value, node.created_at, node.updated_at, score
+            )
+        return Item(
+            value=node.value,
+            key=node.key,
+            namespace=namespace,
+            created_at=node.created_at,
+            updated_at=node.updated_at,
+        )
 
     def _texts(self, op: PutOp) -> list[str]:
         if self.embedder is None or op.value is None or op.index is False:
@@ -200,8 +222,7 @@ class GmemStore(BaseStore):
     def _embed(self, texts: list[str], query: bool = False) -> npt.NDArray[np.float32]:
         embedder = self.embedder
         if isinstance(embedder, Embeddings):
-            rows = ([embedder.embed_query(texts[0])] if query
-                    else embedder.embed_documents(texts))
+            rows = [embedder.embed_query(texts[0])] if query else embedder.embed_documents(texts)
             return np.asarray(rows, dtype=np.float32)
         assert embedder is not None
         return np.asarray(embedder.embed(texts), dtype=np.float32)
@@ -217,7 +238,7 @@ class GmemStore(BaseStore):
         vectors: dict[int, npt.NDArray[np.float32]] = {}
         row = 0
         for i in sorted(texts):
-            vectors[i] = matrix[row:row + len(texts[i])]
+            vectors[i] = matrix[row : row + len(texts[i])]
             row += len(texts[i])
         for i, op in enumerate(ops):
             if isinstance(op, GetOp):
@@ -255,14 +276,28 @@ class GmemStore(BaseStore):
         created = now if previous is None else previous.created_at
         value = json.loads(json.dumps(dict(op.value or {})))
         item = ItemNode(
-            id=item_id, namespace=name, key=op.key, value=value, created_at=created,
-            updated_at=now, metadata={_VECTORS: len(texts)},
-            embedding=vectors[0] if texts else None)
-        extra = [ItemNode(
-            id=_vector_id(name, op.key, n), namespace=name, key=op.key,
-            value={"text": texts[n]}, created_at=created, updated_at=now,
-            metadata={_VECTOR_OF: item_id}, embedding=vectors[n])
-            for n in range(1, len(texts))]
+            id=item_id,
+            namespace=name,
+            key=op.key,
+            value=value,
+            created_at=created,
+            updated_at=now,
+            metadata={_VECTORS: len(texts)},
+            embedding=vectors[0] if texts else None,
+        )
+        extra = [
+            ItemNode(
+                id=_vector_id(name, op.key, n),
+                namespace=name,
+                key=op.key,
+                value={"text": texts[n]},
+                created_at=created,
+                updated_at=now,
+                metadata={_VECTOR_OF: item_id},
+                embedding=vectors[n],
+            )
+            for n in range(1, len(texts))
+        ]
         stale = _vector_ids(name, op.key, len(texts), _vector_count(previous))
         self.store.batch([PutNodes([item, *extra]), DeleteNodes(stale)])
 
@@ -277,8 +312,9 @@ class GmemStore(BaseStore):
 
     def _search(self, op: SearchOp) -> list[SearchItem]:
         prefix = tuple(op.namespace_prefix)
-        spaces = sorted((ns, name) for ns, name in self._namespaces().items()
-                        if ns[:len(prefix)] == prefix)
+        spaces = sorted(
+            (ns, name) for ns, name in self._namespaces().items() if ns[: len(prefix)] == prefix
+        )
         if not spaces:
             return []
         listed = self.store.batch([ListNodes(NodeKind.ITEM, name) for _, name in spaces])
@@ -301,31 +337,37 @@ class GmemStore(BaseStore):
             if item is not None and item.updated_at == node.updated_at:
                 owner[node.id] = item.id
         if not (op.query and self.embedder is not None):
-            window = items[op.offset:op.offset + op.limit]
+            window = items[op.offset : op.offset + op.limit]
             return [self._item(node, ns, scored=True) for node, ns in window]  # type: ignore[misc]
         vector = self._embed([op.query], query=True)[0]
-        hits = self.store.batch([
-            VectorSearch(NodeKind.ITEM, vector, max(1, len(nodes)), name)
-            for (_, name), nodes in zip(spaces, listed, strict=True)])
+        hits = self.store.batch(
+            [
+                VectorSearch(NodeKind.ITEM, vector, max(1, len(nodes)), name)
+                for (_, name), nodes in zip(spaces, listed, strict=True)
+            ]
+        )
         best: dict[str, float] = {}
         for hit in (h for group in hits for h in group):
             item_id = owner.get(hit.id)
             if item_id is not None:
                 best[item_id] = max(best.get(item_id, -1.0), float(hit.score))
-        scored = sorted((pair for pair in items if pair[0].id in best),
-                        key=lambda pair: -best[pair[0].id])
+        scored = sorted(
+            (pair for pair in items if pair[0].id in best), key=lambda pair: -best[pair[0].id]
+        )
         unscored = [pair for pair in items if pair[0].id not in best]
-        ranked = [*scored, *unscored][op.offset:op.offset + op.limit]
-        return [self._item(node, ns, best.get(node.id), scored=True)  # type: ignore[misc]
-                for node, ns in ranked]
+        ranked = [*scored, *unscored][op.offset : op.offset + op.limit]
+        return [
+            self._item(node, ns, best.get(node.id), scored=True)  # type: ignore[misc]
+            for node, ns in ranked
+        ]
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         spaces = list(self._namespaces())
         for condition in op.match_conditions or ():
             spaces = [ns for ns in spaces if _namespace_matches(condition, ns)]
         if op.max_depth is not None:
-            spaces = list({ns[:op.max_depth] for ns in spaces})
-        return sorted(spaces)[op.offset:op.offset + op.limit]
+            spaces = list({ns[: op.max_depth] for ns in spaces})
+        return sorted(spaces)[op.offset : op.offset + op.limit]
 
     def close(self) -> None:
         self.store.close()

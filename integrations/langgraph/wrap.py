@@ -70,8 +70,15 @@ Judge = Callable[[Any], Verdict]
 class _Session:
     """What every wrapped node of one ``with_memory`` call shares: the open runs."""
 
-    def __init__(self, memory: Memory, namespace: str, task_text: Callable[[Any], str],
-                 inject: Inject, messages_key: str, memory_key: str) -> None:
+    def __init__(
+        self,
+        memory: Memory,
+        namespace: str,
+        task_text: Callable[[Any], str],
+        inject: Inject,
+        messages_key: str,
+        memory_key: str,
+    ) -> None:
         self.memory = memory
         self.namespace = namespace
         self.task_text = task_text
@@ -87,8 +94,11 @@ class _Session:
 
     # ---- what the node sees --------------------------------------------------------------
     def messages_of(self, state: Any) -> list[BaseMessage]:
-        value = state.get(self.messages_key) if isinstance(state, Mapping) else getattr(
-            state, self.messages_key, None)
+        value = (
+            state.get(self.messages_key)
+            if isinstance(state, Mapping)
+            else getattr(state, self.messages_key, None)
+        )
         if not isinstance(value, list | tuple):
             return []
         return [m for m in value if isinstance(m, BaseMessage)]
@@ -126,7 +136,8 @@ class _Session:
                 if is_memory_message(message):
                     continue
                 if not isinstance(message, RemoveMessage) and (
-                        message.id is None or message.id not in known):
+                    message.id is None or message.id not in known
+                ):
                     ensure_id(message)
                     if is_recordable(message):
                         produced.append(message)
@@ -146,17 +157,22 @@ class _Session:
             if key not in output:
                 return output
             return {**output, key: clean(output[key])}
-        if isinstance(output, list | tuple) and output and all(
-                isinstance(o, Command) for o in output):
+        if (
+            isinstance(output, list | tuple)
+            and output
+            and all(isinstance(o, Command) for o in output)
+        ):
             return type(output)(self._map_updates(o, clean) for o in output)
         if isinstance(output, list | tuple) and all(
-                isinstance(o, tuple) and len(o) == 2 for o in output):  # Command update pairs
+            isinstance(o, tuple) and len(o) == 2 for o in output
+        ):  # Command update pairs
             return [(k, clean(v) if k == key else v) for k, v in output]
         return output
 
 
-def _memory_node(session: _Session, path: str, role: str, inject: bool,
-                 inner: Runnable[Any, Any]) -> Runnable[Any, Any]:
+def _memory_node(
+    session: _Session, path: str, role: str, inject: bool, inner: Runnable[Any, Any]
+) -> Runnable[Any, Any]:
     """One node with memory in and records out. The closures call ``inner.invoke`` by name
     so that LangGraph still finds a subgraph inside (it inspects a node function's
     nonlocals), which keeps ``get_state(subgraphs=True)`` and subgraph interrupts working."""
@@ -177,8 +193,11 @@ def _memory_node(session: _Session, path: str, role: str, inject: bool,
         run = session.run_for(config)
         if run is None:
             return await inner.ainvoke(state, config)
-        given = (session.with_memory_text(state, await run.arecall(role, state), role)
-                 if inject else state)
+        given = (
+            session.with_memory_text(state, await run.arecall(role, state), role)
+            if inject
+            else state
+        )
         try:
             output = await inner.ainvoke(given, config)
         except ParentCommand as exc:
@@ -186,48 +205,57 @@ def _memory_node(session: _Session, path: str, role: str, inject: bool,
             raise ParentCommand(command) from exc
         return session.capture(run, path, role, state, output)
 
-    return RunnableCallable(node, anode, name=path.rsplit("/", 1)[-1], trace=False,
-                            recurse=False)
+    return RunnableCallable(node, anode, name=path.rsplit("/", 1)[-1], trace=False, recurse=False)
 
 
-def _compile_like(builder: StateGraph[Any], original: CompiledStateGraph[Any] | None
-                  ) -> CompiledStateGraph[Any]:
+def _compile_like(
+    builder: StateGraph[Any], original: CompiledStateGraph[Any] | None
+) -> CompiledStateGraph[Any]:
     if original is None:
         return builder.compile()
     before, after = original.interrupt_before_nodes, original.interrupt_after_nodes
     graph = builder.compile(
-        checkpointer=original.checkpointer, store=original.store, cache=original.cache,
+        checkpointer=original.checkpointer,
+        store=original.store,
+        cache=original.cache,
         interrupt_before=before if before == "*" else list(before),
-        interrupt_after=after if after == "*" else list(after), debug=original.debug,
-        name=original.name)
+        interrupt_after=after if after == "*" else list(after),
+        debug=original.debug,
+        name=original.name,
+    )
     if original.config:
         graph = graph.with_config(original.config)
     return graph
 
 
-def _rebuild(session: _Session, graph: StateGraph[Any] | CompiledStateGraph[Any],
-             roles: Mapping[str, str], inject_all: bool, prefix: str = ""
-             ) -> CompiledStateGraph[Any]:
+def _rebuild(
+    session: _Session,
+    graph: StateGraph[Any] | CompiledStateGraph[Any],
+    roles: Mapping[str, str],
+    inject_all: bool,
+    prefix: str = "",
+) -> CompiledStateGraph[Any]:
     if isinstance(graph, CompiledStateGraph):
         original: CompiledStateGraph[Any] | None = graph
         builder: StateGraph[Any] = graph.builder
     elif isinstance(graph, StateGraph):
         original, builder = None, graph
     else:
-        raise TypeError(f"with_memory needs a StateGraph or a compiled StateGraph, got "
-                        f"{type(graph).__name__}")
+        raise TypeError(
+            f"with_memory needs a StateGraph or a compiled StateGraph, got {type(graph).__name__}"
+        )
     copied = copy.copy(builder)
     copied.nodes = {}
     copied.compiled = False
     for name, spec in builder.nodes.items():
         path = f"{prefix}{name}"
         runnable = cast(Runnable[Any, Any], spec.runnable)
-        inner_roles = {k[len(path) + 1:]: v for k, v in roles.items()
-                       if k.startswith(f"{path}/")}
+        inner_roles = {k[len(path) + 1 :]: v for k, v in roles.items() if k.startswith(f"{path}/")}
         if inner_roles:
             if not isinstance(runnable, CompiledStateGraph):
-                raise ValueError(f"roles name nodes inside {path!r}, but that node is not a "
-                                 "compiled StateGraph")
+                raise ValueError(
+                    f"roles name nodes inside {path!r}, but that node is not a compiled StateGraph"
+                )
             runnable = _rebuild(session, runnable, roles, inject_all, f"{path}/")
         role = roles.get(path, path)
         wrapped = _memory_node(session, path, role, inject_all or path in roles, runnable)
@@ -235,8 +263,7 @@ def _rebuild(session: _Session, graph: StateGraph[Any] | CompiledStateGraph[Any]
     return _compile_like(copied, original)
 
 
-def _node_paths(graph: StateGraph[Any] | CompiledStateGraph[Any], prefix: str = ""
-                ) -> set[str]:
+def _node_paths(graph: StateGraph[Any] | CompiledStateGraph[Any], prefix: str = "") -> set[str]:
     builder = graph.builder if isinstance(graph, CompiledStateGraph) else graph
     paths = set()
     for name, spec in builder.nodes.items():
@@ -266,8 +293,9 @@ class MemoryGraph(Runnable[Any, Any]):
     ``get_state_history``...) is forwarded to :attr:`graph`, the rebuilt graph.
     """
 
-    def __init__(self, graph: CompiledStateGraph[Any], session: _Session,
-                 judge: Judge | None) -> None:
+    def __init__(
+        self, graph: CompiledStateGraph[Any], session: _Session, judge: Judge | None
+    ) -> None:
         self.graph = graph
         self.session = session
         self.judge = judge
@@ -289,8 +317,9 @@ class MemoryGraph(Runnable[Any, Any]):
         saver = self.graph.checkpointer
         return saver if isinstance(saver, BaseCheckpointSaver) else None
 
-    def _begin(self, input: Any, config: RunnableConfig | None
-               ) -> tuple[RunnableConfig, str, TeamRun, _FinalOutput]:
+    def _begin(
+        self, input: Any, config: RunnableConfig | None
+    ) -> tuple[RunnableConfig, str, TeamRun, _FinalOutput]:
         config = cast(RunnableConfig, dict(config or {}))
         configurable = dict(config.get("configurable") or {})
         thread = configurable.get("thread_id")
@@ -303,8 +332,9 @@ class MemoryGraph(Runnable[Any, Any]):
         with session.lock:
             run = session.runs.get(key)
             if run is not None and not resuming:
-                logger.info("gmem: a new input on %s starts a new task; the open one is "
-                            "dropped", key)
+                logger.info(
+                    "gmem: a new input on %s starts a new task; the open one is dropped", key
+                )
                 run = None
             if run is None:
                 metadata: dict[str, Any] = {"source": "langgraph"}
@@ -333,8 +363,10 @@ class MemoryGraph(Runnable[Any, Any]):
         try:
             return verdict_to_outcome(self.judge(state))
         except Exception as exc:
-            message = (f"gmem judge failed ({type(exc).__name__}: {exc}); the run is stored "
-                       "with an unknown outcome")
+            message = (
+                f"gmem judge failed ({type(exc).__name__}: {exc}); the run is stored "
+                "with an unknown outcome"
+            )
             logger.warning(message)
             warnings.warn(message, MemoryUnavailableWarning, stacklevel=3)
             return None, None
@@ -352,8 +384,7 @@ class MemoryGraph(Runnable[Any, Any]):
             self._awaiting_finish = key
             return False
 
-    def _end(self, config: RunnableConfig, key: str, run: TeamRun, catcher: _FinalOutput
-             ) -> None:
+    def _end(self, config: RunnableConfig, key: str, run: TeamRun, catcher: _FinalOutput) -> None:
         state = catcher.output
         if self._saver() is not None and key.startswith("thread:"):
             snapshot = self.graph.get_state(config)
@@ -363,8 +394,9 @@ class MemoryGraph(Runnable[Any, Any]):
         if self._settle(key, run):
             run.finish(*self._verdict(state))
 
-    async def _aend(self, config: RunnableConfig, key: str, run: TeamRun,
-                    catcher: _FinalOutput) -> None:
+    async def _aend(
+        self, config: RunnableConfig, key: str, run: TeamRun, catcher: _FinalOutput
+    ) -> None:
         state = catcher.output
         if self._saver() is not None and key.startswith("thread:"):
             snapshot = await self.graph.aget_state(config)
@@ -398,8 +430,7 @@ class MemoryGraph(Runnable[Any, Any]):
         self._end(config, key, run, catcher)
         return output
 
-    async def ainvoke(self, input: Any, config: RunnableConfig | None = None,
-                      **kwargs: Any) -> Any:
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         config, key, run, catcher = self._begin(input, config)
         try:
             output = await self.graph.ainvoke(input, config, **kwargs)
@@ -409,8 +440,9 @@ class MemoryGraph(Runnable[Any, Any]):
         await self._aend(config, key, run, catcher)
         return output
 
-    def stream(self, input: Any, config: RunnableConfig | None = None,
-               **kwargs: Any) -> Iterator[Any]:
+    def stream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[Any]:
         config, key, run, catcher = self._begin(input, config)
         try:
             yield from self.graph.stream(input, config, **kwargs)
@@ -422,8 +454,9 @@ class MemoryGraph(Runnable[Any, Any]):
             raise
         self._end(config, key, run, catcher)
 
-    async def astream(self, input: Any, config: RunnableConfig | None = None,
-                      **kwargs: Any) -> AsyncIterator[Any]:
+    async def astream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
         config, key, run, catcher = self._begin(input, config)
         try:
             async for chunk in self.graph.astream(input, config, **kwargs):
@@ -441,8 +474,9 @@ class MemoryGraph(Runnable[Any, Any]):
         configurable = (config or {}).get("configurable") or {}
         with self.session.lock:
             if "thread_id" in configurable:
-                key: str | None = (f"thread:{configurable['thread_id']}:"
-                                   f"{configurable.get('checkpoint_ns', '')}")
+                key: str | None = (
+                    f"thread:{configurable['thread_id']}:{configurable.get('checkpoint_ns', '')}"
+                )
             else:
                 key = self._awaiting_finish
             if key is None:
@@ -451,16 +485,26 @@ class MemoryGraph(Runnable[Any, Any]):
                 self._awaiting_finish = None
             return self.session.runs.pop(key, None)
 
-    def finish(self, success: bool | None, score: float | None = None, *,
-               config: RunnableConfig | None = None) -> EvolutionReport | None:
+    def finish(
+        self,
+        success: bool | None,
+        score: float | None = None,
+        *,
+        config: RunnableConfig | None = None,
+    ) -> EvolutionReport | None:
         """Give the outcome of a completed run when no ``judge`` was set: the run of the
         ``thread_id`` in ``config``, or else the latest run. Returns None when there is
         no such run or memory is unavailable."""
         run = self._pop_awaiting(config)
         return None if run is None else run.finish(success, score)
 
-    async def afinish(self, success: bool | None, score: float | None = None, *,
-                      config: RunnableConfig | None = None) -> EvolutionReport | None:
+    async def afinish(
+        self,
+        success: bool | None,
+        score: float | None = None,
+        *,
+        config: RunnableConfig | None = None,
+    ) -> EvolutionReport | None:
         run = self._pop_awaiting(config)
         return None if run is None else await run.afinish(success, score)
 

@@ -49,8 +49,12 @@ def query(text: str, ns: str = "default", v: np.ndarray | None = None, **kw: obj
 def trace(q: QueryNode, n: int) -> tuple[list[Utterance], list[Edge]]:
     utts = [
         Utterance(
-            query_id=q.id, namespace=q.namespace, step=i, agent=f"a{i % 2}",
-            role="planner" if i % 2 == 0 else "actor", content=f"step {i} of {q.text}",
+            query_id=q.id,
+            namespace=q.namespace,
+            step=i,
+            agent=f"a{i % 2}",
+            role="planner" if i % 2 == 0 else "actor",
+            content=f"step {i} of {q.text}",
             action=f"go {i}",
         )
         for i in range(n)
@@ -61,8 +65,9 @@ def trace(q: QueryNode, n: int) -> tuple[list[Utterance], list[Edge]]:
     return utts, edges
 
 
-def add_task(store: GraphStore, text: str, n: int = 3, ns: str = "default",
-             v: np.ndarray | None = None) -> tuple[QueryNode, list[Utterance]]:
+def add_task(
+    store: GraphStore, text: str, n: int = 3, ns: str = "default", v: np.ndarray | None = None
+) -> tuple[QueryNode, list[Utterance]]:
     q = query(text, ns, v, outcome=Outcome.SUCCESS, attempts=1, successes=1)
     utts, edges = trace(q, n)
     store.batch([PutNodes([q, *utts]), PutEdges(edges)])
@@ -71,12 +76,38 @@ def add_task(store: GraphStore, text: str, n: int = 3, ns: str = "default",
 
 # ---- nodes -----------------------------------------------------------------------------
 def test_round_trip_of_every_node_kind(store: GraphStore) -> None:
-    q = query("put a clean apple in the fridge", v=vec(1, 0, 0, 0), score=0.5,
-              outcome=Outcome.SUCCESS, metadata={"family": "clean", "n": 3})
-    u = Utterance(query_id=q.id, step=0, agent="alice", role="planner", content="plan",
-                  tokens=7, action="go fridge", observation="ok", reward=0.5, key_step=True)
-    ins = Insight(text="clean before placing", score=2.5, supporting=[q.id], roles=["actor"],
-                  embedding=vec(0, 1, 0, 0), graph_embedding=vec(0, 0, 1, 0, ))
+    q = query(
+        "put a clean apple in the fridge",
+        v=vec(1, 0, 0, 0),
+        score=0.5,
+        outcome=Outcome.SUCCESS,
+        metadata={"family": "clean", "n": 3},
+    )
+    u = Utterance(
+        query_id=q.id,
+        step=0,
+        agent="alice",
+        role="planner",
+        content="plan",
+        tokens=7,
+        action="go fridge",
+        observation="ok",
+        reward=0.5,
+        key_step=True,
+    )
+    ins = Insight(
+        text="clean before placing",
+        score=2.5,
+        supporting=[q.id],
+        roles=["actor"],
+        embedding=vec(0, 1, 0, 0),
+        graph_embedding=vec(
+            0,
+            0,
+            1,
+            0,
+        ),
+    )
     store.put_nodes([q, u, ins])
     got_q, got_u, got_i = store.get_nodes([q.id, u.id, ins.id], with_vectors=True)
     assert got_q == q
@@ -124,8 +155,9 @@ def test_edge_to_missing_node_rolls_back_the_whole_batch(store: GraphStore) -> N
     q = query("task")
     missing = new_id()
     with pytest.raises(NotFoundError):
-        store.batch([PutNodes([q]), PutEdges([Edge(kind=EdgeKind.SIMILAR_TO, src=q.id,
-                                                   dst=missing)])])
+        store.batch(
+            [PutNodes([q]), PutEdges([Edge(kind=EdgeKind.SIMILAR_TO, src=q.id, dst=missing)])]
+        )
     assert store.get_node(q.id) is None
     assert store.count().total_nodes == 0
 
@@ -151,11 +183,14 @@ def test_get_edges_by_direction_and_kind(store: GraphStore) -> None:
     q, utts = add_task(store, "task", n=3)
     out = store.get_edges([utts[1].id], direction="out")
     assert {(e.kind, e.dst) for e in out} == {
-        (EdgeKind.NEXT, utts[2].id), (EdgeKind.REPLIES_TO, utts[0].id)}
-    inc = store.get_edges([utts[1].id], kinds=[EdgeKind.NEXT, EdgeKind.HAS_TRACE],
-                          direction="in")
+        (EdgeKind.NEXT, utts[2].id),
+        (EdgeKind.REPLIES_TO, utts[0].id),
+    }
+    inc = store.get_edges([utts[1].id], kinds=[EdgeKind.NEXT, EdgeKind.HAS_TRACE], direction="in")
     assert {(e.kind, e.src) for e in inc} == {
-        (EdgeKind.NEXT, utts[0].id), (EdgeKind.HAS_TRACE, q.id)}
+        (EdgeKind.NEXT, utts[0].id),
+        (EdgeKind.HAS_TRACE, q.id),
+    }
     both = store.get_edges([utts[1].id], direction="both")
     assert len(both) == 5
 
@@ -177,23 +212,30 @@ def test_neighbors_hops_kinds_direction_and_paths(store: GraphStore) -> None:
     a, b, c, d = (query(t) for t in "abcd")
     ins = Insight(text="lesson")
     store.put_nodes([a, b, c, d, ins])
-    store.put_edges([
-        Edge(kind=EdgeKind.SIMILAR_TO, src=a.id, dst=b.id),
-        Edge(kind=EdgeKind.USED_MEMORY_OF, src=c.id, dst=b.id),
-        Edge(kind=EdgeKind.SIMILAR_TO, src=c.id, dst=d.id),
-        Edge(kind=EdgeKind.SUPPORTS, src=a.id, dst=ins.id),
-    ])
+    store.put_edges(
+        [
+            Edge(kind=EdgeKind.SIMILAR_TO, src=a.id, dst=b.id),
+            Edge(kind=EdgeKind.USED_MEMORY_OF, src=c.id, dst=b.id),
+            Edge(kind=EdgeKind.SIMILAR_TO, src=c.id, dst=d.id),
+            Edge(kind=EdgeKind.SUPPORTS, src=a.id, dst=ins.id),
+        ]
+    )
     one = {r.id: r for r in store.neighbors([a.id], hops=1)}
     assert set(one) == {b.id, ins.id}
     assert one[b.id].hop == 1 and one[b.id].via.kind == EdgeKind.SIMILAR_TO
-    two = {r.id: r for r in store.neighbors(
-        [a.id], hops=2, kinds=[EdgeKind.SIMILAR_TO, EdgeKind.USED_MEMORY_OF])}
+    two = {
+        r.id: r
+        for r in store.neighbors(
+            [a.id], hops=2, kinds=[EdgeKind.SIMILAR_TO, EdgeKind.USED_MEMORY_OF]
+        )
+    }
     assert set(two) == {b.id, c.id}
     assert two[c.id].hop == 2 and two[c.id].via.src == c.id and two[c.id].via.dst == b.id
     three = store.neighbors([a.id], hops=3, node_kind=NodeKind.QUERY)
     assert {r.id for r in three} == {b.id, c.id, d.id}
     assert store.neighbors([a.id], hops=2, direction="out") == store.neighbors(
-        [a.id], hops=1, direction="out")
+        [a.id], hops=1, direction="out"
+    )
     assert {r.id for r in store.neighbors([b.id], direction="in")} == {a.id, c.id}
     assert store.neighbors([new_id()], hops=2) == []
 
@@ -211,8 +253,9 @@ def test_vector_search_ranks_filters_and_excludes(store: GraphStore) -> None:
     assert hits[1].score == pytest.approx(0.9 / np.hypot(0.9, 0.3), abs=1e-5)
     every = store.vector_search(NodeKind.QUERY, vec(1, 0, 0, 0), k=10)
     assert [h.id for h in every] == [q1.id, q4.id, q2.id, q3.id]
-    excl = store.vector_search(NodeKind.QUERY, vec(1, 0, 0, 0), k=2, namespace="default",
-                               exclude_ids=frozenset({q1.id}))
+    excl = store.vector_search(
+        NodeKind.QUERY, vec(1, 0, 0, 0), k=2, namespace="default", exclude_ids=frozenset({q1.id})
+    )
     assert [h.id for h in excl] == [q2.id, q3.id]
     assert store.vector_search(NodeKind.QUERY, vec(1, 0, 0, 0), k=3, namespace="nowhere") == []
     with pytest.raises(EmbeddingDimensionError):
@@ -220,12 +263,22 @@ def test_vector_search_ranks_filters_and_excludes(store: GraphStore) -> None:
 
 
 def test_second_vector_is_searched_separately(store: GraphStore) -> None:
-    a = Insight(text="a", embedding=vec(1, 0, 0, 0), graph_embedding=vec(0, 0, 0, 1, ))
+    a = Insight(
+        text="a",
+        embedding=vec(1, 0, 0, 0),
+        graph_embedding=vec(
+            0,
+            0,
+            0,
+            1,
+        ),
+    )
     b = Insight(text="b", embedding=vec(0, 0, 0, 1), graph_embedding=vec(1, 0, 0, 0))
     store.put_nodes([a, b])
     text_hits = store.vector_search(NodeKind.INSIGHT, vec(1, 0, 0, 0), k=1)
-    graph_hits = store.vector_search(NodeKind.INSIGHT, vec(1, 0, 0, 0), k=1,
-                                     field="graph_embedding")
+    graph_hits = store.vector_search(
+        NodeKind.INSIGHT, vec(1, 0, 0, 0), k=1, field="graph_embedding"
+    )
     assert [h.id for h in text_hits] == [a.id]
     assert [h.id for h in graph_hits] == [b.id]
 
@@ -246,8 +299,10 @@ def test_delete_task_cascades_to_its_trace_only(store: GraphStore) -> None:
     q2, _ = add_task(store, "second", n=2, v=vec(0, 1, 0, 0))
     ins = Insight(text="lesson", supporting=[q1.id, q2.id])
     store.put_nodes([ins])
-    store.put_edges([Edge(kind=EdgeKind.SUPPORTS, src=q.id, dst=ins.id) for q in (q1, q2)]
-                    + [Edge(kind=EdgeKind.SIMILAR_TO, src=q2.id, dst=q1.id)])
+    store.put_edges(
+        [Edge(kind=EdgeKind.SUPPORTS, src=q.id, dst=ins.id) for q in (q1, q2)]
+        + [Edge(kind=EdgeKind.SIMILAR_TO, src=q2.id, dst=q1.id)]
+    )
     removed = store.delete_task(q1.id)
     assert removed.nodes == 5
     assert removed.edges == 4 + 3 + 3 + 1 + 1
@@ -280,20 +335,27 @@ def test_delete_namespace_and_counts(store: GraphStore) -> None:
 
 # ---- items -----------------------------------------------------------------------------
 def item(key: str, ns: str = "default", v: np.ndarray | None = None, **value: object) -> Item:
-    return Item(id=query_id_for(ns, key), namespace=ns, key=key, value=dict(value),
-                embedding=v)
+    return Item(id=query_id_for(ns, key), namespace=ns, key=key, value=dict(value), embedding=v)
 
 
 def test_item_round_trip_and_listing(store: GraphStore) -> None:
-    a = item("prefs", ns="lg", v=vec(1, 0, 0, 0), theme="dark",
-             nested={"langs": ["py", "rs"], "n": 2, "none": None})
+    a = item(
+        "prefs",
+        ns="lg",
+        v=vec(1, 0, 0, 0),
+        theme="dark",
+        nested={"langs": ["py", "rs"], "n": 2, "none": None},
+    )
     b = item("notes", ns="lg", body="buy milk")
     c = item("prefs", ns="other")
     store.put_nodes([a, b, c])
     got = store.get_node(a.id, with_vectors=True)
     assert got == a
-    assert isinstance(got, Item) and got.value["nested"] == {"langs": ["py", "rs"], "n": 2,
-                                                              "none": None}
+    assert isinstance(got, Item) and got.value["nested"] == {
+        "langs": ["py", "rs"],
+        "n": 2,
+        "none": None,
+    }
     assert [n.id for n in store.list_nodes(NodeKind.ITEM, namespace="lg")] == [a.id, b.id]
     assert len(store.list_nodes(NodeKind.ITEM)) == 3
     store.put_nodes([a.model_copy(update={"value": {"theme": "light"}})])
@@ -314,10 +376,10 @@ def test_vector_search_over_items_by_namespace(store: GraphStore) -> None:
     hits = store.vector_search(NodeKind.ITEM, vec(1, 0, 0, 0), k=5, namespace="lg")
     assert [h.id for h in hits] == [near.id, far.id]
     assert hits[1].score == pytest.approx(0.0, abs=1e-5)
-    assert [h.id for h in store.vector_search(NodeKind.ITEM, vec(1, 0, 0, 0), k=1)] == [
-        other.id]
+    assert [h.id for h in store.vector_search(NodeKind.ITEM, vec(1, 0, 0, 0), k=1)] == [other.id]
     assert [h.id for h in store.vector_search(NodeKind.QUERY, vec(0, 1, 0, 0), k=5)] == [
-        query("a task").id]
+        query("a task").id
+    ]
 
 
 def test_delete_nodes_removes_nodes_and_their_edges(store: GraphStore) -> None:
@@ -346,8 +408,12 @@ def test_delete_nodes_rolls_back_with_its_batch(store: GraphStore) -> None:
     a = item("a", v=vec(0, 1, 0, 0))
     store.put_nodes([a])
     with pytest.raises(NotFoundError):
-        store.batch([DeleteNodes([q.id, a.id]),
-                     PutEdges([Edge(kind=EdgeKind.NEXT, src=utts[0].id, dst=new_id())])])
+        store.batch(
+            [
+                DeleteNodes([q.id, a.id]),
+                PutEdges([Edge(kind=EdgeKind.NEXT, src=utts[0].id, dst=new_id())]),
+            ]
+        )
     assert store.count().nodes == {"Query": 1, "Utterance": 2, "Item": 1}
     assert store.count().edges == {"HAS_TRACE": 2, "NEXT": 1, "REPLIES_TO": 1}
     assert store.get_node(a.id) == a.model_copy(update={"embedding": None})
@@ -381,7 +447,8 @@ def test_reopen_restores_everything(backend: str, tmp_path, reopen) -> None:  # 
         assert second.vector_search(NodeKind.INSIGHT, vec(0, 1, 0, 0), k=1)[0].id == ins.id
         assert second.vector_search(NodeKind.QUERY, vec(0, 0, 1, 0), k=1)[0].id == q.id
         assert {r.id for r in second.neighbors([q.id], kinds=[EdgeKind.HAS_TRACE])} == {
-            u.id for u in utts}
+            u.id for u in utts
+        }
         assert second.get_edges([q.id], kinds=[EdgeKind.SUPPORTS])[0].props == {"w": 1}
     finally:
         second.close()
@@ -412,12 +479,15 @@ def test_trace_edges_delete_and_roll_back_like_any_edge(store: GraphStore) -> No
     _, utts = add_task(store, "task", n=3)
     key = (EdgeKind.NEXT, utts[0].id, utts[1].id)
     with pytest.raises(NotFoundError):
-        store.batch([DeleteEdges([key]),
-                     PutEdges([Edge(kind=EdgeKind.NEXT, src=utts[0].id, dst=new_id())])])
+        store.batch(
+            [DeleteEdges([key]), PutEdges([Edge(kind=EdgeKind.NEXT, src=utts[0].id, dst=new_id())])]
+        )
     assert key in {e.key for e in store.get_edges([utts[0].id], [EdgeKind.NEXT])}
     assert store.delete_edges([key]) == 1
     assert store.delete_edges([key]) == 0
     assert store.get_edges([utts[0].id], [EdgeKind.NEXT]) == []
     assert store.count().edges["NEXT"] == 1
     assert {r.id for r in store.neighbors([utts[1].id], kinds=[EdgeKind.REPLIES_TO])} == {
-        utts[0].id, utts[2].id}
+        utts[0].id,
+        utts[2].id,
+    }

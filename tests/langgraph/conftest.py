@@ -33,8 +33,9 @@ class ToolCallingFake(FakeMessagesListChatModel):
 
 
 def script(*replies: str | AIMessage) -> ToolCallingFake:
-    return ToolCallingFake(responses=[r if isinstance(r, BaseMessage) else AIMessage(r)
-                                      for r in replies])
+    return ToolCallingFake(
+        responses=[r if isinstance(r, BaseMessage) else AIMessage(r) for r in replies]
+    )
 
 
 def call(name: str, args: dict[str, Any], call_id: str) -> AIMessage:
@@ -53,8 +54,9 @@ def recorded(memory: Memory) -> tuple[list[QueryNode], list[Utterance], set[tupl
     """Every stored query, every utterance (in step order) and REPLIES_TO as
     (agent of the reply, agent replied to) pairs."""
     queries = [q for q in memory.store.list_nodes(NodeKind.QUERY) if isinstance(q, QueryNode)]
-    utterances = [u for u in memory.store.list_nodes(NodeKind.UTTERANCE)
-                  if isinstance(u, Utterance)]
+    utterances = [
+        u for u in memory.store.list_nodes(NodeKind.UTTERANCE) if isinstance(u, Utterance)
+    ]
     utterances.sort(key=lambda u: (u.created_at, u.step))
     by_id = {u.id: u for u in utterances}
     edges = memory.store.get_edges(list(by_id), [EdgeKind.REPLIES_TO])

@@ -40,8 +40,12 @@ def test_react_agent_member_records_its_tool_call(memory: Memory) -> None:
     builder = StateGraph(State)
     builder.add_node("calculator", calculator(model))
     builder.add_edge(START, "calculator")
-    team = with_memory(builder, memory, roles={"calculator": "mathematician"},
-                       judge=lambda s: "5" in str(s["messages"][-1].content))
+    team = with_memory(
+        builder,
+        memory,
+        roles={"calculator": "mathematician"},
+        judge=lambda s: "5" in str(s["messages"][-1].content),
+    )
     state = team.invoke({"messages": [HumanMessage("what is 2 + 3")]})
     assert state["messages"][-1].content == "The sum is 5"
 
@@ -49,7 +53,8 @@ def test_react_agent_member_records_its_tool_call(memory: Memory) -> None:
     assert queries[0].outcome.value == "success"
     assert [(u.role, u.action, u.observation) for u in utterances] == [
         ("mathematician", 'add({"a": 2, "b": 3})', "5"),
-        ("mathematician", None, None)]
+        ("mathematician", None, None),
+    ]
     assert ("calculator", "calculator") in replies
     # The tool result is part of the first utterance, so every message maps to a record.
     assert len(team.last_run.utterance_of) == 3  # type: ignore[union-attr]
@@ -80,7 +85,9 @@ def test_a_tool_node_in_the_parent_graph_replies_to_the_call(memory: Memory) -> 
 
     _, utterances, replies = recorded(memory)
     assert [(u.agent, u.role) for u in utterances] == [
-        ("agent", "agent"), ("tools", "tools"), ("agent", "agent")]
+        ("agent", "agent"),
+        ("tools", "tools"),
+        ("agent", "agent"),
+    ]
     assert utterances[0].action == 'add({"a": 1, "b": 1})'
     assert ("tools", "agent") in replies and ("agent", "tools") in replies
-

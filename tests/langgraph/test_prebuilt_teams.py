@@ -25,8 +25,12 @@ def test_supervisor_team(memory: Memory) -> None:
     coder = calculator(script("I added them: 7"), name="coder")
     boss = script(call("transfer_to_coder", {}, "h-1"), "The coder says 7. Done.")
     builder = create_supervisor([coder], model=boss)
-    team = with_memory(builder, memory, roles={"supervisor": "supervisor", "coder": "coder"},
-                       judge=lambda s: "Done" in str(s["messages"][-1].content))
+    team = with_memory(
+        builder,
+        memory,
+        roles={"supervisor": "supervisor", "coder": "coder"},
+        judge=lambda s: "Done" in str(s["messages"][-1].content),
+    )
     state = team.invoke({"messages": [HumanMessage("add 3 and 4")]})
     assert str(state["messages"][-1].content).endswith("Done.")
 
@@ -43,8 +47,9 @@ def test_swarm_team_with_handoffs(memory: Memory) -> None:
     bob_model = script("Bob here: the answer is 12")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        alice = create_react_agent(alice_model, [create_handoff_tool(agent_name="bob")],
-                                   name="alice")
+        alice = create_react_agent(
+            alice_model, [create_handoff_tool(agent_name="bob")], name="alice"
+        )
         bob = create_react_agent(bob_model, [add], name="bob")
     builder = create_swarm([alice, bob], default_active_agent="alice")
     graph = builder.compile(checkpointer=InMemorySaver())
@@ -57,6 +62,8 @@ def test_swarm_team_with_handoffs(memory: Memory) -> None:
     assert state["messages"][-1].content == "Bob here: the answer is 12"
     _, utterances, replies = recorded(memory)
     assert [(u.role, u.action) for u in utterances] == [
-        ("alice", "transfer_to_bob({})"), ("bob", None)]
+        ("alice", "transfer_to_bob({})"),
+        ("bob", None),
+    ]
     assert "Successfully transferred" in (utterances[0].observation or "")
     assert ("bob", "alice") in replies

@@ -65,24 +65,29 @@ def test_namespaces_map_onto_gmem_namespaces(store: GmemStore) -> None:
 
 
 def test_search_with_filters_and_pagination(store: GmemStore) -> None:
-    docs = [("doc1", {"text": "red apple", "color": "red", "score": 4.5, "meta": {"n": 1}}),
-            ("doc2", {"text": "red car", "color": "red", "score": 3.0, "meta": {"n": 2}}),
-            ("doc3", {"text": "green apple", "color": "green", "score": 4.0, "meta": {"n": 1}}),
-            ("doc4", {"text": "blue car", "color": "blue", "score": 3.5, "meta": {"n": 2}})]
+    docs = [
+        ("doc1", {"text": "red apple", "color": "red", "score": 4.5, "meta": {"n": 1}}),
+        ("doc2", {"text": "red car", "color": "red", "score": 3.0, "meta": {"n": 2}}),
+        ("doc3", {"text": "green apple", "color": "green", "score": 4.0, "meta": {"n": 1}}),
+        ("doc4", {"text": "blue car", "color": "blue", "score": 3.5, "meta": {"n": 2}}),
+    ]
     for key, value in docs:
         store.put(("test",), key, value)
     store.put(("other",), "doc5", {"color": "red"})
 
     assert [i.key for i in store.search(("test",))] == ["doc1", "doc2", "doc3", "doc4"]
     assert [i.key for i in store.search(("test",), filter={"color": "red"})] == ["doc1", "doc2"]
-    assert [i.key for i in store.search((), filter={"color": "red"})] == [
-        "doc5", "doc1", "doc2"]
+    assert [i.key for i in store.search((), filter={"color": "red"})] == ["doc5", "doc1", "doc2"]
     assert [i.key for i in store.search(("test",), filter={"score": {"$gt": 3.2}})] == [
-        "doc1", "doc3", "doc4"]
-    assert [i.key for i in store.search(("test",), filter={"score": {"$lte": 3.5},
-                                                            "color": {"$ne": "blue"}})] == ["doc2"]
-    assert [i.key for i in store.search(("test",), filter={"meta": {"n": 2}})] == [
-        "doc2", "doc4"]
+        "doc1",
+        "doc3",
+        "doc4",
+    ]
+    assert [
+        i.key
+        for i in store.search(("test",), filter={"score": {"$lte": 3.5}, "color": {"$ne": "blue"}})
+    ] == ["doc2"]
+    assert [i.key for i in store.search(("test",), filter={"meta": {"n": 2}})] == ["doc2", "doc4"]
     assert [i.key for i in store.search(("test",), limit=2, offset=1)] == ["doc2", "doc3"]
     assert store.search(("nothing",)) == []
 
@@ -114,10 +119,12 @@ def test_vector_search_orders_by_similarity(store: GmemStore) -> None:
 
 
 def test_several_index_fields_take_the_best_vector(store: GmemStore) -> None:
-    store.put(("docs",), "a", {"title": "apples", "body": "orchards in autumn"},
-              index=["title", "body"])
-    store.put(("docs",), "b", {"title": "cars", "body": "engines and wheels"},
-              index=["title", "body"])
+    store.put(
+        ("docs",), "a", {"title": "apples", "body": "orchards in autumn"}, index=["title", "body"]
+    )
+    store.put(
+        ("docs",), "b", {"title": "cars", "body": "engines and wheels"}, index=["title", "body"]
+    )
     assert store.search(("docs",), query="orchards autumn")[0].key == "a"
     assert store.search(("docs",), query="engines wheels")[0].key == "b"
     store.put(("docs",), "a", {"title": "apples", "body": "orchards"}, index=["title"])
@@ -163,15 +170,23 @@ def test_store_items_are_not_team_memory(tmp_path: Any) -> None:
     assert memory.stats().nodes == {"Item": 3}
     table = Console(width=120, record=True)
     table.print(stats_table(memory.stats()))
-    rows = {line.split()[1]: line for line in table.export_text().splitlines()
-            if line.count("│") >= 3 and len(line.split()) > 2}
+    rows = {
+        line.split()[1]: line
+        for line in table.export_text().splitlines()
+        if line.count("│") >= 3 and len(line.split()) > 2
+    }
     assert "0" in rows["interactions"].split() and "3" in rows["store"].split()
     assert memory.stats("langgraph:notes").nodes.get("Utterance", 0) == 0
     assert memory.queries() == [] and memory.insights() == []
     assert memory.recall("buy milk", namespace="langgraph:notes").is_empty
 
-    memory.ingest({"task": "buy milk", "success": True,
-                   "steps": [{"agent": "a", "role": "shopper", "content": "went to the shop"}]})
+    memory.ingest(
+        {
+            "task": "buy milk",
+            "success": True,
+            "steps": [{"agent": "a", "role": "shopper", "content": "went to the shop"}],
+        }
+    )
     counts = memory.stats()
     assert counts.nodes["Utterance"] == 1 and counts.nodes["Item"] == 3
     recalled = memory.recall("buy milk")
@@ -182,27 +197,51 @@ def test_store_items_are_not_team_memory(tmp_path: Any) -> None:
 
 
 def test_list_namespaces_prefix_suffix_depth(store: GmemStore) -> None:
-    namespaces = [("a", "b", "c"), ("a", "b", "d", "e"), ("a", "b", "d", "i"), ("a", "b", "f"),
-                  ("a", "c", "f"), ("b", "a", "f"), ("users", "123"),
-                  ("users", "456", "settings"), ("admin", "users", "789")]
+    namespaces = [
+        ("a", "b", "c"),
+        ("a", "b", "d", "e"),
+        ("a", "b", "d", "i"),
+        ("a", "b", "f"),
+        ("a", "c", "f"),
+        ("b", "a", "f"),
+        ("users", "123"),
+        ("users", "456", "settings"),
+        ("admin", "users", "789"),
+    ]
     for i, ns in enumerate(namespaces):
         store.put(ns, f"id_{i}", {"data": f"value_{i:02d}"})
 
     assert store.list_namespaces(prefix=("a", "b")) == [
-        ("a", "b", "c"), ("a", "b", "d", "e"), ("a", "b", "d", "i"), ("a", "b", "f")]
+        ("a", "b", "c"),
+        ("a", "b", "d", "e"),
+        ("a", "b", "d", "i"),
+        ("a", "b", "f"),
+    ]
     assert store.list_namespaces(suffix=("f",)) == [
-        ("a", "b", "f"), ("a", "c", "f"), ("b", "a", "f")]
-    assert store.list_namespaces(prefix=("a",), suffix=("f",)) == [
-        ("a", "b", "f"), ("a", "c", "f")]
+        ("a", "b", "f"),
+        ("a", "c", "f"),
+        ("b", "a", "f"),
+    ]
+    assert store.list_namespaces(prefix=("a",), suffix=("f",)) == [("a", "b", "f"), ("a", "c", "f")]
     assert store.list_namespaces(prefix=("a", "b"), max_depth=3) == [
-        ("a", "b", "c"), ("a", "b", "d"), ("a", "b", "f")]
+        ("a", "b", "c"),
+        ("a", "b", "d"),
+        ("a", "b", "f"),
+    ]
     assert store.list_namespaces(prefix=("a", "b"), limit=2) == [
-        ("a", "b", "c"), ("a", "b", "d", "e")]
+        ("a", "b", "c"),
+        ("a", "b", "d", "e"),
+    ]
     assert store.list_namespaces(prefix=("a", "b"), offset=2) == [
-        ("a", "b", "d", "i"), ("a", "b", "f")]
+        ("a", "b", "d", "i"),
+        ("a", "b", "f"),
+    ]
     assert store.list_namespaces(prefix=("a", "*", "f")) == [("a", "b", "f"), ("a", "c", "f")]
     assert store.list_namespaces(suffix=("*", "f")) == [
-        ("a", "b", "f"), ("a", "c", "f"), ("b", "a", "f")]
+        ("a", "b", "f"),
+        ("a", "c", "f"),
+        ("b", "a", "f"),
+    ]
     assert store.list_namespaces(prefix=("nonexistent",)) == []
     assert store.list_namespaces(prefix=("users", "123")) == [("users", "123")]
     assert store.list_namespaces(max_depth=1) == [("a",), ("admin",), ("b",), ("users",)]
@@ -210,8 +249,9 @@ def test_list_namespaces_prefix_suffix_depth(store: GmemStore) -> None:
 
 def test_async_operations(store: GmemStore) -> None:
     async def scenario() -> None:
-        await asyncio.gather(*(store.aput(("a",), f"k{i}", {"text": f"note {i}"})
-                               for i in range(5)))
+        await asyncio.gather(
+            *(store.aput(("a",), f"k{i}", {"text": f"note {i}"}) for i in range(5))
+        )
         item = await store.aget(("a",), "k3")
         assert item is not None and item.value == {"text": "note 3"}
         hits = await store.asearch(("a",), query="note 3")
@@ -244,7 +284,8 @@ def test_the_store_sits_beside_team_memory(tmp_path: Any) -> None:
     assert store.search(("notes",), query="milk")[0].value == {"text": "buy milk"}
     # Team memory does not see store items, and the store lists only its own namespaces.
     assert memory.queries() == [] and memory.recall("buy milk").is_empty
-    memory.ingest({"task": "t", "success": True,
-                   "steps": [{"agent": "a", "role": "r", "content": "c"}]})
+    memory.ingest(
+        {"task": "t", "success": True, "steps": [{"agent": "a", "role": "r", "content": "c"}]}
+    )
     assert store.list_namespaces() == [("notes",)]
     store.close()

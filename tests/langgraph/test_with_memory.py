@@ -50,7 +50,10 @@ def test_a_run_records_the_interaction_graph(memory: Memory) -> None:
     assert [q.text for q in queries] == [TASK]
     assert queries[0].outcome.value == "success"
     assert [(u.agent, u.role) for u in utterances] == [
-        ("planner", "planner"), ("coder", "coder"), ("critic", "critic")]
+        ("planner", "planner"),
+        ("coder", "coder"),
+        ("critic", "critic"),
+    ]
     assert replies == {("coder", "planner"), ("critic", "planner"), ("critic", "coder")}
     assert utterances[0].metadata["message_id"] == state["messages"][1].id
     # Nothing was remembered yet, so nothing was injected.
@@ -152,8 +155,11 @@ def test_interrupt_and_resume_do_not_duplicate_utterances(memory: Memory) -> Non
     queries, utterances, replies = recorded(memory)
     assert len(queries) == 1
     assert [(u.agent, u.role) for u in utterances] == [
-        ("planner", "planner"), ("coder", "coder"), ("approve", "approve"),
-        ("critic", "critic")]
+        ("planner", "planner"),
+        ("coder", "coder"),
+        ("approve", "approve"),
+        ("critic", "critic"),
+    ]
     assert ("approve", "coder") in replies and ("critic", "approve") in replies
     ids = [u.metadata["message_id"] for u in utterances]
     assert len(ids) == len(set(ids))
@@ -181,6 +187,7 @@ def test_subgraph_nodes_are_wrapped_by_path(memory: Memory) -> None:
         def node(state: State) -> dict[str, Any]:
             seen[name] = list(state["messages"])
             return {"messages": [AIMessage(text)]}
+
         return node
 
     inner = StateGraph(State)
@@ -193,8 +200,7 @@ def test_subgraph_nodes_are_wrapped_by_path(memory: Memory) -> None:
     outer.add_node("review", speaker("review", "good summary"))
     outer.add_edge(START, "research")
     outer.add_edge("research", "review")
-    roles = {"research/search": "researcher", "research/summarize": "writer",
-             "review": "critic"}
+    roles = {"research/search": "researcher", "research/summarize": "writer", "review": "critic"}
     team = with_memory(outer, memory, roles=roles, judge=lambda s: True)
     team.invoke(ask("explain stable sorting"))
     team.invoke(ask("explain stable sorting algorithms"))
@@ -205,8 +211,10 @@ def test_subgraph_nodes_are_wrapped_by_path(memory: Memory) -> None:
     assert len(queries) == 2
     latest = [u for u in utterances if u.query_id == max(queries, key=lambda q: q.updated_at).id]
     assert [(u.agent, u.role) for u in latest] == [
-        ("research/search", "researcher"), ("research/summarize", "writer"),
-        ("review", "critic")]
+        ("research/search", "researcher"),
+        ("research/summarize", "writer"),
+        ("review", "critic"),
+    ]
     assert ("research/summarize", "research/search") in replies
     assert ("review", "research/summarize") in replies
 
@@ -244,6 +252,7 @@ def test_two_nodes_share_a_role(memory: Memory) -> None:
             head = state["messages"][0]
             shown[name].append(str(head.content) if isinstance(head, SystemMessage) else "")
             return {"messages": [AIMessage(f"{name} wrote a parser with a tokenizer")]}
+
         return node
 
     builder = StateGraph(State)
@@ -251,8 +260,9 @@ def test_two_nodes_share_a_role(memory: Memory) -> None:
     builder.add_node("second", coder("second"))
     builder.add_edge(START, "first")
     builder.add_edge("first", "second")
-    team = with_memory(builder, memory, roles={"first": "coder", "second": "coder"},
-                       judge=lambda s: True)
+    team = with_memory(
+        builder, memory, roles={"first": "coder", "second": "coder"}, judge=lambda s: True
+    )
     team.invoke(ask("write a parser for arithmetic"))
     team.invoke(ask("write a parser for arithmetic expressions"))
 
@@ -355,9 +365,12 @@ def test_an_interrupt_inside_a_subgraph_resumes_into_the_same_task(memory: Memor
     outer.add_node("after", lambda s: {"messages": [AIMessage("done")]})
     outer.add_edge(START, "sub")
     outer.add_edge("sub", "after")
-    team = with_memory(outer.compile(checkpointer=InMemorySaver()), memory,
-                       roles={"sub/think": "thinker", "sub/check": "checker"},
-                       judge=lambda s: True)
+    team = with_memory(
+        outer.compile(checkpointer=InMemorySaver()),
+        memory,
+        roles={"sub/think": "thinker", "sub/check": "checker"},
+        judge=lambda s: True,
+    )
     config: RunnableConfig = {"configurable": {"thread_id": "nested"}}
     team.invoke(ask("think, then check with a human"), config)
     assert list(dict(team.get_subgraphs())) == ["sub"]  # LangGraph still sees the subgraph
@@ -367,5 +380,7 @@ def test_an_interrupt_inside_a_subgraph_resumes_into_the_same_task(memory: Memor
     queries, utterances, _ = recorded(memory)
     assert len(queries) == 1
     assert [(u.agent, u.role, u.content) for u in utterances] == [
-        ("sub/think", "thinker", "thinking"), ("sub/check", "checker", "human said yes"),
-        ("after", "after", "done")]
+        ("sub/think", "thinker", "thinking"),
+        ("sub/check", "checker", "human said yes"),
+        ("after", "after", "done"),
+    ]

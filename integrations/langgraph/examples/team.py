@@ -37,22 +37,37 @@ class TeamState(TypedDict):
 def scripted_models() -> dict[str, BaseChatModel]:
     """One fake model per role with a fixed script (it cycles, so runs repeat exactly)."""
     return {
-        "planner": FakeMessagesListChatModel(responses=[AIMessage(
-            "Plan: 1) parse the input file line by line, 2) count each word in a dict, "
-            "3) return the counts sorted by frequency.")]),
-        "coder": FakeMessagesListChatModel(responses=[AIMessage(
-            "def count_words(path):\n    counts = {}\n    for line in open(path):\n"
-            "        for w in line.split():\n            counts[w] = counts.get(w, 0) + 1\n"
-            "    return sorted(counts.items(), key=lambda kv: -kv[1])")]),
-        "critic": FakeMessagesListChatModel(responses=[AIMessage(
-            "APPROVED: the function follows the plan; close the file with a context manager "
-            "next time.")]),
+        "planner": FakeMessagesListChatModel(
+            responses=[
+                AIMessage(
+                    "Plan: 1) parse the input file line by line, 2) count each word in a dict, "
+                    "3) return the counts sorted by frequency."
+                )
+            ]
+        ),
+        "coder": FakeMessagesListChatModel(
+            responses=[
+                AIMessage(
+                    "def count_words(path):\n    counts = {}\n    for line in open(path):\n"
+                    "        for w in line.split():\n            counts[w] = counts.get(w, 0) + 1\n"
+                    "    return sorted(counts.items(), key=lambda kv: -kv[1])"
+                )
+            ]
+        ),
+        "critic": FakeMessagesListChatModel(
+            responses=[
+                AIMessage(
+                    "APPROVED: the function follows the plan; close the file with a "
+                    "context manager next time."
+                )
+            ]
+        ),
     }
 
 
-def agent(name: str, model: BaseChatModel,
-          seen: dict[str, list[list[BaseMessage]]] | None = None
-          ) -> Callable[[TeamState], dict[str, Any]]:
+def agent(
+    name: str, model: BaseChatModel, seen: dict[str, list[list[BaseMessage]]] | None = None
+) -> Callable[[TeamState], dict[str, Any]]:
     """A node that asks ``model`` and answers under ``name``; ``seen`` keeps its inputs."""
 
     def node(state: TeamState) -> dict[str, Any]:
@@ -65,8 +80,10 @@ def agent(name: str, model: BaseChatModel,
     return node
 
 
-def build_team(models: Mapping[str, BaseChatModel] | None = None,
-               seen: dict[str, list[list[BaseMessage]]] | None = None) -> StateGraph[Any]:
+def build_team(
+    models: Mapping[str, BaseChatModel] | None = None,
+    seen: dict[str, list[list[BaseMessage]]] | None = None,
+) -> StateGraph[Any]:
     """The team as a plain StateGraph builder: nothing in it knows about gmem."""
     models = models or scripted_models()
     team = StateGraph(TeamState)
@@ -85,13 +102,17 @@ def approved(state: Mapping[str, Any]) -> bool:
     return isinstance(last, BaseMessage) and "APPROVED" in str(last.content)
 
 
-def team_with_memory(memory: Memory, models: Mapping[str, BaseChatModel] | None = None,
-                     seen: dict[str, list[list[BaseMessage]]] | None = None) -> MemoryGraph:
+def team_with_memory(
+    memory: Memory,
+    models: Mapping[str, BaseChatModel] | None = None,
+    seen: dict[str, list[list[BaseMessage]]] | None = None,
+) -> MemoryGraph:
     return with_memory(build_team(models, seen), memory, roles=list(ROLES), judge=approved)
 
 
-def run_with_memory(tasks: Sequence[str], store: str = ":memory:",
-                    embedder: str = "hashing") -> list[dict[str, Any]]:
+def run_with_memory(
+    tasks: Sequence[str], store: str = ":memory:", embedder: str = "hashing"
+) -> list[dict[str, Any]]:
     """Run ``tasks`` one after another through the team; returns what happened per task."""
     vectors = make_embedder(embedder)
     memory = Memory(store, embedder=vectors, llm=HeuristicLLM(vectors))
@@ -104,13 +125,15 @@ def run_with_memory(tasks: Sequence[str], store: str = ":memory:",
             state = team.invoke({"messages": [HumanMessage(text)]})
             run = team.last_run
             assert run is not None
-            results.append({
-                "task": text,
-                "answer": state["messages"][-1].content,
-                "memory_shown": dict(run.recalled),
-                "utterances": len(run.utterance_of),
-                "report": run.report,
-            })
+            results.append(
+                {
+                    "task": text,
+                    "answer": state["messages"][-1].content,
+                    "memory_shown": dict(run.recalled),
+                    "utterances": len(run.utterance_of),
+                    "report": run.report,
+                }
+            )
         results[-1]["stats"] = memory.stats()
     finally:
         memory.close()
@@ -120,11 +143,16 @@ def run_with_memory(tasks: Sequence[str], store: str = ":memory:",
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--store", default=":memory:", help="gmem store path or URL")
-    parser.add_argument("--embedder", default="hashing",
-                        help="embedder spec (hashing is instant; minilm is the paper's)")
+    parser.add_argument(
+        "--embedder",
+        default="hashing",
+        help="embedder spec (hashing is instant; minilm is the paper's)",
+    )
     args = parser.parse_args(argv)
-    tasks = ["Write a function that counts word frequencies in a text file",
-             "Write a function that counts how often each word appears in a file"]
+    tasks = [
+        "Write a function that counts word frequencies in a text file",
+        "Write a function that counts how often each word appears in a file",
+    ]
     for i, result in enumerate(run_with_memory(tasks, args.store, args.embedder), 1):
         print(f"== run {i}: {result['task']}")
         for role, text in result["memory_shown"].items():
