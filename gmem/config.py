@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from graph_store.errors import ConfigError
 
+_LIST_FIELDS = frozenset({"insight_weights", "no_op_markers"})
+
 
 class MemoryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -40,7 +42,10 @@ class MemoryConfig(BaseModel):
         0.3,
         ge=0,
         le=1,
-        description="Ranked queries further than this below the best one are not kept.",
+        description=(
+            "Ranked queries further than this below the best one of the same outcome are not"
+            " kept (per outcome, so a failed identical task cannot hide every success)."
+        ),
     )
     insight_k: int = Field(5, ge=0, description="Insights returned per recall.")
     insight_weights: tuple[float, float, float] = Field(
@@ -50,14 +55,42 @@ class MemoryConfig(BaseModel):
     insight_min_similarity: float = Field(
         0.2, ge=-1, le=1, description="Insights found by similarity alone need at least this."
     )
+    insight_oversample: int = Field(
+        3, ge=1, description="Insights searched by similarity per insight kept (x insight_k)."
+    )
+    contradiction_weight: float = Field(
+        0.5,
+        ge=0,
+        description="How much one contradicting retrieved query offsets a supporting one.",
+    )
     key_steps_per_trajectory: int = Field(
         12, ge=1, description="Most key steps shown for one past trajectory."
+    )
+    trajectory_head_steps: int = Field(
+        2,
+        ge=0,
+        description=(
+            "Opening key steps (the plan) kept when a trajectory is cut to"
+            " key_steps_per_trajectory; the rest are its last steps (what finally worked)."
+        ),
     )
     # --- per-role rendering ------------------------------------------------------------
     role_token_budget: int = Field(
         600, ge=50, description="Most tokens of memory injected into one role's prompt."
     )
     tokenizer: str = Field("cl100k_base", description="tiktoken encoding used for budgets.")
+    step_chars: int = Field(
+        240, ge=20, description="Characters of a role's own message shown per past step."
+    )
+    action_chars: int = Field(
+        120, ge=20, description="Characters of an action or observation shown per past step."
+    )
+    other_role_chars: int = Field(
+        100, ge=20, description="Characters of another role's action-less message shown."
+    )
+    task_chars: int = Field(
+        160, ge=20, description="Characters of a task text shown in memory headers."
+    )
     # --- evolution after each task -----------------------------------------------------
     similar_edge_k: int = Field(5, ge=0, description="Similarity edges from a new query.")
     similar_edge_threshold: float = Field(
@@ -79,12 +112,48 @@ class MemoryConfig(BaseModel):
     reference_k: int = Field(
         4, ge=1, description="Similar past successes and failures compared when deriving."
     )
+    reference_oversample: int = Field(
+        3, ge=1, description="Past queries searched per reference kept (x reference_k)."
+    )
+    existing_insight_oversample: int = Field(
+        2,
+        ge=0,
+        description="Insights offered to derivation by similarity (x insight_k) for AGREE/EDIT.",
+    )
+    related_pairs_max: int = Field(
+        10, ge=0, description="Most RELATED_TO edges written between insights used together."
+    )
     # --- heuristic mode (no LLM endpoint) ----------------------------------------------
     pattern_min_support: float = Field(
         0.5, ge=0, le=1, description="Share of successes an action pattern must appear in."
     )
     loop_window: int = Field(
         3, ge=1, description="A step repeating one of the last N actions counts as looping."
+    )
+    insight_task_chars: int = Field(
+        120,
+        ge=20,
+        description="Characters of the example task a heuristic insight quotes (kept verbatim).",
+    )
+    no_op_markers: tuple[str, ...] = Field(
+        (
+            "nothing happens",
+            "invalid",
+            "unknown command",
+            "not a valid",
+            "not recognized",
+            "can't do that",
+            "cannot do that",
+            "no effect",
+        ),
+        description=(
+            "Observation phrases by which text environments (ALFWorld, ScienceWorld, PDDL"
+            " simulators) say an action changed nothing; such steps are not key steps."
+        ),
+    )
+    # --- integrations ---------------------------------------------------------------------
+    judge_success_threshold: float = Field(
+        0.5, ge=0, le=1, description="A judge's score at or above this counts as success."
     )
     # --- LLM ----------------------------------------------------------------------------
     llm_max_retries: int = Field(2, ge=0, description="Re-asks after invalid JSON or 429/5xx.")
@@ -97,7 +166,7 @@ class MemoryConfig(BaseModel):
         for name in cls.model_fields:
             raw = os.environ.get(f"GMEM_{name.upper()}")
             if raw is not None:
-                values[name] = raw.split(",") if name == "insight_weights" else raw
+                values[name] = raw.split(",") if name in _LIST_FIELDS else raw
         values.update(overrides)
         try:
             return cls.model_validate(values)

@@ -47,7 +47,6 @@ from graph_store.model import (
     utcnow,
 )
 from graph_store.ops import (
-    Count,
     GetEdges,
     GetNodes,
     ListNodes,
@@ -56,8 +55,6 @@ from graph_store.ops import (
     PutNodes,
     VectorSearch,
 )
-
-_MAX_RELATED_PAIRS = 10
 
 
 @dataclass
@@ -140,6 +137,7 @@ class Evolver:
         self.llm = llm
         self.tokens = tokens
         self.config = config
+        self._new_tasks: dict[str, int] = {}
 
     # ---- the query node and its trace --------------------------------------------------
     def _query_node(self, a: Attempt) -> tuple[QueryNode, bool]:
@@ -234,7 +232,7 @@ class Evolver:
                 VectorSearch(
                     NodeKind.QUERY,
                     vec,
-                    cfg.reference_k * 3,
+                    cfg.reference_k * cfg.reference_oversample,
                     a.namespace,
                     exclude_ids=frozenset({query.id}),
                 )
@@ -279,7 +277,12 @@ class Evolver:
         edges, similar = self.store.batch(
             [
                 GetEdges(ref_ids, [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS], "out"),
-                VectorSearch(NodeKind.INSIGHT, vec, self.config.insight_k * 2, a.namespace),
+                VectorSearch(
+                    NodeKind.INSIGHT,
+                    vec,
+                    self.config.insight_k * self.config.existing_insight_oversample,
+                    a.namespace,
+                ),
             ]
         )
         ids = list(
@@ -298,7 +301,9 @@ class Evolver:
         report = EvolutionReport(
             query.id, query.attempts, a.outcome, is_new, len(utts), sum(u.key_step for u in utts)
         )
-        for used in dict.fromkeys(a.used_queries):
+        declared = [q for q in dict.fromkeys(a.used_queries) if q != query.id]
+        (found,) = self.store.batch([GetNodes(declared)]) if declared else ([],)
+        for used in (n.id for n in found if isinstance(n, QueryNode)):
             if used != query.id:
                 edges.append(Edge(kind=EdgeKind.USED_MEMORY_OF, src=query.id, dst=used))
                 report.used_memory_edges += 1
@@ -345,16 +350,28 @@ class Evolver:
         self._score_used(a, query, existing, changed, report)
         edges += self._insight_edges(changed, before)
         used_live = [i for i in dict.fromkeys(a.used_insights) if i in existing]
-        for x, y in list(combinations(sorted(used_live), 2))[:_MAX_RELATED_PAIRS]:
+        for x, y in list(combinations(sorted(used_live), 2))[: cfg.related_pairs_max]:
             edges.append(Edge(kind=EdgeKind.RELATED_TO, src=x, dst=y, props={"query_id": query.id}))
             report.related_edges += 1
         self._embed_texts(changed)
         self.store.batch([PutNodes([query, *utts, *changed.values()]), PutEdges(edges)])
-        if is_new and cfg.merge_every:
-            (counts,) = self.store.batch([Count(a.namespace)])
-            if counts.nodes.get(NodeKind.QUERY.value, 0) % cfg.merge_every == 0:
-                report.merged = self.merge(a.namespace, query.id)
+        if is_new and self._merge_due(a.namespace):
+            report.merged = self.merge(a.namespace, query.id)
         return report
+
+    def _merge_due(self, namespace: str) -> bool:
+        """Every ``merge_every`` new tasks this process finished in the namespace.
+
+        A counter in the process costs nothing per task, where counting the store would
+        grow with everything stored. Processes sharing a store each keep their own
+        cadence; a merge is idempotent, so an extra one only costs its time.
+        """
+        every = self.config.merge_every
+        if not every:
+            return False
+        seen = self._new_tasks.get(namespace, 0) + 1
+        self._new_tasks[namespace] = seen % every
+        return seen >= every
 
     def _apply_ops(
         self,

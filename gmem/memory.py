@@ -143,13 +143,24 @@ class Memory:
 
     # ---- ingest ----------------------------------------------------------------------
     def ingest(
-        self, trajectory: Trajectory | Mapping[str, object], namespace: str = DEFAULT_NAMESPACE
+        self,
+        trajectory: Trajectory | Mapping[str, object],
+        namespace: str = DEFAULT_NAMESPACE,
+        *,
+        used_queries: Sequence[str] = (),
     ) -> EvolutionReport:
-        """Store a finished trajectory (see :mod:`gmem.trajectory` for the schema)."""
+        """Store a finished trajectory (see :mod:`gmem.trajectory` for the schema).
+
+        ``used_queries`` (query ids or task texts, added to the trajectory's own) are the
+        past tasks whose memory the trajectory was played with; they become
+        USED_MEMORY_OF edges, as a live task's recall would. No insight is credited: a
+        replay cannot say which lessons its team read.
+        """
         traj = (
             trajectory if isinstance(trajectory, Trajectory) else parse_trajectory(dict(trajectory))
         )
         task = self.task(traj.task, traj.namespace or namespace, metadata=traj.metadata)
+        task.used_memory_of([*traj.used_queries, *used_queries])
         ids: list[str] = []
         for step in traj.steps:
             ids.append(

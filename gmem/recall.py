@@ -85,13 +85,23 @@ class PastTrajectory:
 
 @dataclass(frozen=True, slots=True)
 class RoleMemory:
-    """Memory tailored to one role: projected insights, re-weighted steps, rendered text."""
+    """Memory tailored to one role: projected insights, re-weighted steps, rendered text.
+
+    ``insights`` and ``trajectories`` are what the projection offered; the budget decides
+    what reached ``text``. ``rendered_*`` hold the ids that did (a trajectory counts when
+    its header and at least one step fit) and ``cut_*`` those that did not. Only rendered
+    items are credited when the task finishes: the agent never read the others.
+    """
 
     role: str
     insights: tuple[RecalledInsight, ...]
     trajectories: tuple[PastTrajectory, ...]
     text: str
     tokens: int
+    rendered_insights: tuple[str, ...] = ()
+    cut_insights: tuple[str, ...] = ()
+    rendered_trajectories: tuple[str, ...] = ()
+    cut_trajectories: tuple[str, ...] = ()
 
 
 @dataclass

@@ -36,6 +36,21 @@ def _cosines(
     return out
 
 
+def _floors(
+    outcomes: Sequence[Outcome], relevance: Sequence[float], cfg: MemoryConfig
+) -> dict[Outcome, float]:
+    """The least relevance kept, per outcome.
+
+    The margin is measured from the best candidate of the same outcome: one failed attempt
+    of an identical task (relevance 1.0) must not push every success below the floor, nor
+    a perfect success hide the failure worth warning about.
+    """
+    best: dict[Outcome, float] = {}
+    for outcome, rel in zip(outcomes, relevance, strict=True):
+        best[outcome] = max(best.get(outcome, 0.0), rel)
+    return {o: max(cfg.min_relevance, best.get(o, 0.0) - cfg.relevance_margin) for o in Outcome}
+
+
 class Retriever:
     def __init__(
         self, store: GraphStore, embedder: TextEmbedder, llm: LLM, config: MemoryConfig
@@ -100,16 +115,16 @@ class Retriever:
         )
         relevance = self.llm.score_relevance(request).scores
         ranked = sorted(range(len(found)), key=lambda i: (-relevance[i], -sims[i], found[i].id))
+        # A task solved once has a successful trajectory to show, whatever came later.
+        outcomes = [Outcome.SUCCESS if n.successes else n.outcome for n in found]
+        floors = _floors(outcomes, relevance, cfg)
         successes = failures = 0
-        best = max(relevance, default=0.0)
-        floor = max(cfg.min_relevance, best - cfg.relevance_margin)
         out = []
         for i in ranked:
             node = found[i]
-            # A task solved once has a successful trajectory to show, whatever came later.
-            outcome = Outcome.SUCCESS if node.successes else node.outcome
+            outcome = outcomes[i]
             keep = False
-            if relevance[i] >= floor:
+            if relevance[i] >= floors[outcome]:
                 if outcome == Outcome.SUCCESS and successes < cfg.success_k:
                     keep, successes = True, successes + 1
                 elif outcome == Outcome.FAILURE and failures < cfg.failure_k:
@@ -127,14 +142,15 @@ class Retriever:
         cfg = self.config
         if cfg.insight_k == 0:
             return []
-        best = max((rq.relevance for rq in queries), default=0.0)
-        floor = max(cfg.min_relevance, best - cfg.relevance_margin)
-        relevant = [rq for rq in queries if rq.relevance >= floor]
+        floors = _floors([rq.outcome for rq in queries], [rq.relevance for rq in queries], cfg)
+        relevant = [rq for rq in queries if rq.relevance >= floors[rq.outcome]]
         by_id = {rq.id: rq for rq in relevant}
         edges, similar = self.store.batch(
             [
                 GetEdges(list(by_id), [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS], "out"),
-                VectorSearch(NodeKind.INSIGHT, q, cfg.insight_k * 3, namespace),
+                VectorSearch(
+                    NodeKind.INSIGHT, q, cfg.insight_k * cfg.insight_oversample, namespace
+                ),
             ]
         )
         support: dict[str, list[str]] = defaultdict(list)
@@ -156,7 +172,7 @@ class Retriever:
         ranked = []
         for ins, sim in zip(insights, sims, strict=True):
             sup, con = support.get(ins.id, []), contra.get(ins.id, [])
-            overlap = max(len(sup) - 0.5 * len(con), 0.0) / n_rel
+            overlap = max(len(sup) - cfg.contradiction_weight * len(con), 0.0) / n_rel
             rank = w_overlap * overlap + w_score * max(ins.score, 0) / top_score + w_sim * sim
             path: tuple[PathStep, ...]
             via = sup or con
@@ -211,7 +227,7 @@ class Retriever:
             if len(key) > cap:
                 # The opening (the plan) and the ending (what finally worked) matter most;
                 # the middle of a long trace is mostly search.
-                head = min(2, cap // 3)
+                head = min(self.config.trajectory_head_steps, cap // 3)
                 key = key[:head] + key[len(key) - (cap - head) :]
             steps = tuple(Step(u.agent, u.role, u.content, u.action, u.observation) for u in key)
             out.append(

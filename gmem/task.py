@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -12,10 +13,16 @@ from pydantic import JsonValue
 from gmem.errors import TaskStateError, TrajectoryError, UnknownRoleError, UserInputError
 from gmem.evolution import Attempt, EvolutionReport, PendingStep
 from gmem.recall import Recall, RoleMemory
-from graph_store.model import Outcome, Utterance, new_id
+from graph_store.model import Outcome, Utterance, new_id, query_id_for
 
 if TYPE_CHECKING:
     from gmem.memory import Memory
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _is_id(ref: str) -> bool:
+    return bool(_ID.match(ref))
 
 
 class Task:
@@ -48,6 +55,7 @@ class Task:
         self._ids: set[str] = set()
         self._recall: Recall | None = None
         self._shown_roles: set[str] = set()
+        self._declared_queries: list[str] = []
         self.report: EvolutionReport | None = None
 
     # ---- state -------------------------------------------------------------------------
@@ -78,16 +86,32 @@ class Task:
             self._recall = self.memory.recall(self.text, namespace=self.namespace)
         return self._recall
 
-    def recall(self, role: str) -> RoleMemory:
-        """Memory for one role. What is shown is remembered: finishing the task links it to
-        the queries and insights it used, and scores those insights by the outcome."""
+    def recall(self, role: str, *, credit: bool = True) -> RoleMemory:
+        """Memory for one role. What reaches the role's prompt is remembered: finishing
+        the task links it to the queries it used and credits the insights it read.
+
+        ``credit=False`` reads without any of that (evaluation, previews, replays): the
+        store is left exactly as if this call had not been made.
+        """
         self._check_open("recall")
         self._check_role(role)
-        self._shown_roles.add(role)
+        if credit:
+            self._shown_roles.add(role)
         return self.memory_recall.for_role(role)
 
-    async def arecall(self, role: str) -> RoleMemory:
-        return await asyncio.to_thread(self.recall, role)
+    async def arecall(self, role: str, *, credit: bool = True) -> RoleMemory:
+        return await asyncio.to_thread(lambda: self.recall(role, credit=credit))
+
+    def used_memory_of(self, queries: Sequence[str]) -> None:
+        """Declare past queries (ids, or task texts of this namespace) whose memory this
+        attempt used outside :meth:`recall`, as replayed history does."""
+        self._check_open("declare used memory")
+        for ref in queries:
+            if not isinstance(ref, str) or not ref.strip():
+                raise UserInputError("a used query must be a query id or a task text")
+            qid = ref if _is_id(ref) else query_id_for(self.namespace, ref)
+            if qid not in self._declared_queries:
+                self._declared_queries.append(qid)
 
     # ---- record ------------------------------------------------------------------------
     def record(
@@ -145,17 +169,14 @@ class Task:
         outcome = (
             Outcome.UNKNOWN if success is None else Outcome.SUCCESS if success else Outcome.FAILURE
         )
-        used_queries: list[str] = []
+        used_queries: list[str] = list(self._declared_queries)
         used_insights: list[str] = []
         if self._shown_roles and self._recall is not None:
-            used_queries = self._recall.kept_query_ids
-            used_insights = list(
-                dict.fromkeys(
-                    i.id
-                    for role in sorted(self._shown_roles)
-                    for i in self._recall.for_role(role).insights
-                )
-            )
+            shown = [self._recall.for_role(role) for role in sorted(self._shown_roles)]
+            used_queries += [q for m in shown for q in m.rendered_trajectories]
+            used_insights = [i for m in shown for i in m.rendered_insights]
+        used_queries = list(dict.fromkeys(used_queries))
+        used_insights = list(dict.fromkeys(used_insights))
         attempt = Attempt(
             task=self.text,
             namespace=self.namespace,

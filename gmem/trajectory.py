@@ -13,6 +13,8 @@ One JSON object per line::
 
 ``replies_to`` holds indices of earlier steps of the same trajectory. ``success`` may be
 ``null`` (outcome unknown); ``namespace`` defaults to the one given to the reader.
+``used_queries`` (optional) names the past tasks, by query id or task text, whose memory
+the team was given, so that replayed history keeps its USED_MEMORY_OF edges.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Trajectory(BaseModel):
     namespace: str | None = None
     steps: list[TrajectoryStep]
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    used_queries: list[str] = Field(default_factory=list)
 
     @field_validator("task")
     @classmethod

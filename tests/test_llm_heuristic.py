@@ -187,7 +187,7 @@ def test_success_insight_names_the_step_failures_skipped(llm: HeuristicLLM) -> N
     [op] = result.operations
     assert op.op == "add"
     assert op.text == (
-        'For tasks like "put the key in the box": operator should "open safe" before '
+        'For tasks like "put the key 7 in the box 7": operator should "open safe" before '
         '"take key from safe"; failed attempts skipped "open safe".'
     )
     assert op.roles == ["operator"]
@@ -388,3 +388,13 @@ async def test_async_twins_answer_like_the_sync_methods(llm: HeuristicLLM) -> No
     request = KeyStepsRequest(task="t", outcome="success", steps=success(1).steps)
 
     assert await llm.aextract_key_steps(request) == llm.extract_key_steps(request)
+
+
+def test_derived_insights_keep_the_task_text_and_its_digits(llm: HeuristicLLM) -> None:
+    task = "what is 2 plus 3"
+    request = InsightRequest(
+        trajectory=trajectory(task, "success", act("solver", "add 2 and 3")),
+        roles=["solver"],
+    )
+    [op] = llm.derive_insights(request).operations
+    assert op.text is not None and '"what is 2 plus 3"' in op.text

@@ -431,3 +431,125 @@ def test_async_twins(make_memory) -> None:  # type: ignore[no-untyped-def]
         assert rep2.outcome == Outcome.FAILURE
 
     asyncio.run(go())
+
+
+# ---- what reaches the prompt, and what is credited ---------------------------------------
+def _store_snapshot(mem: Memory) -> tuple[object, list[dict[str, object]]]:
+    nodes = [
+        n.props()
+        for kind in ("Query", "Utterance", "Insight")
+        for n in mem.store.list_nodes(kind, None)  # type: ignore[arg-type]
+    ]
+    return mem.stats(), sorted(nodes, key=lambda p: str(p["id"]))
+
+
+def test_recall_without_credit_changes_nothing_in_the_store(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(merge_every=0)
+    for obj in ("mug", "cup", "bowl"):
+        run(mem, f"clean the {obj} and put it in the cabinet", CLEAN, True, obj=obj)
+    run(mem, "clean the plate and put it in the cabinet", CLEAN[2:], False, obj="plate")
+    probe = mem.task("clean the fork and put it in the cabinet", roles=["actor"])
+    shown = probe.recall("actor", credit=False)
+    assert shown.rendered_insights and shown.rendered_trajectories
+    before = _store_snapshot(mem)
+    # The probe finishes (its own query is new), yet nothing it read may be credited.
+    probe.record("a1", "actor", "go to sinkbasin 1", action="go to sinkbasin 1")
+    report = probe.finish(success=True)
+    assert report.used_memory_edges == 0
+    assert not report.rewarded and not report.penalized
+    assert not mem.store.get_edges([report.query_id], [EdgeKind.USED_MEMORY_OF], "out")
+    # Reading alone, with a task never finished, leaves the store byte-for-byte as it was.
+    before = _store_snapshot(mem)
+    other = mem.task("clean the spoon and put it in the cabinet", roles=["actor"])
+    other.recall("actor", credit=False)
+    mem.recall("clean the spoon and put it in the cabinet").prompt("actor")
+    assert _store_snapshot(mem) == before
+
+
+def test_only_rendered_items_are_used(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(role_token_budget=60, merge_every=0)
+    for obj in ("mug", "cup", "bowl"):
+        run(mem, f"clean the {obj} and put it in the cabinet", CLEAN, True, obj=obj)
+    recall = mem.recall("clean the fork and put it in the cabinet")
+    rm = recall.for_role("actor")
+    assert rm.tokens <= 60
+    offered = {t.query_id for t in rm.trajectories}
+    assert set(rm.rendered_trajectories) | set(rm.cut_trajectories) == offered
+    assert set(rm.rendered_insights) | set(rm.cut_insights) == {i.id for i in rm.insights}
+    assert rm.cut_trajectories or rm.cut_insights, "a 60-token budget must cut something"
+    for qid in rm.cut_trajectories:
+        task = next(t.task for t in rm.trajectories if t.query_id == qid)
+        assert task not in rm.text
+    report = run(
+        mem,
+        "clean the fork and put it in the cabinet",
+        CLEAN,
+        True,
+        "fork",
+        recall_roles=("actor",),
+    )
+    used = {e.dst for e in mem.store.get_edges([report.query_id], [EdgeKind.USED_MEMORY_OF])}
+    assert used == set(rm.rendered_trajectories)
+
+
+def test_budget_never_leaves_a_trajectory_header_without_steps(make_memory) -> None:  # type: ignore[no-untyped-def]
+    for budget in (50, 70, 90, 120, 160):
+        mem = make_memory(role_token_budget=budget, insight_k=0)
+        for obj in ("mug", "cup", "bowl"):
+            run(mem, f"clean the {obj} and put it in the cabinet", CLEAN, True, obj=obj)
+        rm = mem.recall("clean the fork and put it in the cabinet").for_role("actor")
+        lines = rm.text.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("Successful attempt") or line.startswith("Failed attempt"):
+                assert i + 1 < len(lines) and lines[i + 1].startswith("  "), rm.text
+        assert rm.tokens <= budget
+
+
+def test_a_message_that_restates_its_action_is_rendered_once(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(insight_k=0)
+    with mem.task("heat the egg and put it on the countertop") as t:
+        t.record("a1", "actor", "go to stoveburner 2", action="go to stoveburner 2")
+        t.record(
+            "a1", "actor", "heat egg 1 with stoveburner 2", action="heat egg 1 with stoveburner 2"
+        )
+        t.finish(success=True)
+    text = mem.recall("heat the egg and put it on the countertop").prompt("actor")
+    assert text.count("go to stoveburner 2") == 1
+    assert "[action: go to stoveburner 2]" in text
+
+
+def test_a_failure_at_relevance_one_does_not_hide_a_relevant_success(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(success_k=2, failure_k=1)
+    # Relevant (above min_relevance) but further than the margin below the failure.
+    ok = run(mem, "rinse a mug at the sink, then store it in cabinet 2", CLEAN, True)
+    bad = run(mem, "clean the cup and put it in the cabinet", CLEAN[2:], False, obj="cup")
+    recall = mem.recall("clean the cup and put it in the cabinet")
+    by_id = {q.id: q for q in recall.queries}
+    assert by_id[bad.query_id].relevance == pytest.approx(1.0, abs=1e-4)
+    assert by_id[ok.query_id].relevance < 1.0 - mem.config.relevance_margin
+    assert by_id[ok.query_id].relevance >= mem.config.min_relevance
+    assert {t.query_id for t in recall.trajectories} == {ok.query_id, bad.query_id}
+    assert recall.trajectories[0].query_id == ok.query_id
+
+
+def test_ingest_keeps_used_memory_edges_of_a_replay(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory()
+    first = run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+    step = {"agent": "a", "role": "actor", "content": "go", "action": "go to sinkbasin 1"}
+    replay = mem.ingest(
+        {
+            "task": "clean the cup and put it in the cabinet",
+            "success": True,
+            "steps": [step],
+            "used_queries": ["clean the mug and put it in the cabinet"],
+        }
+    )
+    third = mem.ingest(
+        {"task": "clean the bowl", "success": False, "steps": [step]},
+        used_queries=[first.query_id, replay.query_id, "a task never stored"],
+    )
+    used = {e.dst for e in mem.store.get_edges([replay.query_id], [EdgeKind.USED_MEMORY_OF])}
+    assert used == {first.query_id}
+    used = {e.dst for e in mem.store.get_edges([third.query_id], [EdgeKind.USED_MEMORY_OF])}
+    assert used == {first.query_id, replay.query_id}
+    assert not replay.rewarded and not third.penalized

@@ -52,26 +52,16 @@ from gmem.llm.protocol import (
     UsageLedger,
 )
 
-# Observations by which text environments (ALFWorld, ScienceWorld, PDDL simulators) say
-# that an action changed nothing.
-NO_OP_OBSERVATION_MARKERS: tuple[str, ...] = (
-    "nothing happens",
-    "invalid",
-    "unknown command",
-    "not a valid",
-    "not recognized",
-    "can't do that",
-    "cannot do that",
-    "no effect",
-)
-_NO_OP = re.compile(
-    "|".join(rf"\b{re.escape(marker)}\b" for marker in NO_OP_OBSERVATION_MARKERS), re.IGNORECASE
-)
+# The default no-op phrases (``MemoryConfig.no_op_markers``), kept for importers.
+NO_OP_OBSERVATION_MARKERS: tuple[str, ...] = MemoryConfig.model_fields["no_op_markers"].default
 _NON_WORD = re.compile(r"[^a-z\s]+")
 _SPACES = re.compile(r"\s+")
-# How many words of the task a derived insight quotes: enough to say which tasks it is
-# about, few enough that insights of similar tasks still read alike.
-_TASK_WORDS = 12
+
+
+def _no_op_pattern(markers: Sequence[str]) -> re.Pattern[str]:
+    if not markers:
+        return re.compile(r"(?!)")  # matches nothing
+    return re.compile("|".join(rf"\b{re.escape(m)}\b" for m in markers), re.IGNORECASE)
 
 
 # ---- normalisation -------------------------------------------------------------------
@@ -86,32 +76,38 @@ def action_skeleton(action: str) -> str:
     return _SPACES.sub(" ", _NON_WORD.sub(" ", action.lower())).strip()
 
 
-def _task_phrase(task: str) -> str:
-    words = action_skeleton(task).split()
-    phrase = " ".join(words[:_TASK_WORDS])
-    return phrase + ("..." if len(words) > _TASK_WORDS else "")
+def _task_phrase(task: str, limit: int) -> str:
+    """The task as written (digits and all), whitespace collapsed, clipped to ``limit``."""
+    text = " ".join(task.split())
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
 # ---- step verdicts -------------------------------------------------------------------
-def _is_no_op(step: StepView) -> bool:
+def _is_no_op(step: StepView, no_op: re.Pattern[str]) -> bool:
     if not (step.action or "").strip() and not step.content.strip():
         return True
-    return bool(step.observation and _NO_OP.search(step.observation))
+    return bool(step.observation and no_op.search(step.observation))
 
 
-def step_verdicts(steps: Sequence[StepView], loop_window: int) -> list[str | None]:
+def step_verdicts(
+    steps: Sequence[StepView],
+    loop_window: int,
+    markers: Sequence[str] = NO_OP_OBSERVATION_MARKERS,
+) -> list[str | None]:
     """Why each step is dropped ("no-op", "penalised", "loop") or None when it counts.
 
     A loop is an action repeated from the last ``loop_window`` actions with the same
-    observation: the agent asked again and the world answered the same.
+    observation: the agent asked again and the world answered the same. A no-op is a
+    step whose observation contains one of ``markers``.
     """
+    no_op = _no_op_pattern(markers)
     recent: deque[tuple[str, str]] = deque(maxlen=loop_window)
     verdicts: list[str | None] = []
     for step in steps:
         action = _collapse(step.action)
         observation = _collapse(step.observation)
         verdict: str | None = None
-        if _is_no_op(step):
+        if _is_no_op(step, no_op):
             verdict = "no-op"
         elif step.reward is not None and step.reward < 0:
             verdict = "penalised"
@@ -159,8 +155,10 @@ class _Trace:
         )
 
 
-def _action_units(trajectory: TrajectoryView, loop_window: int) -> list[_Unit]:
-    verdicts = step_verdicts(trajectory.steps, loop_window)
+def _action_units(
+    trajectory: TrajectoryView, loop_window: int, markers: Sequence[str]
+) -> list[_Unit]:
+    verdicts = step_verdicts(trajectory.steps, loop_window, markers)
     units = []
     for step, verdict in zip(trajectory.steps, verdicts, strict=True):
         skeleton = action_skeleton(step.action or "")
@@ -421,7 +419,7 @@ class HeuristicLLM:
     # ---- key steps --------------------------------------------------------------------
     def extract_key_steps(self, request: KeyStepsRequest) -> KeyStepsResult:
         self.usage.add("extract_key_steps")
-        verdicts = step_verdicts(request.steps, self.config.loop_window)
+        verdicts = step_verdicts(request.steps, self.config.loop_window, self.config.no_op_markers)
         keep = [s.index for s, v in zip(request.steps, verdicts, strict=True) if v is None]
         if request.outcome == "success" and request.steps:
             final = request.steps[-1].index
@@ -435,7 +433,11 @@ class HeuristicLLM:
         by_actions = any((s.action or "").strip() for s in request.trajectory.steps)
 
         def trace(t: TrajectoryView) -> _Trace:
-            units = _action_units(t, window) if by_actions else _flow_units(t)
+            units = (
+                _action_units(t, window, self.config.no_op_markers)
+                if by_actions
+                else _flow_units(t)
+            )
             return _Trace(t.outcome, units)
 
         this = trace(request.trajectory)
@@ -459,7 +461,7 @@ class HeuristicLLM:
     ) -> tuple[str, list[str]] | None:
         """A failure's most repeated wasted action, as a rule against it."""
         steps = request.trajectory.steps
-        verdicts = step_verdicts(steps, self.config.loop_window)
+        verdicts = step_verdicts(steps, self.config.loop_window, self.config.no_op_markers)
         wasted = [
             (verdict, action_skeleton(step.action or ""), step.role)
             for step, verdict in zip(steps, verdicts, strict=True)
@@ -484,7 +486,8 @@ class HeuristicLLM:
 
     def _derived(self, request: InsightRequest, evidence: _Evidence) -> list[tuple[str, list[str]]]:
         """The lessons this request supports, as (text, roles), before matching."""
-        prefix = f'For tasks like "{_task_phrase(request.trajectory.task)}": '
+        task = _task_phrase(request.trajectory.task, self.config.insight_task_chars)
+        prefix = f'For tasks like "{task}": '
         derived: list[tuple[str, list[str]]] = []
         success = evidence.success_pattern()
         if success is not None:

@@ -28,8 +28,8 @@ logger = logging.getLogger("gmem.langgraph")
 
 T = TypeVar("T")
 
-#: What a judge may return: success, a score in [0, 1] (success is ``score >= 0.5``),
-#: both as a pair, or None when the outcome is unknown.
+#: What a judge may return: success, a score in [0, 1] (success at or above
+#: ``MemoryConfig.judge_success_threshold``), both as a pair, or None when unknown.
 Verdict = bool | float | tuple[bool | None, float | None] | None
 
 
@@ -37,14 +37,18 @@ class MemoryUnavailableWarning(UserWarning):
     """gmem failed during a run; the team went on without memory for the rest of it."""
 
 
-def verdict_to_outcome(verdict: Verdict) -> tuple[bool | None, float | None]:
+def verdict_to_outcome(
+    verdict: Verdict, threshold: float = 0.5
+) -> tuple[bool | None, float | None]:
+    """``(success, score)``; a bare score counts as success at or above ``threshold``
+    (``MemoryConfig.judge_success_threshold``)."""
     if verdict is None:
         return None, None
     if isinstance(verdict, bool):
         return verdict, None
     if isinstance(verdict, int | float):
         score = min(1.0, max(0.0, float(verdict)))
-        return score >= 0.5, score
+        return score >= threshold, score
     success, given = verdict
     return success, given
 

@@ -361,7 +361,8 @@ class MemoryGraph(Runnable[Any, Any]):
         """A judge that fails leaves the outcome unknown; the trace is still worth keeping."""
         assert self.judge is not None
         try:
-            return verdict_to_outcome(self.judge(state))
+            threshold = self.session.memory.config.judge_success_threshold
+            return verdict_to_outcome(self.judge(state), threshold)
         except Exception as exc:
             message = (
                 f"gmem judge failed ({type(exc).__name__}: {exc}); the run is stored "
