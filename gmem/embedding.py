@@ -436,7 +436,7 @@ class MiniLMEmbedder(_Embedder):
                 if backend == "sentence-transformers":
                     raise EmbedderUnavailableError(
                         f"sentence-transformers could not load MiniLM ({_one_line(str(exc))});"
-                        " install it with `pip install gmem[embed]` or use backend='numpy'"
+                        " install it with `pip install gmem-agents[embed]` or use backend='numpy'"
                     ) from exc
         if self._st_model is None:
             try:

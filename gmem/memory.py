@@ -252,6 +252,10 @@ class Memory:
             self._require_namespace(namespace)
         return self.store.count(namespace)
 
+    def namespaces(self) -> list[str]:
+        """The namespaces that hold anything, sorted."""
+        return self.store.namespaces()
+
     def queries(self, namespace: str | None = None) -> list[QueryNode]:
         return [
             n for n in self.store.list_nodes(NodeKind.QUERY, namespace) if isinstance(n, QueryNode)

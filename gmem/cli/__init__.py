@@ -33,7 +33,40 @@ def _fail(message: str, code: int = USER_ERROR) -> None:
     sys.exit(code)
 
 
+# Options of the whole program that take a value. Given after a command they are moved in
+# front of it, so `gmem recall "task" --store x.db` means `gmem --store x.db recall "task"`.
+_GLOBAL_OPTIONS = ("--store", "-s", "--llm-base-url", "--llm-model", "--embedder")
+
+
 class _Group(TyperGroup):
+    def hoist(self, args: Sequence[str]) -> list[str]:
+        """Move global options that follow the command in front of it. A command that
+        declares an option of the same name (``demo --store``) keeps it; ``--`` ends
+        the options, so a task text that looks like one stays where it is."""
+        rest = list(args)
+        i = 0
+        while i < len(rest) and rest[i].startswith("-"):
+            i += 2 if rest[i] in _GLOBAL_OPTIONS else 1
+        if i >= len(rest) or (command := self.commands.get(rest[i])) is None:
+            return rest
+        own = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+        head, tail, j = rest[: i + 1], [], i + 1
+        moved: list[str] = []
+        while j < len(rest):
+            token = rest[j]
+            if token == "--":
+                tail.extend(rest[j:])
+                break
+            name = token.split("=", 1)[0] if token.startswith("--") else token
+            if name in _GLOBAL_OPTIONS and name not in own:
+                width = 1 if "=" in token else 2
+                moved.extend(rest[j : j + width])
+                j += width
+                continue
+            tail.append(token)
+            j += 1
+        return [*moved, *head, *tail]
+
     def main(
         self,
         args: Sequence[str] | None = None,
@@ -45,7 +78,7 @@ class _Group(TyperGroup):
     ) -> Any:
         try:
             code = super().main(
-                args,
+                self.hoist(sys.argv[1:] if args is None else args),
                 prog_name,
                 complete_var,
                 standalone_mode=False,
@@ -122,7 +155,9 @@ def _options(
 
     Example: gmem demo   then   gmem --store .gmem/demo.db insights
     """
-    ctx.obj = Settings(store, llm_base_url or None, llm_model or None, embedder or None)
+    source = ctx.get_parameter_source("store")
+    given = source is not None and source.name != "DEFAULT"
+    ctx.obj = Settings(store, llm_base_url or None, llm_model or None, embedder or None, given)
 
 
 app.command()(demo)

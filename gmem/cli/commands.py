@@ -32,7 +32,16 @@ def recall(
     role: Annotated[
         str | None, typer.Option("--role", "-r", help="Show the memory rendered for this role.")
     ] = None,
-    namespace: NamespaceOpt = DEFAULT_NAMESPACE,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="Memory namespace (default: 'default', or the store's only namespace, "
+            "such as the demo's).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Recall memory for a task: past tasks, insights and why each was found.
@@ -40,7 +49,7 @@ def recall(
     Example: gmem recall "put a hot apple on the diningtable" --role planner
     """
     with open_memory(settings(ctx)) as memory:
-        found = memory.recall(task, namespace=namespace)
+        found = memory.recall(task, namespace=namespace or _only_namespace(memory))
         roles = [found.for_role(role)] if role else []
         if as_json:
             render.emit_json(render.recall_json(found, roles))
@@ -128,6 +137,13 @@ def show(
             render.emit_json(render.task_json(view, replies))
         else:
             render.console().print(render.task_view(view, replies))
+
+
+def _only_namespace(memory: Memory) -> str:
+    """``default`` unless the store holds exactly one other namespace: a store that the
+    demo (namespace ``demo``) or one team wrote answers without ``--namespace``."""
+    spaces = memory.namespaces()
+    return spaces[0] if len(spaces) == 1 else DEFAULT_NAMESPACE
 
 
 def _resolve_query(memory: Memory, query_id: str) -> str:

@@ -22,28 +22,54 @@ from rich.table import Table
 
 from gmem.cli import render
 from gmem.cli.picture import lesson
-from gmem.cli.settings import settings, store_file
+from gmem.cli.settings import DEFAULT_DEMO_STORE, Settings, settings, store_file
+from gmem.demo.ownership import DEMO_NAMESPACE, Claim, DemoStoreError, claim
+from graph_store.errors import StoreCorruptError
 
 if TYPE_CHECKING:
     from gmem.demo.runner import TaskRun
     from gmem.demo.team import Team
     from gmem.memory import Memory
+    from graph_store.base import GraphStore
 
-DEFAULT_DEMO_STORE = "./.gmem/demo.db"
+
+def _demo_store(option: str | None, shared: Settings) -> str:
+    """``demo --store``, else the global ``--store``/``GMEM_STORE``, else the demo's file."""
+    if option:
+        return option
+    return shared.store if shared.store_given else DEFAULT_DEMO_STORE
 
 
-def _fresh_store(url: str) -> None:
-    """The demo overwrites its own store so that every run starts from no memory."""
+def _open_store(url: str, overwrite: bool) -> tuple[GraphStore, Claim]:
+    """The demo's store, with the data of earlier demo runs cleared and nothing else
+    touched; a file that is not a gmem store is replaced only with ``overwrite``."""
+    from graph_store import open_store
+
     path = store_file(url)
-    if path is None:
-        return
-    for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
-        if p.exists():
-            p.unlink()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    where = str(path) if path is not None else url
+    if path is not None and path.parent != Path():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        store = open_store(url)
+    except StoreCorruptError:
+        if path is None or not overwrite:
+            raise DemoStoreError(
+                f"{where} is not a gmem store; pass another --store, or --overwrite to "
+                "replace the file"
+            ) from None
+        for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+            p.unlink(missing_ok=True)
+        store = open_store(url)
+    try:
+        return store, claim(store, where, overwrite)
+    except BaseException:
+        store.close()
+        raise
 
 
-def _open(url: str, embedder_spec: str | None, base_url: str | None, model: str | None) -> Memory:
+def _open(
+    store: GraphStore, embedder_spec: str | None, base_url: str | None, model: str | None
+) -> Memory:
     from gmem.config import MemoryConfig
     from gmem.embedding import make_embedder
     from gmem.llm import make_llm
@@ -52,10 +78,7 @@ def _open(url: str, embedder_spec: str | None, base_url: str | None, model: str 
     config = MemoryConfig.from_env()
     embedder = make_embedder(embedder_spec)
     llm = make_llm(config, base_url=base_url, model=model, embedder=embedder)
-    memory = Memory(url, embedder=embedder, llm=llm, config=config)
-    if store_file(url) is None and "default" in memory.store.namespaces():
-        memory.forget_namespace("default")  # a server store: clear the demo's namespace
-    return memory
+    return Memory(store, embedder=embedder, llm=llm, config=config)
 
 
 def _team(base_url: str | None, model: str | None) -> Team:
@@ -170,11 +193,24 @@ def demo(
     ] = 30,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the task list and the team.")] = 0,
     store: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--store", help="Where the memory goes (overwritten each run); neo4j://host works."
+            "--store",
+            "-s",
+            help="Where the demo's memory goes (default: the global --store or GMEM_STORE, "
+            f"else {DEFAULT_DEMO_STORE}); neo4j://host works. The demo writes only its own "
+            f"namespace {DEMO_NAMESPACE!r} and replaces only what an earlier demo wrote.",
+            show_default=False,
         ),
-    ] = DEFAULT_DEMO_STORE,
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Run in a store that holds other memory (it is kept; a 'demo' namespace "
+            "the demo did not write is replaced), or replace a file that is not a gmem store.",
+        ),
+    ] = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for the pictures and summary.")] = Path(
         "./.gmem"
     ),
@@ -193,6 +229,9 @@ def demo(
             "--verbose", "-v", help="Print every explanation and each role's memory text."
         ),
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print only the summary, as JSON, for scripts.")
+    ] = False,
 ) -> None:
     """Watch memory help a team: the same tasks without memory, then with gmem.
 
@@ -208,20 +247,24 @@ def demo(
 
     started = time.perf_counter()
     shared = settings(ctx)
+    url = _demo_store(store, shared)
     base_url = llm_base_url or shared.llm_base_url
     model = llm_model or shared.llm_model
-    console = render.console()
+    console = render.console(quiet=as_json)
     task_list = make_tasks(tasks, seed)
-    where = store_file(store)
+    where = store_file(url)
+    shown = str(where.resolve()) if where else url
     team = f"LLM {model or base_url}" if base_url or model else "offline policy"
+    # Open the store first: a wrong --store should fail before anything is printed or run.
+    graph, claimed = _open_store(url, overwrite)
     console.print(f"[bold]gmem demo[/]: {tasks} household tasks, seed {seed}, team: {escape(team)}")
+    kept = f"; kept namespace(s) {', '.join(claimed.kept)}" if claimed.kept else ""
     console.print(
-        f"Memory store: {where.resolve() if where else store} (overwritten each run)", markup=False
+        f"Memory store: {shown}, namespace {DEMO_NAMESPACE!r} "
+        f"({'replaced' if claimed.cleared else 'new'}{kept})",
+        markup=False,
     )
-
-    # Open the store first: a wrong --store should fail before any task runs.
-    _fresh_store(store)
-    memory = _open(store, shared.embedder, base_url, model)
+    memory = _open(graph, shared.embedder, base_url, model)
     with memory:
         world = World()
         with _progress(console) as progress:
@@ -237,7 +280,10 @@ def demo(
         )
         with _progress(console) as progress:
             bar = progress.add_task("with gmem memory", total=tasks)
-            for run in play_with_memory(world, task_list, _team(base_url, model), memory, seed):
+            team_with = _team(base_url, model)
+            for run in play_with_memory(
+                world, task_list, team_with, memory, seed, namespace=DEMO_NAMESPACE
+            ):
                 runs.append(run)
                 for line in _describe(run, baseline[run.index].success, memory, verbose):
                     progress.console.print(line)
@@ -251,12 +297,12 @@ def demo(
                 off, on, ([r.episode.steps for r in baseline], [r.episode.steps for r in runs])
             )
         )
-        counts = memory.stats()
-        console.print(render.stats_table(counts))
+        counts = memory.stats(DEMO_NAMESPACE)
+        console.print(render.stats_table(counts, f"Memory size per tier ({DEMO_NAMESPACE})"))
         console.print(render.usage_table(memory.usage, memory.llm.name))
 
         out.mkdir(parents=True, exist_ok=True)
-        pic = sample(memory.store)
+        pic = sample(memory.store, DEMO_NAMESPACE)
         png_path, page = out / "demo-tiers.png", out / "demo-tiers.html"
         png: Path | None = png_path
         try:
@@ -264,36 +310,49 @@ def demo(
         except ImportError:  # matplotlib is the `viz` extra; the HTML needs nothing
             png = None
         write_html(pic, page)
+        summary_path = out / "demo-summary.json"
         summary = {
             "tasks": tasks,
             "seed": seed,
-            "store": str(where.resolve() if where else store),
+            "store": shown,
+            "namespace": DEMO_NAMESPACE,
             "success_without_memory": sum(off) / tasks,
             "success_with_memory": sum(on) / tasks,
             "outcomes": [
                 {"task": r.task.text, "family": r.task.family, "without": a, "with": b}
                 for r, a, b in zip(runs, off, on, strict=True)
             ],
-            "stats": render.stats_json(counts, memory.store.namespaces()),
+            "stats": render.stats_json(counts, [DEMO_NAMESPACE]),
             "usage": render.usage_json(memory.usage),
+            "files": {
+                "picture": str(png.resolve()) if png else None,
+                "interactive": str(page.resolve()),
+                "summary": str(summary_path.resolve()),
+            },
             "seconds": round(time.perf_counter() - started, 1),
         }
-        (out / "demo-summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
+    if as_json:
+        render.emit_json(summary)
+        return
     console.print(
         f"Success without memory: {sum(off) / tasks:.0%} · with gmem memory: "
         f"{sum(on) / tasks:.0%} ({sum(on) - sum(off):+d} tasks)"
     )
     console.print("Wrote:", markup=False)
     for label, path in (
-        ("store", where.resolve() if where else store),
-        ("picture", png.resolve() if png else "(skipped: pip install 'gmem[viz]' for the PNG)"),
+        ("store", f"{shown} (namespace {DEMO_NAMESPACE!r})"),
+        (
+            "picture",
+            png.resolve() if png else "(skipped: pip install 'gmem-agents[viz]' for the PNG)",
+        ),
         ("interactive", page.resolve()),
-        ("summary", (out / "demo-summary.json").resolve()),
+        ("summary", summary_path.resolve()),
     ):
         console.print(f"  {label:<12} {path}", markup=False)
     console.print(
-        f"Took {time.perf_counter() - started:.1f} s. Next: gmem --store "
-        f'{store} insights · gmem --store {store} recall "{task_list[0].text}"',
+        f"Took {time.perf_counter() - started:.1f} s. Next: gmem insights --store {url} · "
+        f'gmem recall "{task_list[0].text}" --store {url}',
         markup=False,
     )

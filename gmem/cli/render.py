@@ -32,12 +32,13 @@ _MARK = {
 }
 
 
-def console(stderr: bool = False) -> Console:
+def console(stderr: bool = False, quiet: bool = False) -> Console:
     # No highlighting, and a fixed width when piped (rich's default of 80 columns wraps
-    # every task line), so logs and CI output stay readable.
+    # every task line), so logs and CI output stay readable. ``quiet`` is for --json runs,
+    # whose standard output must hold the JSON alone.
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or "COLUMNS" in os.environ else 120
-    return Console(stderr=stderr, highlight=False, width=width)
+    return Console(stderr=stderr, highlight=False, width=width, quiet=quiet)
 
 
 def emit_json(data: Any) -> None:

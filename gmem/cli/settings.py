@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from gmem.memory import Memory
 
 DEFAULT_STORE = "./.gmem/memory.db"
+DEFAULT_DEMO_STORE = "./.gmem/demo.db"  # the demo's own file, so it never meets a user's memory
 _SERVER_SCHEMES = ("neo4j://", "neo4j+s://", "neo4j+ssc://", "bolt://", "bolt+s://", "bolt+ssc://")
 
 
@@ -27,6 +28,7 @@ class Settings:
     llm_base_url: str | None = None
     llm_model: str | None = None
     embedder: str | None = None
+    store_given: bool = False  # --store or GMEM_STORE was set, not the default
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -59,6 +61,11 @@ def open_memory(s: Settings, *, must_exist: bool = True, store: str | None = Non
     url = store or s.store
     path = store_file(url)
     if must_exist and path is not None and not path.exists():
+        if not s.store_given and store is None and Path(DEFAULT_DEMO_STORE).is_file():
+            raise NotFoundError(
+                f"no gmem store at {path}; the demo's memory is in {DEFAULT_DEMO_STORE}: "
+                f"add --store {DEFAULT_DEMO_STORE}"
+            )
         raise NotFoundError(
             f"no gmem store at {path}; pass --store, or create one with `gmem ingest` or "
             "`gmem demo`"

@@ -105,7 +105,7 @@ class Neo4jStore(GraphStore):
             import neo4j
         except ImportError:  # pragma: no cover - depends on the environment
             raise ConfigError(
-                "the Neo4j backend needs the neo4j driver: pip install 'gmem[neo4j]'"
+                "the Neo4j backend needs the neo4j driver: pip install 'gmem-agents[neo4j]'"
             ) from None
         self._neo4j = neo4j
         self.uri = uri

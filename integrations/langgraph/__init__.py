@@ -5,7 +5,7 @@
 ...                                                                 # doctest: +SKIP
 >>> team.invoke({"messages": [("user", "write a word counter")]})  # doctest: +SKIP
 
-Needs the ``langgraph`` extra (``pip install 'gmem[langgraph]'``).
+Needs the ``langgraph`` extra (``pip install 'gmem-agents[langgraph]'``).
 """
 
 from integrations.langgraph.run import MemoryUnavailableWarning, TeamRun
