@@ -22,6 +22,10 @@ from graph_store.errors import (
 )
 
 
+class UnfinishedTaskWarning(UserWarning):
+    """A task's ``with`` block ended without ``finish()``: the attempt was not stored."""
+
+
 class TaskStateError(UserInputError):
     """A task was used out of order: recorded after finish, finished twice, and so on."""
 

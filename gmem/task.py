@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from pydantic import JsonValue
 
-from gmem.errors import TaskStateError, TrajectoryError, UnknownRoleError, UserInputError
+from gmem.errors import (
+    TaskStateError,
+    TrajectoryError,
+    UnfinishedTaskWarning,
+    UnknownRoleError,
+    UserInputError,
+)
 from gmem.evolution import Attempt, EvolutionReport, PendingStep
 from gmem.recall import Recall, RoleMemory
 from graph_store.model import Outcome, Utterance, new_id, query_id_for
@@ -30,7 +37,10 @@ class Task:
 
     Leaving the ``with`` block because of an exception finishes the task as a failure (the
     team broke, which memory should learn from); leaving it without an exception and
-    without :meth:`finish` discards the attempt, since its outcome is unknown.
+    without :meth:`finish` discards the attempt and warns (:class:`UnfinishedTaskWarning`,
+    naming the task). It is not kept as an unknown outcome: a forgotten ``finish`` is a
+    bug in the caller, and storing guesses would teach memory from runs nobody judged.
+    Call ``finish(success=None)`` to store an attempt whose outcome is unknown.
     """
 
     def __init__(
@@ -206,6 +216,14 @@ class Task:
         if isinstance(exc, Exception) and not self.finished and self._steps:
             self.metadata.setdefault("error", f"{type(exc).__name__}: {exc}"[:500])
             self.finish(success=False)
+        elif exc is None and not self.finished and self._steps:
+            warnings.warn(
+                f"task {self.text[:80]!r} ended without finish(): its {len(self._steps)} "
+                "recorded step(s) were not stored; call finish(success=...) before leaving "
+                "the with block (success=None for an unknown outcome)",
+                UnfinishedTaskWarning,
+                stacklevel=2,
+            )
 
     async def __aenter__(self) -> Self:
         return self

@@ -6,9 +6,17 @@ scores and supporting sets.
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
-from gmem.errors import TaskStateError, TrajectoryError, UnknownRoleError, UserInputError
+from gmem.errors import (
+    TaskStateError,
+    TrajectoryError,
+    UnfinishedTaskWarning,
+    UnknownRoleError,
+    UserInputError,
+)
 from gmem.memory import Memory
 from graph_store.model import EdgeKind, Insight, Outcome, QueryNode, query_id_for
 
@@ -406,6 +414,21 @@ def test_exception_inside_task_block_records_a_failure(make_memory) -> None:  # 
     q = mem.store.get_node(query_id_for("default", "clean the mug"))
     assert isinstance(q, QueryNode) and q.outcome == Outcome.FAILURE
     assert q.metadata["error"] == "RuntimeError: tool crashed"
+
+
+def test_task_left_without_finish_warns_by_name_and_stores_nothing(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory()
+    unfinished = "'wash the plate' ended without finish"
+    with pytest.warns(UnfinishedTaskWarning, match=unfinished), mem.task("wash the plate") as t:
+        t.record("a", "actor", "go to sinkbasin 1", action="go to sinkbasin 1")
+    assert mem.store.get_node(query_id_for("default", "wash the plate")) is None
+    with warnings.catch_warnings():  # finished, or nothing recorded: nothing to say
+        warnings.simplefilter("error")
+        with mem.task("wash the plate") as t:
+            t.recall("actor")
+        with mem.task("wash the plate") as t:
+            t.record("a", "actor", "go to sinkbasin 1")
+            t.finish(success=None)
 
 
 def test_async_twins(make_memory) -> None:  # type: ignore[no-untyped-def]
