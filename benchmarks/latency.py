@@ -132,8 +132,8 @@ def main() -> None:
     for text in tasks[:20]:  # warm caches and numpy
         mem.recall(text)
     recall_ms, full_ms = [], []
-    for i, text in enumerate(tasks[20:]):
-        text = f"{text} (probe {i})"
+    for i, task_text in enumerate(tasks[20:]):
+        text = f"{task_text} (probe {i})"
         t = time.perf_counter()
         recall = mem.recall(text)
         recall_ms.append((time.perf_counter() - t) * 1000)

@@ -166,7 +166,7 @@ class Retriever:
         if not insights:
             return []
         sims = _cosines([n.embedding for n in insights], q)
-        top_score = max(max(n.score for n in insights), 1e-9)
+        top_score = max(*(n.score for n in insights), 1e-9)
         w_overlap, w_score, w_sim = cfg.insight_weights
         n_rel = max(len(relevant), 1)
         ranked = []

@@ -91,11 +91,11 @@ class RoleProjector:
             ],
         )
         by_id = {i.id: i for i in recall.insights}
-        out = []
-        for p in self.llm.project_insights(request).insights:
-            if p.id in by_id:
-                out.append(replace(by_id[p.id], text=p.text))
-        return tuple(out)
+        return tuple(
+            replace(by_id[p.id], text=p.text)
+            for p in self.llm.project_insights(request).insights
+            if p.id in by_id
+        )
 
     def _trajectory_lines(self, t: PastTrajectory, role: str, label: str) -> tuple[str, list[str]]:
         # Re-weighting for the role: its own messages and every action stay; other roles'

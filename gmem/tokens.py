@@ -108,7 +108,7 @@ def _offline_load_tiktoken_bpe(blobpath: str, expected_hash: str | None = None) 
     )
 
 
-def _refuse_download(*args: Any, **kwargs: Any) -> dict[bytes, int]:
+def _refuse_download(*_args: Any, **_kwargs: Any) -> dict[bytes, int]:
     raise TokenizerUnavailableError(
         "this encoding is only available by download, which gmem does not do; "
         "choose tokenizer cl100k_base or o200k_base"

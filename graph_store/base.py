@@ -10,7 +10,7 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from graph_store.model import Edge, EdgeKind, Node, NodeKind
+from graph_store.model import Edge, EdgeKind, Node, NodeKind, check_id, check_namespace
 from graph_store.ops import (
     Count,
     Counts,
@@ -35,21 +35,48 @@ from graph_store.ops import (
 )
 
 
+def check_op(op: Op) -> None:
+    """Reject malformed ids and namespaces before any backend sees the batch.
+
+    Checked here, once, so that every backend refuses the same input with the same
+    message, and a batch with one bad operation changes nothing.
+    """
+    match op:
+        case GetNodes(ids) | DeleteNodes(ids):
+            for node_id in ids:
+                check_id(node_id)
+        case DeleteTask(query_id):
+            check_id(query_id)
+        case DeleteNamespace(namespace):
+            check_namespace(namespace)
+        case VectorSearch(namespace=namespace) if namespace is not None:
+            check_namespace(namespace)
+        case _:
+            pass
+
+
 class GraphStore(ABC):
     """Storage for the three-tier memory graph.
 
-    A backend implements :meth:`batch` (all operations of one call in one transaction:
+    A backend implements :meth:`_batch` (all operations of one call in one transaction:
     either every write lands or none does) and :meth:`close`. Reads inside a batch see the
-    writes before them in the same batch. Async twins run the sync call in a worker
-    thread unless a backend overrides :meth:`abatch` with a native async driver.
+    writes before them in the same batch. :meth:`batch` validates the operations first,
+    so a backend only ever receives well-formed ones.
     """
 
     #: A short URL-like description shown by the CLI, e.g. ``sqlite:///path/memory.db``.
     url: str = ""
 
-    @abstractmethod
     def batch(self, ops: Sequence[Op]) -> list[Any]:
         """Run ``ops`` in one transaction and return one result per op."""
+        ops = list(ops)
+        for op in ops:
+            check_op(op)
+        return self._batch(ops)
+
+    @abstractmethod
+    def _batch(self, ops: list[Op]) -> list[Any]:
+        """The backend's transaction over operations :meth:`batch` has validated."""
 
     async def abatch(self, ops: Sequence[Op]) -> list[Any]:
         return await asyncio.to_thread(self.batch, ops)

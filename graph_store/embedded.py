@@ -36,8 +36,6 @@ from graph_store.model import (
     EdgeKind,
     Node,
     NodeKind,
-    check_id,
-    check_namespace,
     node_from_props,
 )
 from graph_store.ops import (
@@ -208,7 +206,7 @@ class EmbeddedStore(GraphStore):
             self._db.close()
 
     # ---- the one entry point ---------------------------------------------------------
-    def batch(self, ops: Sequence[Op]) -> list[Any]:
+    def _batch(self, ops: list[Op]) -> list[Any]:
         with self._lock:
             if self._closed:
                 raise StoreUnavailableError("the store is closed; open it again")
@@ -241,13 +239,9 @@ class EmbeddedStore(GraphStore):
             self._load()
 
     def _run(self, op: Op, undo: list[Undo]) -> Any:
+        if isinstance(op, _WRITE_OPS):
+            return self._write(op, undo)
         match op:
-            case PutNodes(nodes):
-                return self._put_nodes(nodes, undo)
-            case PutEdges(edges):
-                return self._put_edges(edges, undo)
-            case DeleteEdges(keys):
-                return self._delete_edges(keys, undo)
             case GetNodes(ids, with_vectors):
                 return self._get_nodes(ids, with_vectors)
             case ListNodes(kind, namespace, with_vectors, limit):
@@ -258,19 +252,27 @@ class EmbeddedStore(GraphStore):
                 return self._neighbors(ids, hops, kinds, direction, node_kind)
             case VectorSearch(kind, vector, k, namespace, field, exclude_ids):
                 return self._vector_search(kind, vector, k, namespace, field, exclude_ids)
-            case DeleteTask(query_id):
-                return self._delete_task(query_id, undo)
-            case DeleteNodes(ids):
-                for node_id in ids:
-                    check_id(node_id)
-                return self._remove_nodes(ids, undo)
-            case DeleteNamespace(namespace):
-                return self._delete_namespace(namespace, undo)
             case Count(namespace):
                 return self._count(namespace)
             case ListNamespaces():
                 rows = self._db.execute("SELECT DISTINCT namespace FROM nodes ORDER BY namespace")
                 return [r[0] for r in rows]
+        raise UserInputError(f"unknown store operation {type(op).__name__}")
+
+    def _write(self, op: Op, undo: list[Undo]) -> Any:
+        match op:
+            case PutNodes(nodes):
+                return self._put_nodes(nodes, undo)
+            case PutEdges(edges):
+                return self._put_edges(edges, undo)
+            case DeleteEdges(keys):
+                return self._delete_edges(keys, undo)
+            case DeleteTask(query_id):
+                return self._delete_task(query_id, undo)
+            case DeleteNodes(ids):
+                return self._remove_nodes(ids, undo)
+            case DeleteNamespace(namespace):
+                return self._delete_namespace(namespace, undo)
         raise UserInputError(f"unknown store operation {type(op).__name__}")
 
     # ---- writes ----------------------------------------------------------------------
@@ -425,7 +427,6 @@ class EmbeddedStore(GraphStore):
         return readd
 
     def _delete_task(self, query_id: str, undo: list[Undo]) -> Removed:
-        check_id(query_id)
         attrs = self._graph.nodes.get(query_id)
         if attrs is None or attrs["kind"] != NodeKind.QUERY.value:
             raise NotFoundError(f"no task with id {query_id}")
@@ -437,7 +438,6 @@ class EmbeddedStore(GraphStore):
         return self._remove_nodes([query_id, *trace], undo)
 
     def _delete_namespace(self, namespace: str, undo: list[Undo]) -> Removed:
-        check_namespace(namespace)
         ids = [n for n, ns in self._graph.nodes(data="ns") if ns == namespace]
         if not ids:
             raise UnknownNamespaceError(f"namespace {namespace!r} holds no memory")
@@ -454,8 +454,6 @@ class EmbeddedStore(GraphStore):
         return out
 
     def _get_nodes(self, ids: Sequence[str], with_vectors: bool) -> list[Node | None]:
-        for node_id in ids:
-            check_id(node_id)
         cols = (
             "id, kind, props, embedding, graph_embedding"
             if with_vectors

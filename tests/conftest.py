@@ -47,7 +47,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore
 
 
 @pytest.fixture
-def reopen(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+def reopen(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Open a fresh handle on the same backend data (file stores and Neo4j only)."""
 
     def _reopen(name: str) -> GraphStore:
@@ -74,7 +74,7 @@ def minilm():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def make_memory(minilm, tmp_path: Path):  # type: ignore[no-untyped-def]
+def make_memory(minilm):  # type: ignore[no-untyped-def]
     """Build a Memory on an in-memory store with the heuristic reasoner and given config."""
     from gmem.config import MemoryConfig
     from gmem.llm import HeuristicLLM
@@ -83,7 +83,7 @@ def make_memory(minilm, tmp_path: Path):  # type: ignore[no-untyped-def]
     opened = []
 
     def _make(store: object = ":memory:", **config: object):  # type: ignore[no-untyped-def]
-        cfg = MemoryConfig(**config)  # type: ignore[arg-type]
+        cfg = MemoryConfig(**config)
         mem = Memory(store, embedder=minilm, llm=HeuristicLLM(minilm, cfg), config=cfg)  # type: ignore[arg-type]
         opened.append(mem)
         return mem

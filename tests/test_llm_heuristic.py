@@ -49,7 +49,7 @@ def act(role: str, action: str, obs: str = "OK.", reward: float | None = None) -
 
 
 def trajectory(task: str, outcome: str, *actions: Step) -> TrajectoryView:
-    return TrajectoryView(task=task, outcome=outcome, steps=steps(*actions))  # type: ignore[arg-type]
+    return TrajectoryView(task=task, outcome=outcome, steps=steps(*actions))
 
 
 # Successes open the safe before taking the key; failures try to take it straight away.
@@ -299,7 +299,7 @@ def test_lone_trajectories_still_yield_a_lesson(llm: HeuristicLLM) -> None:
 def test_without_actions_the_message_flow_is_contrasted(llm: HeuristicLLM) -> None:
     def talk(outcome: str, *roles: str) -> TrajectoryView:
         specs = [(role, f"{role} says something", None, None, None) for role in roles]
-        return TrajectoryView(task="answer the question", outcome=outcome, steps=steps(*specs))  # type: ignore[arg-type]
+        return TrajectoryView(task="answer the question", outcome=outcome, steps=steps(*specs))
 
     request = InsightRequest(
         trajectory=talk("success", "planner", "researcher", "critic", "writer"),

@@ -17,6 +17,7 @@ from gmem.errors import (
     UnknownRoleError,
     UserInputError,
 )
+from gmem.evolution import EvolutionReport
 from gmem.memory import Memory
 from graph_store.model import EdgeKind, Insight, Outcome, QueryNode, query_id_for
 
@@ -42,7 +43,7 @@ def run(
     obj: str = "mug",
     recall_roles: tuple[str, ...] = (),
     ns: str = "default",
-):  # type: ignore[no-untyped-def]
+) -> EvolutionReport:
     with mem.task(task, namespace=ns, roles=["planner", "actor", "critic"]) as t:
         for role in recall_roles:
             t.recall(role)

@@ -67,7 +67,11 @@ def test_copy_one_namespace(tmp_path: Path) -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gmem.cli", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "gmem.cli", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -86,7 +86,12 @@ def run_isolated(code: str, env_updates: dict[str, str]) -> subprocess.Completed
     # Any HTTP(S) attempt goes to a port where nothing listens and fails at once.
     env.update(HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", NO_PROXY="")
     return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -72,7 +72,7 @@ class _Group(TyperGroup):
         args: Sequence[str] | None = None,
         prog_name: str | None = None,
         complete_var: str | None = None,
-        standalone_mode: bool = True,
+        standalone_mode: bool = True,  # noqa: ARG002  click's signature; gmem always exits itself
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
@@ -147,7 +147,7 @@ def _options(
         str | None,
         typer.Option("--embedder", envvar="GMEM_EMBEDDER", help="minilm (default) or hashing."),
     ] = None,
-    version: Annotated[
+    version: Annotated[  # noqa: ARG001  read by its eager callback, typer still passes it
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:

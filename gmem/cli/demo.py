@@ -125,8 +125,10 @@ def _describe(run: TaskRun, without: bool, memory: Memory, verbose: bool) -> lis
             f" {len(rec.insights)} insight(s) · tokens per role: {tokens}"
         )
         why = rec.explain()
-        for line in why if verbose else why[:1]:
-            lines.append(f"      [dim]why: {escape(render.clip(line, 100))}[/]")
+        lines.extend(
+            f"      [dim]why: {escape(render.clip(line, 100))}[/]"
+            for line in (why if verbose else why[:1])
+        )
         if verbose:
             for m in run.roles:
                 lines.append(f"      [bold]{m.role}[/] sees:")

@@ -132,7 +132,7 @@ def _map(props: dict[str, Any]) -> str:
     items = [
         f"{_key(k)}: {cypher_value(v)}"
         for k, v in props.items()
-        if v is not None and v != [] and v != {}
+        if v is not None and v not in ([], {})
     ]
     return "{" + ", ".join(items) + "}"
 

@@ -76,7 +76,7 @@ class LLMTeam:
         self.calls += 1
         return self.chat([{"role": "system", "content": system}, {"role": "user", "content": user}])
 
-    def plan(self, task_text: str, observation: str, hints: MemoryHints, seed: int) -> str:
+    def plan(self, task_text: str, observation: str, hints: MemoryHints, seed: int) -> str:  # noqa: ARG002  the scripted team uses it
         self._task, self._memory = task_text, hints.render()
         self._trail, self._heard, self._last = [], [], None
         reply = self._ask(PLANNER_PROMPT, f"{observation}\n\nMemory:\n{self._memory}")

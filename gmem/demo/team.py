@@ -193,7 +193,7 @@ class OfflineTeam:
             text += f" Recalled failures did {', '.join(sorted(avoid))}: I try that last."
         return text
 
-    def act(self, observation: str, admissible: list[str]) -> tuple[str, str]:
+    def act(self, observation: str, admissible: list[str]) -> tuple[str, str]:  # noqa: ARG002  follows its script
         if self._script is None:
             raise RuntimeError("call plan() before act()")
         try:

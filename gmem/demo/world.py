@@ -251,7 +251,7 @@ class World:
     def _visible(self, recep: str) -> bool:
         return recep not in OPENABLE or self.is_open[recep]
 
-    def _apply(self, act: str) -> str:
+    def _apply(self, act: str) -> str:  # noqa: PLR0911  one return per verb of the game
         if m := re.fullmatch(r"go to (.+)", act):
             return self._go(m[1])
         if m := re.fullmatch(r"(open|close) (.+)", act):

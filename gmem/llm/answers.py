@@ -110,21 +110,21 @@ def check_insights(request: InsightRequest, result: InsightResult) -> InsightRes
     known_ids = {insight.id for insight in request.existing}
     known_roles = set(request.roles)
     kept: list[InsightOp] = []
-    for op in result.operations:
-        text = (op.text or "").strip() or None
-        if op.op == "add":
+    for proposed in result.operations:
+        text = (proposed.text or "").strip() or None
+        if proposed.op == "add":
             if text is None:
                 _LOG.debug("dropping an add without text")
                 continue
-            op = op.model_copy(update={"insight_id": None, "text": text})
+            op = proposed.model_copy(update={"insight_id": None, "text": text})
         else:
-            if op.insight_id not in known_ids:
-                _LOG.debug("dropping %s of unknown insight id %r", op.op, op.insight_id)
+            if proposed.insight_id not in known_ids:
+                _LOG.debug("dropping %s of unknown insight id %r", proposed.op, proposed.insight_id)
                 continue
-            if op.op == "edit" and text is None:
-                _LOG.debug("dropping an edit of %s without text", op.insight_id)
+            if proposed.op == "edit" and text is None:
+                _LOG.debug("dropping an edit of %s without text", proposed.insight_id)
                 continue
-            op = op.model_copy(update={"text": text if op.op == "edit" else None})
+            op = proposed.model_copy(update={"text": text if proposed.op == "edit" else None})
         if known_roles:
             roles = [role for role in dict.fromkeys(op.roles) if role in known_roles]
             if len(roles) != len(op.roles):

@@ -524,9 +524,11 @@ class HeuristicLLM:
                     operations.append(InsightOp(op="agree", insight_id=match, roles=roles))
             else:
                 operations.append(InsightOp(op="add", text=text, roles=roles))
-        for insight in existing:
-            if insight.id not in agreed and evidence.contradicted(insight):
-                operations.append(InsightOp(op="remove", insight_id=insight.id))
+        operations.extend(
+            InsightOp(op="remove", insight_id=insight.id)
+            for insight in existing
+            if insight.id not in agreed and evidence.contradicted(insight)
+        )
         return InsightResult(operations=operations)
 
     # ---- projection -------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from graph_store.base import GraphStore
+from graph_store.base import GraphStore, check_op
 from graph_store.errors import (
     ConfigError,
     EmbeddingDimensionError,
@@ -36,7 +36,7 @@ from graph_store.errors import (
     UnknownNamespaceError,
     UserInputError,
 )
-from graph_store.model import Edge, EdgeKind, Node, NodeKind, check_id, check_namespace
+from graph_store.model import Edge, EdgeKind, Node, NodeKind
 from graph_store.neo4j import codec, cypher
 from graph_store.ops import (
     Count,
@@ -212,9 +212,8 @@ class Neo4jStore(GraphStore):
         self._call(work)
 
     # ---- the one entry point ---------------------------------------------------------
-    def batch(self, ops: Sequence[Op]) -> list[Any]:
+    def _batch(self, ops: list[Op]) -> list[Any]:
         self._ensure_open()
-        ops = list(ops)
         state = self._prepare(ops)
 
         def work(tx: neo4j.ManagedTransaction) -> list[Any]:
@@ -240,6 +239,8 @@ class Neo4jStore(GraphStore):
         """The batch on the driver's native asyncio API, one driver per event loop."""
         self._ensure_open()
         ops = list(ops)
+        for op in ops:
+            check_op(op)
         # Schema work (rare: first vector of a kind) stays on the sync driver, off-loop.
         state = await asyncio.to_thread(self._prepare, ops)
         driver = await self._async_driver()
@@ -355,16 +356,6 @@ class Neo4jStore(GraphStore):
                 vector = np.asarray(op.vector, dtype=np.float32)
                 if dim is not None and vector.shape != (dim,):
                     raise _dimension_error("query vector", vector, dim)
-            elif isinstance(op, GetNodes):
-                for node_id in op.ids:
-                    check_id(node_id)
-            elif isinstance(op, DeleteTask):
-                check_id(op.query_id)
-            elif isinstance(op, DeleteNodes):
-                for node_id in op.ids:
-                    check_id(node_id)
-            elif isinstance(op, DeleteNamespace):
-                check_namespace(op.namespace)
         if pending:
             self._call(lambda: self._create_vector_indexes(pending))
         return _BatchState(dict(self._dims), self._oversample)
@@ -662,8 +653,6 @@ def _vector_search(op: VectorSearch, state: _BatchState, stale_index: bool) -> P
         raise UserInputError(f"unknown vector field {op.field!r}")
     if op.k <= 0 or (kind, op.field) not in state.dims:
         return []
-    if op.namespace is not None:
-        check_namespace(op.namespace)
     vector = np.asarray(op.vector, dtype=np.float32)
     zero = not bool(np.any(vector))
     params: dict[str, Any] = {

@@ -91,7 +91,7 @@ class TeamRun:
             return None
         try:
             return call()
-        except Exception as exc:  # a memory failure of any kind must not reach the team
+        except Exception as exc:  # noqa: BLE001  a memory failure of any kind must not reach the team
             self.disabled = True
             message = (
                 f"gmem {what} failed ({type(exc).__name__}: {exc}); the team continues "

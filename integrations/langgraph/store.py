@@ -134,7 +134,7 @@ def _namespace_matches(condition: MatchCondition, namespace: tuple[str, ...]) ->
         if condition.match_type == "prefix"
         else namespace[len(namespace) - len(path) :]
     )
-    return all(p == "*" or p == n for p, n in zip(path, part, strict=True))
+    return all(p in ("*", n) for p, n in zip(path, part, strict=True))
 
 
 class GmemStore(BaseStore):

@@ -281,7 +281,7 @@ class _FinalOutput(AsyncCallbackHandler):
         self.run_id = run_id
         self.output: Any = None
 
-    async def on_chain_end(self, outputs: Any, *, run_id: uuid.UUID, **kwargs: Any) -> None:
+    async def on_chain_end(self, outputs: Any, *, run_id: uuid.UUID, **_: Any) -> None:
         if run_id == self.run_id:
             self.output = outputs
 
@@ -363,7 +363,7 @@ class MemoryGraph(Runnable[Any, Any]):
         try:
             threshold = self.session.memory.config.judge_success_threshold
             return verdict_to_outcome(self.judge(state), threshold)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  a user's judge may raise anything
             message = (
                 f"gmem judge failed ({type(exc).__name__}: {exc}); the run is stored "
                 "with an unknown outcome"
@@ -557,7 +557,7 @@ def with_memory(
     task_text: Callable[[Any], str]
     if isinstance(task, str):
         text = task
-        task_text = lambda state: text  # noqa: E731
+        task_text = lambda _state: text  # noqa: E731
     else:
         task_text = task or default_task_text(messages_key)
     session = _Session(memory, namespace, task_text, inject, messages_key, memory_key)

@@ -113,6 +113,8 @@ def test_round_trip_of_every_node_kind(store: GraphStore) -> None:
     assert got_q == q
     assert got_u == u
     assert isinstance(got_i, Insight) and got_i.props() == ins.props()
+    assert got_i.embedding is not None and ins.embedding is not None
+    assert got_i.graph_embedding is not None and ins.graph_embedding is not None
     assert np.allclose(got_i.embedding, ins.embedding)
     assert np.allclose(got_i.graph_embedding, ins.graph_embedding)
     bare = store.get_node(q.id)

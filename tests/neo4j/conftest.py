@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,10 +27,10 @@ class Neo4jSettings:
     user: str
     password: str
 
-    def open(self, **options: object) -> Neo4jStore:
+    def open(self, **options: Any) -> Neo4jStore:
         return Neo4jStore(
             self.uri, user=self.user, password=self.password, database="neo4j", **options
-        )  # type: ignore[arg-type]
+        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

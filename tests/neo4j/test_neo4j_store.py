@@ -331,6 +331,7 @@ def test_a_handle_recovers_vector_indexes_another_handle_dropped(
         other.delete_all()
         other.close()
         await neo4j_store.aput_nodes([q])
+        assert q.embedding is not None
         found = await neo4j_store.avector_search(NodeKind.QUERY, q.embedding, k=3)
         return [h.id for h in found]
 
@@ -478,5 +479,7 @@ def test_reindex_vectors_keeps_search_results(neo4j_store: Neo4jStore) -> None:
     before = neo4j_store.vector_search(NodeKind.QUERY, probe, k=5)
     neo4j_store.reindex_vectors()
     assert neo4j_store.vector_search(NodeKind.QUERY, probe, k=5) == before
-    hits = neo4j_store.vector_search(NodeKind.INSIGHT, np.ones(3), k=1, field="graph_embedding")
+    hits = neo4j_store.vector_search(
+        NodeKind.INSIGHT, np.ones(3, np.float32), k=1, field="graph_embedding"
+    )
     assert [h.id for h in hits] == [insight.id]

@@ -90,8 +90,8 @@ def test_edges_agree(pair: tuple[GraphStore, GraphStore]) -> None:
     ids = [n.id for n in ref.list_nodes(NodeKind.QUERY)][:10]
     for direction in ("out", "in", "both"):
         for kinds in (None, [EdgeKind.SIMILAR_TO, EdgeKind.NEXT]):
-            got = neo.get_edges(ids, kinds, direction)  # type: ignore[arg-type]
-            want = ref.get_edges(ids, kinds, direction)  # type: ignore[arg-type]
+            got = neo.get_edges(ids, kinds, direction)
+            want = ref.get_edges(ids, kinds, direction)
             assert sorted(got, key=lambda e: e.key) == sorted(want, key=lambda e: e.key)
 
 
