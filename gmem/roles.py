@@ -131,7 +131,7 @@ class RoleProjector:
         ):
             for t in (t for t in trajectories if t.outcome == outcome):
                 if self._add_trajectory(budget, t, role, label):
-                    rendered_t.append(t.query_id)
+                    rendered_t.append(t.query_id)  # noqa: PERF401  the test writes the budget
         text = "\n".join(budget.lines)
         if not rendered_i and not rendered_t:
             text = ""  # a header alone tells the agent nothing
