@@ -22,6 +22,6 @@ def plain_roles(text: str) -> str:
 
 
 class SphinxRolesAsCode(griffe.Extension):
-    def on_object(self, *, obj: griffe.Object, loader: griffe.GriffeLoader, **kwargs: Any) -> None:
+    def on_object(self, *, obj: griffe.Object, **_: Any) -> None:  # griffe passes more by keyword
         if obj.docstring is not None:
             obj.docstring.value = plain_roles(obj.docstring.value)
