@@ -10,7 +10,6 @@ from pathlib import Path
 
 from graph_store.base import GraphStore
 from graph_store.embedded import EmbeddedStore
-from graph_store.errors import ConfigError
 from graph_store.model import (
     DEFAULT_NAMESPACE,
     Edge,
@@ -25,8 +24,7 @@ from graph_store.model import (
     Utterance,
 )
 from graph_store.ops import Counts, Hit, Reached, Removed
-
-_NEO4J_SCHEMES = ("neo4j://", "neo4j+s://", "neo4j+ssc://", "bolt://", "bolt+s://", "bolt+ssc://")
+from graph_store.url import StoreURL, parse_store_url
 
 
 def open_store(url: str | Path, **options: object) -> GraphStore:
@@ -36,21 +34,12 @@ def open_store(url: str | Path, **options: object) -> GraphStore:
     :class:`EmbeddedStore`; ``neo4j://``/``bolt://`` URLs open a Neo4j store, with
     ``user``/``password`` options or ``GMEM_NEO4J_USER``/``GMEM_NEO4J_PASSWORD``.
     """
-    text = str(url)
-    if text.startswith(_NEO4J_SCHEMES):
+    where = parse_store_url(url)
+    if where.backend == "neo4j":
         from graph_store.neo4j import Neo4jStore
 
-        return Neo4jStore(text, **options)  # type: ignore[arg-type]
-    if text.startswith("sqlite://"):
-        text = text.removeprefix("sqlite://")
-        text = text.removeprefix("/") if text.startswith("//") else text
-        text = text or ":memory:"
-    elif "://" in text:
-        scheme = text.split("://", 1)[0]
-        raise ConfigError(
-            f"unknown store URL scheme {scheme!r}: use a file path, sqlite:///path or neo4j://host"
-        )
-    return EmbeddedStore(text, **options)  # type: ignore[arg-type]
+        return Neo4jStore(where.target, **options)  # type: ignore[arg-type]
+    return EmbeddedStore(where.target, **options)  # type: ignore[arg-type]
 
 
 __all__ = [
@@ -70,6 +59,8 @@ __all__ = [
     "QueryNode",
     "Reached",
     "Removed",
+    "StoreURL",
     "Utterance",
     "open_store",
+    "parse_store_url",
 ]

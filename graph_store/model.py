@@ -39,7 +39,8 @@ from graph_store.errors import InvalidIdError, InvalidNamespaceError, UserInputE
 
 DEFAULT_NAMESPACE = "default"
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
-_MAX_NAMESPACE = 200
+#: Longest namespace a store accepts; adapters that build namespaces check against it.
+MAX_NAMESPACE_LENGTH = 200
 
 
 class NodeKind(StrEnum):
@@ -99,8 +100,8 @@ def check_id(value: str) -> str:
 def check_namespace(value: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidNamespaceError("namespace must be a non-empty string")
-    if len(value) > _MAX_NAMESPACE:
-        raise InvalidNamespaceError(f"namespace is longer than {_MAX_NAMESPACE} characters")
+    if len(value) > MAX_NAMESPACE_LENGTH:
+        raise InvalidNamespaceError(f"namespace is longer than {MAX_NAMESPACE_LENGTH} characters")
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise InvalidNamespaceError("namespace must not contain control characters")
     return value

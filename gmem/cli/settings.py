@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from gmem.errors import ConfigError, NotFoundError
+from gmem.errors import NotFoundError
+from graph_store.url import parse_store_url
 
 if TYPE_CHECKING:
     from gmem.memory import Memory
 
 DEFAULT_STORE = "./.gmem/memory.db"
 DEFAULT_DEMO_STORE = "./.gmem/demo.db"  # the demo's own file, so it never meets a user's memory
-_SERVER_SCHEMES = ("neo4j://", "neo4j+s://", "neo4j+ssc://", "bolt://", "bolt+s://", "bolt+ssc://")
 
 
 @dataclass(frozen=True)
@@ -39,17 +39,7 @@ def settings(ctx: typer.Context) -> Settings:
 
 def store_file(url: str) -> Path | None:
     """The file behind an embedded store URL; None for servers and ``:memory:``."""
-    if url.startswith(_SERVER_SCHEMES) or url in (":memory:", "sqlite://", "sqlite:///"):
-        return None
-    if url.startswith("sqlite://"):
-        rest = url.removeprefix("sqlite://")
-        return Path(rest.removeprefix("/") if rest.startswith("//") else rest)
-    if "://" in url:
-        scheme = url.split("://", 1)[0]
-        raise ConfigError(
-            f"unknown store URL scheme {scheme!r}: use a file path, sqlite:///path or neo4j://host"
-        )
-    return Path(url)
+    return parse_store_url(url).file
 
 
 def open_memory(s: Settings, *, must_exist: bool = True, store: str | None = None) -> Memory:

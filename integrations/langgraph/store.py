@@ -49,11 +49,10 @@ from langgraph.store.base.embed import get_text_at_path, tokenize_path
 
 from gmem.embedding import TextEmbedder
 from graph_store import GraphStore, open_store
+from graph_store.model import MAX_NAMESPACE_LENGTH, NodeKind
 from graph_store.model import Item as ItemNode
-from graph_store.model import NodeKind
 from graph_store.ops import DeleteNodes, GetNodes, ListNodes, PutNodes, VectorSearch
 
-_MAX_NAMESPACE = 200
 #: Metadata keys: the number of indexed texts of an item, and a vector node's item id.
 _VECTORS = "vectors"
 _VECTOR_OF = "vector_of"
@@ -173,10 +172,10 @@ class GmemStore(BaseStore):
                 f"invalid namespace {namespace!r}: labels must be non-empty and contain no '.'"
             )
         name = self.prefix + ".".join(namespace)
-        if len(name) > _MAX_NAMESPACE:
+        if len(name) > MAX_NAMESPACE_LENGTH:
             raise InvalidNamespaceError(
                 f"namespace {namespace!r} is too long for gmem ({len(name)} > "
-                f"{_MAX_NAMESPACE} characters with the prefix)"
+                f"{MAX_NAMESPACE_LENGTH} characters with the prefix)"
             )
         return name
 
