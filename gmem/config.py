@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from graph_store.errors import ConfigError
 
-_LIST_FIELDS = frozenset({"insight_weights", "no_op_markers"})
+_LIST_FIELDS = frozenset({"insight_weights", "no_op_markers", "reserved_namespace_prefixes"})
 
 
 class MemoryConfig(BaseModel):
@@ -154,6 +154,18 @@ class MemoryConfig(BaseModel):
     # --- integrations ---------------------------------------------------------------------
     judge_success_threshold: float = Field(
         0.5, ge=0, le=1, description="A judge's score at or above this counts as success."
+    )
+    # --- input limits (checked at the public API, before any LLM call or write) --------
+    max_text_chars: int = Field(
+        1_000_000, ge=1, description="Longest task text, message or metadata string accepted."
+    )
+    max_metadata_depth: int = Field(
+        16, ge=1, le=200, description="Deepest nesting of metadata accepted on a task or message."
+    )
+    reserved_namespace_prefixes: tuple[str, ...] = Field(
+        ("langgraph:",),
+        description="Namespace prefixes kept for adapters' own records (LangGraph's store); "
+        "team memory may not use them, so the two can never share a namespace.",
     )
     # --- LLM ----------------------------------------------------------------------------
     llm_max_retries: int = Field(2, ge=0, description="Re-asks after invalid JSON or 429/5xx.")

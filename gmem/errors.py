@@ -42,6 +42,10 @@ class EmbedderUnavailableError(GmemError):
     """The configured text embedder cannot be loaded on this machine."""
 
 
+class EmbedderOutputError(GmemError):
+    """The embedder returned vectors gmem cannot store (NaN, wrong shape or dimension)."""
+
+
 class TokenizerUnavailableError(GmemError):
     """The tokenizer used for token budgets cannot be loaded without a download."""
 
@@ -52,6 +56,7 @@ class LLMError(GmemError):
 
 __all__ = [
     "ConfigError",
+    "EmbedderOutputError",
     "EmbedderUnavailableError",
     "EmbeddingDimensionError",
     "GmemError",

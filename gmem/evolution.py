@@ -10,6 +10,7 @@ merged every ``merge_every`` new tasks, in a transaction of its own.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,6 +56,9 @@ from graph_store.ops import (
     PutNodes,
     VectorSearch,
 )
+from graph_store.redact import describe_exception
+
+_LOG = logging.getLogger("gmem.evolution")
 
 
 @dataclass
@@ -106,6 +110,8 @@ class EvolutionReport:
     retired: list[str] = field(default_factory=list)
     related_edges: int = 0
     merged: list[tuple[str, list[str]]] = field(default_factory=list)
+    #: False when ``Memory.ingest`` found the trajectory already stored and wrote nothing.
+    stored: bool = True
 
 
 def _views(utts: list[Utterance]) -> list[StepView]:
@@ -356,7 +362,12 @@ class Evolver:
         self._embed_texts(changed)
         self.store.batch([PutNodes([query, *utts, *changed.values()]), PutEdges(edges)])
         if is_new and self._merge_due(a.namespace):
-            report.merged = self.merge(a.namespace, query.id)
+            # The attempt is committed: a failed merge must not make finish() raise (the
+            # caller would believe nothing was stored); the next merge point retries it.
+            try:
+                report.merged = self.merge(a.namespace, query.id)
+            except Exception as exc:  # noqa: BLE001 - any failure: the attempt is stored
+                _LOG.warning("insight merge skipped: %s", describe_exception(exc))
         return report
 
     def _merge_due(self, namespace: str) -> bool:

@@ -13,8 +13,15 @@ from pydantic import JsonValue
 
 from gmem.config import MemoryConfig
 from gmem.embedding import TextEmbedder, make_embedder
-from gmem.errors import NotFoundError, TrajectoryError, UnknownNamespaceError, UserInputError
+from gmem.errors import (
+    InvalidNamespaceError,
+    NotFoundError,
+    TrajectoryError,
+    UnknownNamespaceError,
+    UserInputError,
+)
 from gmem.evolution import Attempt, EvolutionReport, Evolver
+from gmem.inputs import check_text, checked_embedder
 from gmem.llm import LLM, make_llm
 from gmem.llm.protocol import UsageLedger
 from gmem.recall import Recall
@@ -22,19 +29,28 @@ from gmem.retrieval import Retriever
 from gmem.roles import RoleProjector
 from gmem.task import Task
 from gmem.tokens import TokenCounter
-from gmem.trajectory import Trajectory, parse_trajectory, read_jsonl
+from gmem.trajectory import Trajectory, parse_trajectory, read_jsonl, step_id, trajectory_key
 from graph_store import GraphStore, open_store
 from graph_store.model import (
     DEFAULT_NAMESPACE,
     EdgeKind,
     Insight,
     NodeKind,
+    Outcome,
     QueryNode,
     Utterance,
     check_id,
     check_namespace,
 )
-from graph_store.ops import Counts, DeleteNamespace, DeleteTask, PutNodes, Removed
+from graph_store.ops import (
+    Counts,
+    DeleteEdges,
+    DeleteNamespace,
+    DeleteNodes,
+    DeleteTask,
+    PutNodes,
+    Removed,
+)
 
 
 @dataclass
@@ -52,6 +68,8 @@ class IngestResult:
     ingested: int = 0
     skipped: list[tuple[int, str]] = field(default_factory=list)
     reports: list[EvolutionReport] = field(default_factory=list)
+    #: Trajectories found already stored (an earlier or interrupted run), not written again.
+    already_stored: int = 0
 
 
 class Memory:
@@ -78,7 +96,7 @@ class Memory:
     ) -> None:
         self.config = config or MemoryConfig.from_env()
         self.store = store if isinstance(store, GraphStore) else open_store(store)
-        self.embedder = (
+        self.embedder = checked_embedder(
             embedder
             if embedder is not None and not isinstance(embedder, str)
             else make_embedder(embedder)
@@ -123,17 +141,36 @@ class Memory:
     ) -> Task:
         """Start an attempt at a task. ``roles`` (names, or names to descriptions) makes
         recording or recalling for an undeclared role an error."""
-        if not isinstance(text, str) or not text.strip():
-            raise UserInputError("task text must not be empty")
-        return Task(self, text.strip(), check_namespace(namespace), roles, metadata)
+        text = self._task_text(text)
+        return Task(self, text, self._team_namespace(namespace), roles, metadata)
 
     def recall(self, text: str, namespace: str = DEFAULT_NAMESPACE) -> Recall:
         """Traverse the hierarchy for a task: past queries, insights, condensed traces."""
-        if not isinstance(text, str) or not text.strip():
-            raise UserInputError("task text must not be empty")
-        recall = self._retriever.retrieve(text.strip(), check_namespace(namespace))
+        text = self._task_text(text)
+        # Reading an adapter's namespace is harmless (it holds no team memory), so only
+        # the writing calls refuse reserved prefixes.
+        recall = self._retriever.retrieve(text, check_namespace(namespace))
         recall._project = self._projector
         return recall
+
+    def _task_text(self, text: object) -> str:
+        check_text(text, "task text", self.config.max_text_chars)
+        assert isinstance(text, str)
+        if not text.strip():
+            raise UserInputError("task text must not be empty")
+        return text.strip()
+
+    def _team_namespace(self, namespace: str) -> str:
+        """A namespace team memory may use: valid, and outside the adapters' prefixes
+        (``langgraph:`` holds LangGraph store items; sharing it would mix the two)."""
+        check_namespace(namespace)
+        for prefix in self.config.reserved_namespace_prefixes:
+            if prefix and namespace.startswith(prefix):
+                raise InvalidNamespaceError(
+                    f"namespace {namespace!r} starts with {prefix!r}, which is reserved for "
+                    "adapter records; choose another name for team memory"
+                )
+        return namespace
 
     async def arecall(self, text: str, namespace: str = DEFAULT_NAMESPACE) -> Recall:
         return await asyncio.to_thread(self.recall, text, namespace)
@@ -155,25 +192,47 @@ class Memory:
         past tasks whose memory the trajectory was played with; they become
         USED_MEMORY_OF edges, as a live task's recall would. No insight is credited: a
         replay cannot say which lessons its team read.
+
+        Idempotent: a trajectory is keyed by its ``id`` or its content, and its utterances
+        get ids derived from that key, so ingesting it again (a rerun after a crash, the
+        same file twice) finds it stored and writes nothing; the report then says
+        ``stored=False``. Each trajectory is one write batch: it is stored whole or not.
         """
+        cfg = self.config
         traj = (
-            trajectory if isinstance(trajectory, Trajectory) else parse_trajectory(dict(trajectory))
+            trajectory
+            if isinstance(trajectory, Trajectory)
+            else parse_trajectory(trajectory, cfg.max_metadata_depth, cfg.max_text_chars)
         )
-        task = self.task(traj.task, traj.namespace or namespace, metadata=traj.metadata)
+        space = self._team_namespace(traj.namespace or namespace)
+        key = trajectory_key(traj, space)
+        ids = [step_id(key, i) for i in range(len(traj.steps))]
+        found = self.store.get_node(ids[0])
+        if isinstance(found, Utterance):
+            return EvolutionReport(
+                query_id=found.query_id,
+                attempt=found.attempt,
+                outcome=Outcome.UNKNOWN
+                if traj.success is None
+                else Outcome("success" if traj.success else "failure"),
+                new_query=False,
+                utterances=0,
+                key_steps=0,
+                stored=False,
+            )
+        task = self.task(traj.task, space, metadata=traj.metadata)
+        task._step_ids = iter(ids)
         task.used_memory_of([*traj.used_queries, *used_queries])
-        ids: list[str] = []
         for step in traj.steps:
-            ids.append(
-                task.record(
-                    step.agent,
-                    step.role,
-                    step.content,
-                    replies_to=[ids[r] for r in step.replies_to],
-                    action=step.action,
-                    observation=step.observation,
-                    reward=step.reward,
-                    metadata=step.metadata,
-                )
+            task.record(
+                step.agent,
+                step.role,
+                step.content,
+                replies_to=[ids[r] for r in step.replies_to],
+                action=step.action,
+                observation=step.observation,
+                reward=step.reward,
+                metadata=step.metadata,
             )
         return task.finish(traj.success, traj.score)
 
@@ -187,17 +246,31 @@ class Memory:
     ) -> IngestResult:
         """Ingest a JSONL file. Every line is validated before anything is written, so a bad
         line imports nothing unless ``skip_bad`` is set (then bad lines are reported)."""
-        check_namespace(namespace)
+        self._team_namespace(namespace)
+        cfg = self.config
         result = IngestResult()
         good: list[Trajectory] = []
-        for number, item in read_jsonl(path, skip_bad=skip_bad):
-            if isinstance(item, TrajectoryError):
-                result.skipped.append((number, str(item)))
+        lines = read_jsonl(path, skip_bad, cfg.max_metadata_depth, cfg.max_text_chars)
+        for number, item in lines:
+            checked: Trajectory | TrajectoryError = item
+            if isinstance(item, Trajectory):
+                try:
+                    self._team_namespace(item.namespace or namespace)
+                except UserInputError as exc:
+                    if not skip_bad:
+                        raise TrajectoryError(f"{path}:{number}: {exc}") from None
+                    checked = TrajectoryError(str(exc))
+            if isinstance(checked, TrajectoryError):
+                result.skipped.append((number, str(checked)))
             else:
-                good.append(item)
+                good.append(checked)
         for traj in good:
-            result.reports.append(self.ingest(traj, namespace))
-            result.ingested += 1
+            report = self.ingest(traj, namespace)
+            if report.stored:
+                result.reports.append(report)
+                result.ingested += 1
+            else:
+                result.already_stored += 1
         return result
 
     # ---- inspection ------------------------------------------------------------------
@@ -263,28 +336,67 @@ class Memory:
 
     # ---- forgetting ------------------------------------------------------------------
     def forget_task(self, query_id: str) -> Removed:
-        """Delete a task and its traces; insights keep their other evidence."""
+        """Erase a task: its query, traces and edges, and what memory derived from it.
+
+        Forgetting is erasure, not unlinking: an insight whose text this task wrote (it
+        added the insight, edited it, or wrote one of the insights merged into it) holds
+        the task's words, so it is deleted, whatever other evidence it gathered since.
+        Every other insight loses the task's id from its evidence lists and provenance
+        (the provenance step stays, without the id), and ``RELATED_TO`` edges recorded
+        for this task go. The embedded store runs with ``secure_delete`` and checkpoints
+        its log after a delete, so the words do not linger in the file either.
+        """
         check_id(query_id)
         node = self.store.get_node(query_id)
         if not isinstance(node, QueryNode):
             raise NotFoundError(f"no task with id {query_id}")
-        edges = self.store.get_edges([query_id], [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS])
-        touched = [
-            n
-            for n in self.store.get_nodes([e.dst for e in edges], with_vectors=True)
+        insights = {
+            n.id: n
+            for n in self.store.list_nodes(NodeKind.INSIGHT, node.namespace, with_vectors=True)
             if isinstance(n, Insight)
-        ]
-        cleaned = [
-            n.model_copy(
-                update={
-                    "supporting": [q for q in n.supporting if q != query_id],
-                    "contradicting": [q for q in n.contradicting if q != query_id],
-                }
+        }
+        authored = _written_by(query_id, insights)
+        cleaned: list[Insight] = []
+        for ins in insights.values():
+            if ins.id in authored:
+                continue
+            mentions = (
+                query_id in ins.supporting
+                or query_id in ins.contradicting
+                or any(p.query_id == query_id for p in ins.provenance)
             )
-            for n in touched
+            if mentions:
+                provenance = [
+                    p.model_copy(update={"query_id": None}) if p.query_id == query_id else p
+                    for p in ins.provenance
+                ]
+                cleaned.append(
+                    ins.model_copy(
+                        update={
+                            "supporting": [q for q in ins.supporting if q != query_id],
+                            "contradicting": [q for q in ins.contradicting if q != query_id],
+                            "provenance": provenance,
+                        }
+                    )
+                )
+        related = [
+            e.key
+            for e in self.store.get_edges(list(insights), [EdgeKind.RELATED_TO], "out")
+            if e.props.get("query_id") == query_id
         ]
-        result: Removed = self.store.batch([PutNodes(cleaned), DeleteTask(query_id)])[1]
-        return result
+        results = self.store.batch(
+            [
+                PutNodes(cleaned),
+                DeleteEdges(related),
+                DeleteNodes(sorted(authored)),
+                DeleteTask(query_id),
+            ]
+        )
+        derived: Removed = results[2]
+        task: Removed = results[3]
+        return Removed(
+            nodes=derived.nodes + task.nodes, edges=derived.edges + task.edges + results[1]
+        )
 
     def forget_namespace(self, namespace: str) -> Removed:
         check_namespace(namespace)
@@ -301,3 +413,27 @@ class Memory:
         namespace: str = DEFAULT_NAMESPACE,
     ) -> list[EvolutionReport]:
         return [self.ingest(t, namespace) for t in trajectories]
+
+
+def _written_by(query_id: str, insights: Mapping[str, Insight]) -> set[str]:
+    """Insights whose text the task wrote, directly (add, edit) or through a merge that
+    absorbed one of them: the merged text was composed from theirs."""
+    authored = {
+        i
+        for i, ins in insights.items()
+        if any(p.operation in ("add", "edit") and p.query_id == query_id for p in ins.provenance)
+    }
+    grew = True
+    while grew:  # a merge of a merge: follow "absorbed" until nothing new is reached
+        grew = False
+        for i, ins in insights.items():
+            if i in authored:
+                continue
+            for p in ins.provenance:
+                if p.operation == "merge" and p.detail.startswith("absorbed "):
+                    sources = p.detail.removeprefix("absorbed ").split(",")
+                    if authored.intersection(sources):
+                        authored.add(i)
+                        grew = True
+                        break
+    return authored

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -19,8 +20,10 @@ from gmem.errors import (
     UserInputError,
 )
 from gmem.evolution import Attempt, EvolutionReport, PendingStep
+from gmem.inputs import check_metadata, check_name, check_optional_text, check_reward, check_text
 from gmem.recall import Recall, RoleMemory
 from graph_store.model import Outcome, Utterance, new_id, query_id_for
+from graph_store.redact import describe_exception
 
 if TYPE_CHECKING:
     from gmem.memory import Memory
@@ -32,6 +35,9 @@ def _is_id(ref: str) -> bool:
     return bool(_ID.match(ref))
 
 
+_LOG = logging.getLogger("gmem.task")
+
+
 class Task:
     """One attempt at one task. Use as a context manager or call :meth:`finish` yourself.
 
@@ -41,6 +47,15 @@ class Task:
     naming the task). It is not kept as an unknown outcome: a forgotten ``finish`` is a
     bug in the caller, and storing guesses would teach memory from runs nobody judged.
     Call ``finish(success=None)`` to store an attempt whose outcome is unknown.
+
+    Commit semantics: :meth:`finish` either stores the whole attempt and returns its
+    report, or raises and stores nothing (it may then be called again). The context
+    manager never finishes a second time after a failed :meth:`finish`, so an outage
+    during ``finish(success=True)`` cannot turn the team's success into a stored failure;
+    and the caller's own exception always leaves the block as itself: if storing the
+    failed attempt fails too, that is logged and attached to it as a note. What is stored
+    of the caller's exception is its type name (``metadata["error"]``), never its text,
+    which may quote a credential, nor the traceback.
     """
 
     def __init__(
@@ -54,18 +69,30 @@ class Task:
         self.memory = memory
         self.text = text
         self.namespace = namespace
+        cfg = memory.config
         if roles is None:
             self.roles: dict[str, str] | None = None
         elif isinstance(roles, Mapping):
-            self.roles = dict(roles)
+            self.roles = {
+                check_name(r, "role"): check_text(d, "role description", cfg.max_text_chars)
+                for r, d in roles.items()
+            }
+        elif isinstance(roles, str):
+            raise UserInputError("roles must be a list of names or a mapping, not one string")
         else:
-            self.roles = {r: "" for r in roles}
-        self.metadata: dict[str, JsonValue] = dict(metadata or {})
+            self.roles = {check_name(r, "role"): "" for r in roles}
+        self.metadata: dict[str, JsonValue] = check_metadata(
+            metadata, "task metadata", cfg.max_metadata_depth, cfg.max_text_chars
+        )
         self._steps: list[PendingStep] = []
         self._ids: set[str] = set()
         self._recall: Recall | None = None
         self._shown_roles: set[str] = set()
         self._declared_queries: list[str] = []
+        self._finish_failed = False
+        # Utterance ids to use instead of random ones (ingest derives them from the
+        # trajectory's key, which is what makes a rerun recognise a stored trajectory).
+        self._step_ids: Iterator[str] | None = None
         self.report: EvolutionReport | None = None
 
     # ---- state -------------------------------------------------------------------------
@@ -82,8 +109,7 @@ class Task:
             raise TaskStateError(f"cannot {what}: the task was already finished")
 
     def _check_role(self, role: str) -> None:
-        if not role or not role.strip():
-            raise UserInputError("role must be a non-empty string")
+        check_name(role, "role")
         if self.roles is not None and role not in self.roles:
             known = ", ".join(sorted(self.roles)) or "none"
             raise UnknownRoleError(f"unknown role {role!r}; this task declared: {known}")
@@ -138,11 +164,16 @@ class Task:
     ) -> str:
         """Record one message; returns its utterance id for later ``replies_to``."""
         self._check_open("record")
+        cfg = self.memory.config
         self._check_role(role)
-        if not agent or not agent.strip():
-            raise UserInputError("agent must be a non-empty string")
-        if not isinstance(content, str):
-            raise UserInputError("content must be a string")
+        check_name(agent, "agent")
+        check_text(content, "content", cfg.max_text_chars)
+        action = check_optional_text(action, "action", cfg.max_text_chars)
+        observation = check_optional_text(observation, "observation", cfg.max_text_chars)
+        reward = check_reward(reward)
+        checked = check_metadata(metadata, "metadata", cfg.max_metadata_depth, cfg.max_text_chars)
+        if isinstance(replies_to, str | Utterance):
+            replies_to = [replies_to]
         targets = [r.id if isinstance(r, Utterance) else r for r in replies_to]
         for target in targets:
             if target not in self._ids:
@@ -151,7 +182,7 @@ class Task:
                     "utterances recorded earlier in the same task"
                 )
         step = PendingStep(
-            id=new_id(),
+            id=new_id() if self._step_ids is None else next(self._step_ids),
             agent=agent,
             role=role,
             content=content,
@@ -159,7 +190,7 @@ class Task:
             observation=observation,
             reward=reward,
             replies_to=list(dict.fromkeys(targets)),
-            metadata=dict(metadata or {}),
+            metadata=checked,
         )
         self._steps.append(step)
         self._ids.add(step.id)
@@ -197,7 +228,13 @@ class Task:
             used_insights=used_insights,
             metadata=self.metadata,
         )
-        self.report = self.memory._evolve(attempt)
+        try:
+            self.report = self.memory._evolve(attempt)
+        except BaseException:
+            # Nothing was committed (the attempt is one write batch); the caller may retry,
+            # but the context manager must not finish it again with another outcome.
+            self._finish_failed = True
+            raise
         return self.report
 
     async def afinish(self, success: bool | None, score: float | None = None) -> EvolutionReport:
@@ -213,17 +250,27 @@ class Task:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if isinstance(exc, Exception) and not self.finished and self._steps:
-            self.metadata.setdefault("error", f"{type(exc).__name__}: {exc}"[:500])
+        if self.finished or not self._steps:
+            return
+        if exc is None:
+            if not self._finish_failed:
+                warnings.warn(
+                    f"task {self.text[:80]!r} ended without finish(): its {len(self._steps)} "
+                    "recorded step(s) were not stored; call finish(success=...) before "
+                    "leaving the with block (success=None for an unknown outcome)",
+                    UnfinishedTaskWarning,
+                    stacklevel=2,
+                )
+            return
+        if not isinstance(exc, Exception) or self._finish_failed:
+            return  # a finish already ran and stored nothing; never store another outcome
+        self.metadata.setdefault("error", type(exc).__name__)
+        try:
             self.finish(success=False)
-        elif exc is None and not self.finished and self._steps:
-            warnings.warn(
-                f"task {self.text[:80]!r} ended without finish(): its {len(self._steps)} "
-                "recorded step(s) were not stored; call finish(success=...) before leaving "
-                "the with block (success=None for an unknown outcome)",
-                UnfinishedTaskWarning,
-                stacklevel=2,
-            )
+        except Exception as failure:  # noqa: BLE001 - the caller's exception must win
+            why = describe_exception(failure)
+            _LOG.warning("the failed attempt at a task was not stored: %s", why)
+            exc.add_note(f"gmem: the failed attempt was not stored ({why})")
 
     async def __aenter__(self) -> Self:
         return self

@@ -14,11 +14,21 @@ One JSON object per line::
 ``replies_to`` holds indices of earlier steps of the same trajectory. ``success`` may be
 ``null`` (outcome unknown); ``namespace`` defaults to the one given to the reader.
 ``used_queries`` (optional) names the past tasks, by query id or task text, whose memory
-the team was given, so that replayed history keeps its USED_MEMORY_OF edges.
+the team was given, so that replayed history keeps its USED_MEMORY_OF edges. An
+optional ``"id"`` names the trajectory; without one, its content is its identity (see
+:func:`trajectory_key`), so ingesting the same file twice, or again after an interrupted
+run, stores each trajectory once.
+
+The file is read as JSON Lines: UTF-8 (a leading byte-order mark is accepted), records
+separated by ``\n`` only (``\r\n`` works too), so U+2028, U+0085 and other characters
+that ``str.splitlines`` would break on may appear inside a record, as
+``json.dumps(ensure_ascii=False)`` writes them. Nesting is bounded: a record nested deeper
+than the limit is reported as a bad line, never a ``RecursionError``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +36,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
 from gmem.errors import TrajectoryError, UserInputError
+from gmem.inputs import check_json, check_name
+
+#: Levels a record adds above a step's metadata: the record, ``steps``, the step itself.
+_RECORD_LEVELS = 3
+_DEFAULT_METADATA_DEPTH = 16
 
 
 class TrajectoryStep(BaseModel):
@@ -39,9 +54,16 @@ class TrajectoryStep(BaseModel):
     replies_to: list[int] = Field(default_factory=list)
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
 
+    @field_validator("agent", "role")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        # The same rule Task.record applies, so a file is refused before anything is written.
+        return check_name(v, "name")
+
 
 class Trajectory(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(default=None, min_length=1, max_length=200)
     task: str
     success: bool | None
     score: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -76,26 +98,55 @@ def _one_line(exc: ValidationError) -> str:
     return f"{where}: {msg}"
 
 
-def parse_trajectory(data: object) -> Trajectory:
+def parse_trajectory(
+    data: object,
+    max_depth: int = _DEFAULT_METADATA_DEPTH,
+    max_chars: int = 1_000_000,
+) -> Trajectory:
+    """Validate one trajectory; ``max_depth`` bounds the nesting of its metadata."""
     try:
-        return Trajectory.model_validate(data)
+        plain = check_json(data, "trajectory", max_depth + _RECORD_LEVELS, max_chars)
+    except UserInputError as exc:
+        raise TrajectoryError(f"invalid trajectory: {exc}") from None
+    try:
+        return Trajectory.model_validate(plain)
     except ValidationError as exc:
         raise TrajectoryError(f"invalid trajectory: {_one_line(exc)}") from None
 
 
+def trajectory_key(trajectory: Trajectory, namespace: str) -> str:
+    """The stable identity of a trajectory in a namespace: its ``id`` if it has one, else
+    a hash of its content (canonical JSON), so a rerun recognises what it stored before."""
+    if trajectory.id is not None:
+        basis = f"id\x00{trajectory.id}"
+    else:
+        content = trajectory.model_dump(mode="json", exclude={"id", "namespace"})
+        basis = "content\x00" + json.dumps(content, sort_keys=True, ensure_ascii=False)
+    material = f"{namespace}\x00{basis}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(material).hexdigest()[:32]
+
+
+def step_id(key: str, index: int) -> str:
+    """The utterance id of step ``index`` of the trajectory with ``key``."""
+    return hashlib.sha256(f"{key}\x00step\x00{index}".encode()).hexdigest()[:32]
+
+
 def read_jsonl(
-    path: str | Path, skip_bad: bool = False
+    path: str | Path,
+    skip_bad: bool = False,
+    max_depth: int = _DEFAULT_METADATA_DEPTH,
+    max_chars: int = 1_000_000,
 ) -> Iterator[tuple[int, Trajectory | TrajectoryError]]:
     """Yield ``(line_number, trajectory)``; with ``skip_bad`` a bad line yields its error.
 
     Without ``skip_bad`` the first bad line raises, naming the file and line.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise UserInputError(f"cannot read {path}: {reason}") from None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -103,7 +154,11 @@ def read_jsonl(
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise TrajectoryError(f"invalid JSON ({exc.msg})") from None
-            yield number, parse_trajectory(data)
+            except ValueError as exc:  # e.g. an integer longer than Python converts
+                raise TrajectoryError(f"invalid JSON ({exc})") from None
+            except RecursionError:
+                raise TrajectoryError("JSON nested too deeply") from None
+            yield number, parse_trajectory(data, max_depth, max_chars)
         except TrajectoryError as exc:
             if not skip_bad:
                 raise TrajectoryError(f"{path}:{number}: {exc}") from None

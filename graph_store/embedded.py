@@ -150,6 +150,8 @@ class EmbeddedStore(GraphStore):
             db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
         db.execute("PRAGMA busy_timeout=10000")
+        # Forgetting is erasure: deleted rows are overwritten, not left in free pages.
+        db.execute("PRAGMA secure_delete=ON")
         if app_id == 0:
             # One script, one transaction: a crash leaves either no schema or all of it.
             db.executescript(
@@ -231,6 +233,12 @@ class EmbeddedStore(GraphStore):
                 self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
                 for index in self._indexes.values():
                     index.compact()
+            erased = any(isinstance(r, Removed) and r.nodes for r in results)
+            if erased and self.path != ":memory:":
+                # The write-ahead log still holds the deleted rows' old pages; copying it
+                # into the (securely deleted) file and truncating it finishes the erasure.
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return results
 
     def _refresh_if_changed(self) -> None:

@@ -41,6 +41,8 @@ DEFAULT_NAMESPACE = "default"
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 #: Longest namespace a store accepts; adapters that build namespaces check against it.
 MAX_NAMESPACE_LENGTH = 200
+#: Longest agent or role name a stored utterance may carry.
+MAX_NAME_CHARS = 200
 
 
 class NodeKind(StrEnum):
@@ -102,8 +104,10 @@ def check_namespace(value: str) -> str:
         raise InvalidNamespaceError("namespace must be a non-empty string")
     if len(value) > MAX_NAMESPACE_LENGTH:
         raise InvalidNamespaceError(f"namespace is longer than {MAX_NAMESPACE_LENGTH} characters")
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise InvalidNamespaceError("namespace must not contain control characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise InvalidNamespaceError(
+            "namespace must not contain control characters or lone surrogates"
+        )
     return value
 
 
@@ -206,8 +210,8 @@ class Utterance(_Node):
     query_id: str
     attempt: int = Field(default=1, ge=1)
     step: int = Field(ge=0)
-    agent: str = Field(min_length=1, max_length=200)
-    role: str = Field(min_length=1, max_length=200)
+    agent: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    role: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     content: str
     tokens: int = Field(default=0, ge=0)
     action: str | None = None

@@ -414,7 +414,7 @@ def test_exception_inside_task_block_records_a_failure(make_memory) -> None:  # 
         raise RuntimeError("tool crashed")
     q = mem.store.get_node(query_id_for("default", "clean the mug"))
     assert isinstance(q, QueryNode) and q.outcome == Outcome.FAILURE
-    assert q.metadata["error"] == "RuntimeError: tool crashed"
+    assert q.metadata["error"] == "RuntimeError"  # the type only: the text may hold secrets
 
 
 def test_task_left_without_finish_warns_by_name_and_stores_nothing(make_memory) -> None:  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ from gmem.cli.export import FORMATS
 from gmem.cli.settings import open_memory, settings
 from gmem.errors import InvalidIdError, NotFoundError, UnknownNamespaceError, UserInputError
 from graph_store.model import DEFAULT_NAMESPACE, EdgeKind, check_namespace
+from graph_store.redact import redact_url
 
 if TYPE_CHECKING:
     from gmem.memory import Memory
@@ -81,9 +82,11 @@ def ingest(
         for number, why in result.skipped:
             render.console(stderr=True).print(f"skipped {file}:{number}: {why}", markup=False)
         added = sum(len(r.added) for r in result.reports)
+        again = f", {result.already_stored} already stored" if result.already_stored else ""
         out.print(
             f"Ingested {result.ingested} trajectories into namespace {namespace!r} "
-            f"({added} insights added, {len(result.skipped)} lines skipped)."
+            f"({added} insights added, {len(result.skipped)} lines skipped{again}).",
+            markup=False,
         )
 
 
@@ -109,7 +112,7 @@ def insights(
         if as_json:
             render.emit_json([render.insight_json(n) for n in nodes])
         else:
-            title = "Insights" + (f" for the {role}" if role else "")
+            title = "Insights" + (f" for the {render.markup_safe(role)}" if role else "")
             render.console().print(render.insights_table(nodes, title))
 
 
@@ -180,7 +183,7 @@ def stats(
         if as_json:
             render.emit_json(render.stats_json(counts, spaces))
         else:
-            title = f"Memory size per tier ({', '.join(spaces) or 'empty'})"
+            title = f"Memory size per tier ({render.markup_safe(', '.join(spaces) or 'empty')})"
             render.console().print(render.stats_table(counts, title))
 
 
@@ -300,6 +303,7 @@ def migrate(
         return
     render.console().print(
         f"copied {report.source.total_nodes} nodes and {report.source.total_edges} edges "
-        f"from {source} to {target}; the target now holds {report.target.total_nodes} nodes "
-        f"and {report.target.total_edges} edges"
+        f"from {redact_url(source)} to {redact_url(target)}; the target now holds "
+        f"{report.target.total_nodes} nodes and {report.target.total_edges} edges",
+        markup=False,
     )

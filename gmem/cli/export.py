@@ -43,6 +43,18 @@ def snapshot(store: GraphStore, namespace: str | None = None) -> Snapshot:
 
 
 # ---- JSON ------------------------------------------------------------------------------
+def _finite(value: Any) -> Any:
+    """NaN and infinities as ``null``: JSON has no literal for them (``NaN`` is Python's
+    extension, which strict readers reject)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def to_json(snap: Snapshot) -> str:
     data = {
         "nodes": [{"kind": n.kind.value, **n.props()} for n in snap.nodes],
@@ -50,20 +62,44 @@ def to_json(snap: Snapshot) -> str:
             {"kind": e.kind.value, "src": e.src, "dst": e.dst, "props": e.props} for e in snap.edges
         ],
     }
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    return json.dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False)
 
 
 # ---- GraphML ---------------------------------------------------------------------------
+# Characters XML 1.0 cannot hold even escaped: C0 controls but tab, newline and carriage
+# return, lone surrogates and the two non-characters U+FFFE/U+FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    """Text XML can carry: each forbidden character written as a visible ``\\uXXXX``
+    escape; in such a text backslashes are doubled first, so escapes read back unambiguously."""
+    if not _NOT_XML.search(text):
+        return text
+    return _NOT_XML.sub(_escape_char, text.replace("\\", "\\\\"))
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def _flat(props: dict[str, Any]) -> dict[str, str | int | float | bool]:
-    """GraphML attributes must be scalars: nested values become JSON text, None is dropped."""
+    """GraphML attributes must be scalars: nested values become JSON text, None is dropped,
+    and text is made XML-safe (see :func:`_xml_text`)."""
     out: dict[str, str | int | float | bool] = {}
     for key, value in props.items():
         if value is None:
             continue
-        if isinstance(value, bool | int | float | str):
-            out[key] = value
+        if isinstance(value, float) and not math.isfinite(value):
+            continue
+        if isinstance(value, str):
+            out[_xml_text(key)] = _xml_text(value)
+        elif isinstance(value, bool | int | float):
+            out[_xml_text(key)] = value
         else:
-            out[key] = json.dumps(value, ensure_ascii=False)
+            # JSON text already escapes controls; a lone surrogate becomes a JSON escape.
+            text = json.dumps(_finite(value), ensure_ascii=False, allow_nan=False)
+            out[_xml_text(key)] = _NOT_XML.sub(_escape_char, text)
     return out
 
 

@@ -50,6 +50,12 @@ def clip(text: str, limit: int = 90) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def markup_safe(value: object) -> str:
+    """Stored or user-given text to embed in a rich markup string: ``[/bold]`` in a task,
+    ``[/x]`` in a namespace stay literal instead of being parsed (or crashing the render)."""
+    return escape(str(value))
+
+
 def cell(text: str, limit: int = 90) -> Text:
     """Stored text as a table cell, never parsed as rich markup ("[action]" stays)."""
     return Text(clip(text, limit))
@@ -179,7 +185,8 @@ def task_json(view: TaskView, replies: dict[str, list[str]]) -> dict[str, Any]:
 def task_view(view: TaskView, replies: dict[str, list[str]]) -> RenderableType:
     q = view.query
     head = Text.from_markup(
-        f"[bold]{q.text}[/]\nid {q.id} · namespace {q.namespace} · latest {_MARK[q.outcome]} · "
+        f"[bold]{markup_safe(q.text)}[/]\nid {q.id} · namespace {markup_safe(q.namespace)} · "
+        f"latest {_MARK[q.outcome]} · "
         f"{q.attempts} attempt(s), {q.successes} succeeded"
     )
     parts: list[RenderableType] = [head]

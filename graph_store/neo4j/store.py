@@ -58,6 +58,7 @@ from graph_store.ops import (
     Removed,
     VectorSearch,
 )
+from graph_store.redact import redact, redact_url
 
 if TYPE_CHECKING:
     import neo4j
@@ -110,7 +111,8 @@ class Neo4jStore(GraphStore):
         self._neo4j = neo4j
         self.uri = uri
         self.database = database
-        self.url = f"{uri.rstrip('/')}/{database}"
+        # What messages and the CLI show: never the password a URI may carry.
+        self.url = redact_url(f"{uri.rstrip('/')}/{database}")
         self.user = user if user is not None else os.environ.get("GMEM_NEO4J_USER", "neo4j")
         secret = password if password is not None else os.environ.get("GMEM_NEO4J_PASSWORD", "")
         self._oversample = max(1, oversample)
@@ -130,7 +132,10 @@ class Neo4jStore(GraphStore):
         try:
             self._driver = neo4j.GraphDatabase.driver(uri, **self._driver_options)
         except (neo4j.exceptions.ConfigurationError, ValueError) as exc:
-            raise ConfigError(f"invalid Neo4j URI {uri!r}: {exc}") from None
+            shown = redact_url(uri)
+            raise ConfigError(
+                f"invalid Neo4j URI {shown!r}: {redact(str(exc), [secret])}"
+            ) from None
         try:
             self._call(self._connect)
         except BaseException:
@@ -309,7 +314,7 @@ class Neo4jStore(GraphStore):
         if isinstance(exc, GmemError):
             return exc
         errors = self._neo4j.exceptions
-        where = f"Neo4j at {self.uri}"
+        where = f"Neo4j at {redact_url(self.uri)}"
         if isinstance(exc, errors.AuthError):
             return StoreUnavailableError(
                 f"{where} rejected user {self.user!r}: check the password "
@@ -474,7 +479,7 @@ def _lost_vector_index(error: Exception) -> bool:
 
 def _one_line(exc: Exception) -> str:
     message = getattr(exc, "message", None) or str(exc)
-    return " ".join(str(message).split())[:300]
+    return " ".join(redact(str(message)).split())[:300]
 
 
 def _dimension_error(what: str, vec: npt.NDArray[np.float32], dim: int) -> EmbeddingDimensionError:
