@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import JsonValue
 
+from gmem import boundary
 from gmem.config import MemoryConfig
 from gmem.embedding import TextEmbedder
 from gmem.llm.protocol import (
@@ -261,7 +262,11 @@ class Evolver:
         s_ids: list[str] = []
         f_ids: list[str] = []
         for node in nodes:
-            if not isinstance(node, QueryNode) or node.outcome == Outcome.UNKNOWN:
+            if (
+                not isinstance(node, QueryNode)
+                or node.outcome == Outcome.UNKNOWN
+                or boundary.quarantined(node)
+            ):
                 continue
             bucket, id_bucket = (
                 (successes, s_ids) if node.outcome == Outcome.SUCCESS else (failures, f_ids)

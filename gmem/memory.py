@@ -11,6 +11,7 @@ from typing import Self
 
 from pydantic import JsonValue
 
+from gmem import boundary
 from gmem.config import MemoryConfig
 from gmem.embedding import TextEmbedder, make_embedder
 from gmem.errors import (
@@ -37,10 +38,12 @@ from graph_store.model import (
     Insight,
     NodeKind,
     Outcome,
+    Provenance,
     QueryNode,
     Utterance,
     check_id,
     check_namespace,
+    utcnow,
 )
 from graph_store.ops import (
     Counts,
@@ -61,6 +64,15 @@ class TaskView:
     attempts: dict[int, list[Utterance]]
     supports: list[Insight]
     contradicts: list[Insight]
+
+
+@dataclass
+class Quarantined:
+    """What :meth:`Memory.quarantine` set aside."""
+
+    queries: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    unlinked: int = 0
 
 
 @dataclass
@@ -398,6 +410,68 @@ class Memory:
             nodes=derived.nodes + task.nodes, edges=derived.edges + task.edges + results[1]
         )
 
+    def quarantine(self, target: str, reason: str = "quarantined") -> Quarantined:
+        """Set a suspect task (by query id) or a whole namespace aside, in one call.
+
+        The queries are kept for inspection but marked quarantined: recall no longer shows
+        them and insight derivation no longer compares against them. Every live insight
+        whose text they wrote (added, edited, or merged from one they wrote) is retired,
+        and their SUPPORTS/CONTRADICTS evidence is withdrawn from the insights they did
+        not write, so nothing they taught keeps influencing a prompt. Nothing is deleted:
+        :meth:`forget_task` or :meth:`forget_namespace` erase for good.
+        """
+        reason = check_text(reason, "reason", self.config.max_text_chars)
+        node = self.store.get_node(target) if _looks_like_id(target) else None
+        if isinstance(node, QueryNode):
+            namespace, queries = node.namespace, [node]
+        else:
+            self._require_namespace(target)
+            namespace, queries = target, self.queries(target)
+        insights = {
+            n.id: n
+            for n in self.store.list_nodes(NodeKind.INSIGHT, namespace, with_vectors=True)
+            if isinstance(n, Insight)
+        }
+        ids = {q.id for q in queries}
+        authored: set[str] = set()
+        for qid in ids:
+            authored |= _written_by(qid, insights)
+        now = utcnow()
+        result = Quarantined(queries=sorted(ids))
+        changed: list[QueryNode | Insight] = [
+            q.model_copy(update={"metadata": {**q.metadata, boundary.QUARANTINED: reason}})
+            for q in queries
+        ]
+        withdrawn: list[tuple[EdgeKind, str, str]] = []
+        for ins in insights.values():
+            if ins.id in authored:
+                if not ins.retired:
+                    changed.append(
+                        ins.model_copy(
+                            update={
+                                "retired": True,
+                                "updated_at": now,
+                                "provenance": [
+                                    *ins.provenance,
+                                    Provenance(operation="retire", at=now, detail=reason),
+                                ],
+                            }
+                        )
+                    )
+                    result.retired.append(ins.id)
+                continue
+            sup = [q for q in ins.supporting if q not in ids]
+            con = [q for q in ins.contradicting if q not in ids]
+            if len(sup) != len(ins.supporting) or len(con) != len(ins.contradicting):
+                withdrawn += [(EdgeKind.SUPPORTS, q, ins.id) for q in ins.supporting if q in ids]
+                withdrawn += [
+                    (EdgeKind.CONTRADICTS, q, ins.id) for q in ins.contradicting if q in ids
+                ]
+                changed.append(ins.model_copy(update={"supporting": sup, "contradicting": con}))
+        results = self.store.batch([PutNodes(changed), DeleteEdges(withdrawn)])
+        result.unlinked = int(results[1])
+        return result
+
     def forget_namespace(self, namespace: str) -> Removed:
         check_namespace(namespace)
         result: Removed = self.store.batch([DeleteNamespace(namespace)])[0]
@@ -437,3 +511,9 @@ def _written_by(query_id: str, insights: Mapping[str, Insight]) -> set[str]:
                         grew = True
                         break
     return authored
+
+
+def _looks_like_id(value: str) -> bool:
+    return (
+        isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+    )

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from gmem import boundary
 from gmem.config import MemoryConfig
 from gmem.embedding import TextEmbedder
 from gmem.llm.protocol import LLM, CandidateView, RelevanceRequest
@@ -100,7 +101,7 @@ class Retriever:
                 )
         ids = list(paths)
         (nodes,) = self.store.batch([GetNodes(ids, with_vectors=True)])
-        found = [n for n in nodes if isinstance(n, QueryNode)]
+        found = [n for n in nodes if isinstance(n, QueryNode) and not boundary.quarantined(n)]
         sims = _cosines([n.embedding for n in found], q)
         order = sorted(range(len(found)), key=lambda i: (paths[found[i].id][0], -sims[i]))
         order = order[: cfg.max_candidates]
@@ -194,7 +195,8 @@ class Retriever:
                     path,
                 )
             )
-        ranked.sort(key=lambda r: (-r.rank, r.id))
+        provisional = {n.id for n in insights if boundary.is_provisional(n)}
+        ranked.sort(key=lambda r: (r.id in provisional, -r.rank, r.id))
         return ranked[: cfg.insight_k]
 
     # ---- step 5: downward to condensed trajectories ------------------------------------

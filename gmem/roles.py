@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from gmem import boundary
 from gmem.config import MemoryConfig
 from gmem.llm.protocol import LLM, InsightView, ProjectionRequest
 from gmem.recall import PastTrajectory, Recall, RecalledInsight, RoleMemory, Step
@@ -77,6 +78,7 @@ class RoleProjector:
     def __call__(self, recall: Recall, role: str) -> RoleMemory:
         insights = self._project(recall, role)
         trajectories = tuple(recall.trajectories)
+        insights, trajectories = boundary.guard(insights, trajectories)  # stored text is data
         return self._render(recall.task, role, insights, trajectories)
 
     def _project(self, recall: Recall, role: str) -> tuple[RecalledInsight, ...]:
@@ -114,7 +116,9 @@ class RoleProjector:
         cfg = self.config
         if not insights and not trajectories:
             return RoleMemory(role, insights, trajectories, "", 0)
-        budget = _Budget(cfg.role_token_budget, self.tokens)
+        budget = _Budget(
+            cfg.role_token_budget - self.tokens.count(boundary.fence(" ")), self.tokens
+        )
         budget.add(
             f"Memory for the {role} from past tasks similar to: {_clip(task, cfg.task_chars)}"
         )
@@ -132,7 +136,7 @@ class RoleProjector:
             for t in (t for t in trajectories if t.outcome == outcome):
                 if self._add_trajectory(budget, t, role, label):
                     rendered_t.append(t.query_id)  # noqa: PERF401  the test writes the budget
-        text = "\n".join(budget.lines)
+        text = boundary.fence("\n".join(budget.lines))
         if not rendered_i and not rendered_t:
             text = ""  # a header alone tells the agent nothing
         return RoleMemory(
