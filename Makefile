@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PYTHON ?= python3
 
-.PHONY: install install-all system-deps demo test test-core lint typecheck bench docs docs-serve neo4j-start neo4j-stop clean
+.PHONY: install install-all system-deps demo test test-core lint typecheck bench bench-results docs docs-serve neo4j-start neo4j-stop clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,15 @@ typecheck: install-all
 bench: install
 	$(PY) benchmarks/retrieval_quality.py
 	$(PY) benchmarks/latency.py
+
+# The same benchmarks as JSON under benchmarks/results/, which notebooks/07_benchmarks.ipynb
+# plots beside its own small runs.
+bench-results: install
+	mkdir -p benchmarks/results
+	$(PY) benchmarks/retrieval_quality.py --json > benchmarks/results/retrieval_quality.json.tmp
+	mv benchmarks/results/retrieval_quality.json.tmp benchmarks/results/retrieval_quality.json
+	$(PY) benchmarks/latency.py --json > benchmarks/results/latency.json.tmp
+	mv benchmarks/results/latency.json.tmp benchmarks/results/latency.json
 
 # The documentation site (mkdocs.yml): built strictly, so a broken link or a missing API
 # reference fails; the CLI and configuration pages are generated from the code.

@@ -9,12 +9,13 @@ texts get a numbered suffix so that all 10,000 are distinct queries.
 
 Measured, on a reopened file store with the heuristic reasoner (no LLM calls):
 ``recall`` (embedding the task included) and ``recall`` plus the prompts of three roles.
-Run: ``.venv/bin/python benchmarks/latency.py [--tasks 10000] [--path bench.db]``
+Run: ``.venv/bin/python benchmarks/latency.py [--tasks 10000] [--path bench.db] [--json]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
@@ -115,12 +116,15 @@ def main() -> None:
     parser.add_argument("--evolve", type=int, default=300)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--path", type=Path, default=None)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
     embedder = MiniLMEmbedder()
     path = args.path or Path(tempfile.mkdtemp()) / "latency.db"
+    build_s = None
     if not path.exists():
-        secs = build(path, args.tasks, args.evolve, embedder)
-        print(f"built {path} in {secs:.0f} s")
+        build_s = build(path, args.tasks, args.evolve, embedder)
+        if not args.json:
+            print(f"built {path} in {build_s:.0f} s")
     t0 = time.perf_counter()
     cfg = MemoryConfig()
     mem = Memory(
@@ -141,6 +145,28 @@ def main() -> None:
             recall.prompt(role)
         full_ms.append((time.perf_counter() - t) * 1000)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    timings = {"recall": recall_ms, "recall + 3 role prompts": full_ms}
+    if args.json:
+        result = {
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "python": platform.python_version(),
+            "tasks": counts.nodes.get("Query", 0),
+            "nodes": counts.nodes,
+            "edges": counts.total_edges,
+            "build_seconds": None if build_s is None else round(build_s, 1),
+            "reopen_seconds": round(open_s, 2),
+            "peak_rss_mib": round(rss),
+            "latency_ms": {
+                name: {
+                    "p50": round(statistics.median(xs), 2),
+                    "p95": round(percentile(xs, 95), 2),
+                    "n": len(xs),
+                }
+                for name, xs in timings.items()
+            },
+        }
+        print(json.dumps(result, indent=2))
+        return
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
@@ -148,7 +174,7 @@ def main() -> None:
         f"store: {counts.nodes}, {counts.total_edges} edges; reopened in {open_s:.1f} s; "
         f"peak RSS {rss:.0f} MiB"
     )
-    for name, xs in (("recall", recall_ms), ("recall + 3 role prompts", full_ms)):
+    for name, xs in timings.items():
         print(
             f"{name:<24} p50 {statistics.median(xs):6.1f} ms   p95 {percentile(xs, 95):6.1f} ms"
             f"   (n={len(xs)})"
