@@ -169,7 +169,33 @@ class MemoryConfig(BaseModel):
     )
     # --- LLM ----------------------------------------------------------------------------
     llm_max_retries: int = Field(2, ge=0, description="Re-asks after invalid JSON or 429/5xx.")
-    llm_timeout_s: float = Field(60.0, gt=0, description="Timeout of one LLM request.")
+    llm_timeout_s: float = Field(
+        60.0, gt=0, description="Longest wait for one read from the endpoint (seconds)."
+    )
+    llm_deadline_s: float = Field(
+        30.0,
+        gt=0,
+        description="Total time one memory operation may take, retries and waits included.",
+    )
+    llm_max_tokens: int = Field(
+        1024, ge=16, description="Most tokens the model may write per answer (max_tokens)."
+    )
+    llm_max_answer_chars: int = Field(
+        100_000, ge=1000, description="Longer answers are rejected unread (runaway output)."
+    )
+    llm_json_max_depth: int = Field(
+        32, ge=4, le=500, description="Deeper JSON nesting in an answer is rejected."
+    )
+    llm_breaker_failures: int = Field(
+        3, ge=1, description="Consecutive failed operations that open the circuit breaker."
+    )
+    llm_breaker_cooldown_s: float = Field(
+        60.0, ge=0, description="Seconds the endpoint is not called once the breaker opens."
+    )
+    llm_fallback: bool = Field(
+        True,
+        description="Answer with the heuristic reasoner while the endpoint fails (degraded).",
+    )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Self:

@@ -23,7 +23,7 @@ from gmem.errors import (
 )
 from gmem.evolution import Attempt, EvolutionReport, Evolver
 from gmem.inputs import check_text, checked_embedder
-from gmem.llm import LLM, make_llm
+from gmem.llm import LLM, make_llm, with_fallback
 from gmem.llm.protocol import UsageLedger
 from gmem.recall import Recall
 from gmem.retrieval import Retriever
@@ -95,7 +95,9 @@ class Memory:
 
     ``store`` is a :class:`graph_store.GraphStore`, a path, or a URL (``:memory:``,
     ``file.db``, ``neo4j://host``). With no ``llm`` and no endpoint in the environment,
-    gmem runs its heuristic reasoner; see :mod:`gmem.llm.heuristic`.
+    gmem runs its heuristic reasoner; see :mod:`gmem.llm.heuristic`. A chat model that
+    fails (down, hung, unusable answers) is answered for by the heuristic, with one
+    warning; see :mod:`gmem.llm.fallback`.
     """
 
     def __init__(
@@ -113,7 +115,13 @@ class Memory:
             if embedder is not None and not isinstance(embedder, str)
             else make_embedder(embedder)
         )
-        self.llm = llm if llm is not None else make_llm(self.config, embedder=self.embedder)
+        # A chat model answers in degraded mode (the heuristic) while its endpoint fails,
+        # unless config.llm_fallback is off.
+        self.llm = (
+            with_fallback(llm, self.config, self.embedder)
+            if llm is not None
+            else make_llm(self.config, embedder=self.embedder)
+        )
         self.tokens = TokenCounter(self.config.tokenizer)
         self._retriever = Retriever(self.store, self.embedder, self.llm, self.config)
         self._projector = RoleProjector(self.llm, self.tokens, self.config)

@@ -8,6 +8,7 @@ accounting are exercised the way they happen against vLLM, Ollama or llama.cpp.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import deque
@@ -24,6 +25,7 @@ from gmem.errors import LLMError
 from gmem.llm import (
     LLM,
     CandidateView,
+    FallbackLLM,
     HeuristicLLM,
     InsightRequest,
     InsightView,
@@ -44,6 +46,7 @@ class Reply:
     content: str | None
     prompt_tokens: int = 11
     completion_tokens: int = 7
+    finish_reason: str = "stop"
 
 
 @dataclass
@@ -65,7 +68,32 @@ class Slow:
     then: Reply | Status | Raw
 
 
-Item = Reply | Status | Raw | Slow
+@dataclass
+class Drip:
+    """A valid completion sent one byte every ``interval`` seconds."""
+
+    reply: Reply
+    interval: float = 0.05
+
+
+@dataclass
+class Cut:
+    """A 200 JSON response whose body is ``body``; ``declared`` bytes are announced, so
+    announcing more than is sent makes the connection close mid-body."""
+
+    body: bytes
+    declared: int | None = None
+
+
+@dataclass
+class Echo:
+    """An error response that repeats the request's path and headers, as a careless
+    proxy does."""
+
+    code: int
+
+
+Item = Reply | Status | Raw | Slow | Drip | Cut | Echo
 
 
 class ScriptedServer:
@@ -96,14 +124,30 @@ class ScriptedServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length))
-                server.requests.append({"path": self.path, "body": body})
+                server.requests.append(
+                    {"path": self.path, "body": body, "headers": dict(self.headers)}
+                )
                 item = server.script.popleft() if server.script else server.then
                 if isinstance(item, Slow):
                     if server.stopping.wait(item.seconds):
                         return
                     item = item.then
                 try:
-                    if isinstance(item, Status):
+                    if isinstance(item, Drip):
+                        self._drip(_completion(body, item.reply), item.interval)
+                    elif isinstance(item, Cut):
+                        declared = item.declared if item.declared is not None else len(item.body)
+                        self.send_response(200)
+                        self.send_header("content-type", "application/json")
+                        self.send_header("content-length", str(declared))
+                        self.end_headers()
+                        self.wfile.write(item.body)
+                        self.close_connection = True
+                    elif isinstance(item, Echo):
+                        seen = f"{self.path} {dict(self.headers)}"
+                        error = {"error": {"message": f"refused: {seen}", "type": "echo"}}
+                        self._send(item.code, error)
+                    elif isinstance(item, Status):
                         error = {"error": {"message": item.message, "type": "scripted"}}
                         self._send(item.code, error, item.headers)
                     elif isinstance(item, Raw):
@@ -112,6 +156,17 @@ class ScriptedServer:
                         self._send(200, _completion(body, item))
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout); nothing to answer
+
+            def _drip(self, payload: Any, interval: float) -> None:
+                raw = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                for at in range(len(raw)):
+                    if server.stopping.wait(interval):
+                        return
+                    self.wfile.write(raw[at : at + 1])
 
             def _send(self, code: int, payload: Any, headers: dict[str, str] | None = None) -> None:
                 self._send_raw(code, json.dumps(payload).encode(), "application/json", headers)
@@ -166,7 +221,7 @@ def _completion(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "finish_reason": "stop",
+                "finish_reason": reply.finish_reason,
                 "message": {"role": "assistant", "content": reply.content},
             }
         ],
@@ -188,6 +243,11 @@ def _no_endpoint_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "OPENAI_BASE_URL",
         "GMEM_LLM_MAX_RETRIES",
         "GMEM_LLM_TIMEOUT_S",
+        "GMEM_LLM_DEADLINE_S",
+        "GMEM_LLM_MAX_TOKENS",
+        "GMEM_LLM_BREAKER_FAILURES",
+        "GMEM_LLM_BREAKER_COOLDOWN_S",
+        "GMEM_LLM_FALLBACK",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -202,15 +262,22 @@ def server() -> Iterator[ScriptedServer]:
         srv.stop()
 
 
-def make_chat(server: ScriptedServer, retries: int = 2, timeout: float = 5.0) -> OpenAIChat:
-    config = MemoryConfig(llm_max_retries=retries, llm_timeout_s=timeout)
+def make_chat(
+    server: ScriptedServer,
+    retries: int = 2,
+    timeout: float = 5.0,
+    *,
+    max_backoff_s: float = 0.05,
+    **config: Any,
+) -> OpenAIChat:
+    settings = MemoryConfig(llm_max_retries=retries, llm_timeout_s=timeout, **config)
     return OpenAIChat(
         base_url=server.url,
         model="test-model",
         api_key="sk-test",
-        config=config,
+        config=settings,
         backoff_s=0.01,
-        max_backoff_s=0.05,
+        max_backoff_s=max_backoff_s,
     )
 
 
@@ -577,12 +644,21 @@ def test_environment_configures_the_endpoint(
     monkeypatch.setenv("GMEM_LLM_TIMEOUT_S", "7")
     server.respond(Reply("ok"))
 
-    llm = make_llm()
+    llm = make_llm(embedder=HashingEmbedder())
 
-    assert isinstance(llm, OpenAIChat) and isinstance(llm, LLM)
-    assert llm.timeout_s == 7.0
-    assert llm.chat([{"role": "user", "content": "hi"}]) == "ok"
+    # The chat model answers, behind the heuristic for degraded mode.
+    assert isinstance(llm, FallbackLLM) and isinstance(llm, LLM)
+    chat = llm.primary
+    assert isinstance(chat, OpenAIChat) and isinstance(llm.fallback, HeuristicLLM)
+    assert chat.timeout_s == 7.0
+    assert chat.chat([{"role": "user", "content": "hi"}]) == "ok"
     assert server.requests[0]["body"]["model"] == "env-model"
+
+
+def test_make_llm_without_fallback_is_the_bare_chat_model(server: ScriptedServer) -> None:
+    llm = make_llm(MemoryConfig(llm_fallback=False), base_url=server.url, model="m")
+
+    assert isinstance(llm, OpenAIChat)
 
 
 def test_without_an_endpoint_make_llm_is_the_heuristic() -> None:
@@ -590,3 +666,315 @@ def test_without_an_endpoint_make_llm_is_the_heuristic() -> None:
 
     assert isinstance(llm, HeuristicLLM)
     assert llm.name == "heuristic"
+
+
+# ---- bounded faults: every operation ends within its deadline ------------------------
+def _heuristic() -> HeuristicLLM:
+    return HeuristicLLM(HashingEmbedder(), MemoryConfig())
+
+
+def test_max_tokens_is_sent_from_config_and_chat_may_override_it(server: ScriptedServer) -> None:
+    server.respond(Reply('{"scores": [0, 0, 0]}'), Reply("ok"))
+    chat = make_chat(server, llm_max_tokens=321)
+
+    chat.score_relevance(RELEVANCE)
+    chat.chat([{"role": "user", "content": "hi"}], max_tokens=5)
+
+    assert server.requests[0]["body"]["max_tokens"] == 321
+    assert server.requests[1]["body"]["max_tokens"] == 5
+
+
+def test_an_answer_cut_at_the_token_limit_says_so(server: ScriptedServer) -> None:
+    server.respond(then=Reply('{"scores": [0.1, 0.2', finish_reason="length"))
+    chat = make_chat(server, retries=1, llm_max_tokens=64)
+
+    with pytest.raises(LLMError, match="token limit of 64"):
+        chat.score_relevance(RELEVANCE)
+
+
+def test_a_drip_fed_answer_is_cut_at_the_deadline(server: ScriptedServer) -> None:
+    # Each byte arrives well within the read timeout, so only a total deadline ends it.
+    server.respond(then=Drip(Reply('{"scores": [1, 1, 1]}'), interval=0.05))
+    chat = make_chat(server, retries=3, timeout=5.0, llm_deadline_s=0.5)
+
+    with pytest.raises(LLMError, match=r"deadline of 0\.5 s") as info:
+        chat.score_relevance(RELEVANCE)
+
+    assert "score_relevance" in str(info.value)
+    assert len(server.requests) == 1  # no retry once the deadline has passed
+
+
+def test_a_hung_endpoint_is_cut_at_the_deadline(server: ScriptedServer) -> None:
+    server.respond(then=Slow(60.0, Reply("{}")))
+    chat = make_chat(server, retries=5, timeout=30.0, llm_deadline_s=0.4)
+
+    with pytest.raises(LLMError, match="deadline"):
+        chat.score_relevance(RELEVANCE)
+    assert len(server.requests) == 1
+
+
+async def test_the_async_twin_is_cut_at_the_deadline(server: ScriptedServer) -> None:
+    server.respond(then=Drip(Reply('{"scores": [1, 1, 1]}'), interval=0.05))
+    chat = make_chat(server, retries=3, timeout=5.0, llm_deadline_s=0.4)
+    try:
+        with pytest.raises(LLMError, match="deadline"):
+            await chat.ascore_relevance(RELEVANCE)
+    finally:
+        await chat.aclose()
+    assert len(server.requests) == 1
+
+
+def test_retry_after_longer_than_the_deadline_ends_the_operation(server: ScriptedServer) -> None:
+    server.respond(then=Status(429, "slow down", {"retry-after": "30"}))
+    chat = make_chat(server, retries=5, max_backoff_s=60.0, llm_deadline_s=0.5)
+
+    with pytest.raises(LLMError, match=r"deadline.*HTTP 429"):
+        chat.score_relevance(RELEVANCE)
+    assert len(server.requests) == 1  # it did not sleep 30 s to try again
+
+
+@pytest.mark.parametrize(
+    ("cut", "problem"),
+    [
+        (Cut(b""), "not valid JSON"),
+        (Cut(b'{"id": "chatcmpl-1", "object": "chat.comp'), "not valid JSON"),
+        (Cut(b'{"id": "chatcmpl-1", "choices": [', declared=400), "cannot connect"),
+    ],
+    ids=["empty", "truncated", "closed-mid-body"],
+)
+def test_empty_or_truncated_200_bodies_are_retried_then_an_llm_error(
+    server: ScriptedServer, cut: Cut, problem: str
+) -> None:
+    server.respond(then=cut)
+    chat = make_chat(server, retries=1)
+
+    with pytest.raises(LLMError, match=problem):
+        chat.score_relevance(RELEVANCE)
+    assert len(server.requests) == 2
+
+
+def test_a_truncated_body_then_a_good_one_recovers(server: ScriptedServer) -> None:
+    server.respond(Cut(b'{"id": "x", "cho'), Reply('{"scores": [0.5, 0.5, 0.5]}'))
+    chat = make_chat(server)
+
+    assert chat.score_relevance(RELEVANCE).scores == [0.5, 0.5, 0.5]
+    assert chat.usage.by_operation["score_relevance"].failures == 1
+
+
+def test_a_huge_answer_is_rejected_unread_and_reasked(server: ScriptedServer) -> None:
+    huge = '{"scores": [0.1, 0.2, 0.3]}' + " " * 4_000_000
+    server.respond(Reply(huge), Reply('{"scores": [0.3, 0.2, 0.1]}'))
+    chat = make_chat(server)
+
+    assert chat.score_relevance(RELEVANCE).scores == [0.3, 0.2, 0.1]
+    correction = _user_messages(server.requests[1])[-1]
+    assert "over the limit of" in correction
+    # The echo of the bad answer in the re-ask stays bounded.
+    assert sum(len(m["content"]) for m in server.requests[1]["body"]["messages"]) < 100_000
+
+
+def test_deeply_nested_json_is_refused_without_recursing(server: ScriptedServer) -> None:
+    server.respond(then=Reply('{"a":' * 20000))
+    chat = make_chat(server, retries=1)
+
+    with pytest.raises(LLMError, match="nested deeper than 32 levels"):
+        chat.score_relevance(RELEVANCE)
+
+
+def test_json_extraction_finds_the_object_after_noise() -> None:
+    from gmem.llm.answers import UnusableAnswer, first_json_object
+
+    noise = "{x} [y] <think> " * 5000  # prose braces, brackets and unclosed think tags
+    assert first_json_object(noise + '{"scores": [1]}') == {"scores": [1]}
+    assert first_json_object('{"note": "a } in a string", "n": {"k": [1, {"v": 2}]}}') == {
+        "note": "a } in a string",
+        "n": {"k": [1, {"v": 2}]},
+    }
+    # A truncated outer object still yields a complete inner one.
+    assert first_json_object('{"outer": 1, "inner": {"scores": [0.5]}') == {"scores": [0.5]}
+    with pytest.raises(UnusableAnswer, match="no JSON object"):
+        first_json_object('{"scores": [0.9, 0.1')
+    with pytest.raises(UnusableAnswer, match="nested deeper"):
+        first_json_object("[" * 10 + "{" * 40)
+
+
+# ---- circuit breaker and degraded mode -----------------------------------------------
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_breaker_opens_after_consecutive_failures_and_retries_after_cooldown(
+    server: ScriptedServer,
+) -> None:
+    clock = FakeClock()
+    config = MemoryConfig(llm_max_retries=0, llm_breaker_failures=2, llm_breaker_cooldown_s=60.0)
+    chat = OpenAIChat(base_url=server.url, model="m", config=config, clock=clock)
+    server.respond(Status(500), Status(500), Reply('{"scores": [0, 0, 0]}'))
+
+    for _ in range(2):
+        with pytest.raises(LLMError, match="HTTP 500"):
+            chat.score_relevance(RELEVANCE)
+    assert chat.breaker.is_open
+    with pytest.raises(LLMError, match=r"skipped.*tried again in 60 s"):
+        chat.score_relevance(RELEVANCE)
+    assert len(server.requests) == 2  # the open breaker made no request
+
+    clock.now += 61.0
+    assert chat.score_relevance(RELEVANCE).scores == [0.0, 0.0, 0.0]
+    assert not chat.breaker.is_open and chat.breaker.consecutive_failures == 0
+
+
+def test_unusable_answers_do_not_open_the_breaker(server: ScriptedServer) -> None:
+    server.respond(then=Reply("prose only"))
+    chat = make_chat(server, retries=0, llm_breaker_failures=1)
+
+    for _ in range(3):
+        with pytest.raises(LLMError, match="no JSON object"):
+            chat.score_relevance(RELEVANCE)
+    assert not chat.breaker.is_open
+    assert len(server.requests) == 3
+
+
+def test_degraded_mode_answers_with_the_heuristic_and_warns_once(
+    server: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.respond(then=Status(503, "overloaded"))
+    chat = make_chat(server, retries=1, llm_breaker_failures=2)
+    heuristic = _heuristic()
+    llm = FallbackLLM(chat, heuristic)
+
+    with caplog.at_level(logging.DEBUG, logger="gmem"):
+        answers = [llm.score_relevance(RELEVANCE) for _ in range(4)]
+
+    expected = heuristic.score_relevance(RELEVANCE)
+    assert all(a == expected for a in answers)
+    assert llm.degraded and llm.fallbacks["score_relevance"] == 4
+    assert chat.breaker.is_open
+    assert len(server.requests) == 4  # two operations of two requests, then none
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "degraded" in warnings[0].getMessage()
+
+
+def test_degraded_mode_ends_when_the_endpoint_answers(
+    server: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.respond(Status(500), Reply('{"scores": [0.7, 0.7, 0.7]}'))
+    llm = FallbackLLM(make_chat(server, retries=0), _heuristic())
+
+    with caplog.at_level(logging.INFO, logger="gmem"):
+        llm.score_relevance(RELEVANCE)
+        assert llm.degraded
+        assert llm.score_relevance(RELEVANCE).scores == [0.7, 0.7, 0.7]
+
+    assert not llm.degraded
+    assert any("degraded mode over" in r.getMessage() for r in caplog.records)
+
+
+def test_a_fallback_does_not_swallow_bugs() -> None:
+    class Broken(HeuristicLLM):
+        def score_relevance(self, request: RelevanceRequest) -> Any:
+            raise KeyError("a bug, not an outage")
+
+    llm = FallbackLLM(Broken(HashingEmbedder()), _heuristic())
+
+    with pytest.raises(KeyError):
+        llm.score_relevance(RELEVANCE)
+
+
+def test_memory_keeps_working_when_its_endpoint_is_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from gmem.memory import Memory
+
+    srv = ScriptedServer()  # bound, then closed: nothing listens
+    url = srv.url
+    srv.httpd.server_close()
+    config = MemoryConfig(llm_max_retries=0, llm_deadline_s=5.0)
+    embedder = HashingEmbedder()
+    chat = OpenAIChat(base_url=url, model="m", config=config, backoff_s=0.01)
+
+    with Memory(":memory:", embedder=embedder, llm=chat, config=config) as memory:
+        assert isinstance(memory.llm, FallbackLLM)
+        for text in ("put a clean mug in the cabinet", "put a clean cup in the cabinet"):
+            with caplog.at_level(logging.WARNING, logger="gmem"), memory.task(text) as task:
+                task.recall("actor")
+                task.record(agent="a", role="actor", content="go to sinkbasin 1")
+                task.record(agent="a", role="actor", content="clean mug 1 with sinkbasin 1")
+                task.finish(success=True)
+        assert memory.store.count().nodes.get("Query") == 2
+        assert memory.llm.fallbacks.total() >= 2
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "cannot connect" in warnings[0].getMessage()
+
+
+# ---- secrets -------------------------------------------------------------------------
+PASSWORD = "pw-MARKER-7f3a9c"
+API_KEY = "sk-MARKERKEY-2b8e41d0"
+QUERY_KEY = "qk-MARKER-55e1"
+
+
+def _leaks(text: str) -> list[str]:
+    import base64
+
+    basic = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    return [m for m in (PASSWORD, API_KEY, QUERY_KEY, basic) if m in text]
+
+
+def test_credentials_never_reach_reprs_errors_or_logs(
+    server: ScriptedServer,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    host, port = server.httpd.server_address[:2]
+    url = f"http://alice:{PASSWORD}@{host!s}:{port}/v1?key={QUERY_KEY}"
+    server.respond(
+        Reply('{"scores": [0, 0, 0]}'),
+        Echo(401),
+        Echo(500),
+        Echo(500),
+    )
+    config = MemoryConfig(llm_max_retries=1, llm_breaker_failures=10)
+    caplog.set_level(logging.DEBUG)  # every logger: httpx, httpcore, openai, gmem
+    chat = OpenAIChat(base_url=url, model="m", api_key=API_KEY, config=config, backoff_s=0.01)
+    messages = [repr(chat), chat.base_url, chat.breaker.what]
+
+    chat.score_relevance(RELEVANCE)  # the credentials still work
+    for _ in range(2):
+        with pytest.raises(LLMError) as info:
+            chat.score_relevance(RELEVANCE)
+        messages.append(str(info.value))
+    degraded = FallbackLLM(chat, _heuristic())
+    server.respond(then=Echo(500))
+    degraded.score_relevance(RELEVANCE)
+
+    first = server.requests[0]
+    assert first["path"] == f"/v1/chat/completions?key={QUERY_KEY}"
+    assert {k.lower(): v for k, v in first["headers"].items()}["authorization"].startswith("Basic ")
+    assert "401" in messages[3] and "refused the credentials" in messages[3]
+    assert "HTTP 500" in messages[4] and "[redacted]" in messages[4]
+    out, err = capfd.readouterr()
+    logged = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert "HTTP Request" in logged  # the client's own request log was captured...
+    assert _leaks("\n".join(messages)) == []
+    assert _leaks(logged) == []  # ...and masked
+    assert _leaks(out + err) == []
+
+
+def test_a_bearer_token_echoed_by_a_proxy_is_masked(server: ScriptedServer) -> None:
+    server.respond(then=Echo(502))
+    chat = OpenAIChat(
+        base_url=server.url,
+        model="m",
+        api_key=API_KEY,
+        config=MemoryConfig(llm_max_retries=0),
+    )
+
+    with pytest.raises(LLMError) as info:
+        chat.score_relevance(RELEVANCE)
+
+    assert API_KEY not in str(info.value)
+    assert "Bearer [redacted]" in str(info.value) or "[redacted]" in str(info.value)

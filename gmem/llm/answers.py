@@ -15,10 +15,12 @@ import json
 import logging
 import math
 import re
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from gmem.config import MemoryConfig
 from gmem.llm.protocol import (
     InsightOp,
     InsightRequest,
@@ -39,36 +41,126 @@ _LOG = logging.getLogger("gmem.llm")
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
-# Reasoning models served by vLLM/Ollama often put their chain of thought inline.
-_THINKING = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
-_OPEN_BRACE = re.compile(r"\{")
+# The characters that shape JSON; everything between them is skipped at C speed.
+_STRUCTURE = re.compile(r'[{}\[\]"\\]')
+# What a JSON object can begin with; other braces (prose, templates) are not decoded.
+_OBJECT_START = re.compile(r'\{\s*["}]')
+_DEFAULTS = MemoryConfig.model_fields
+DEFAULT_MAX_DEPTH: int = _DEFAULTS["llm_json_max_depth"].default
+DEFAULT_MAX_CHARS: int = _DEFAULTS["llm_max_answer_chars"].default
 
 
 class UnusableAnswer(Exception):
     """The reply cannot be used; the message says why, in words the model can act on."""
 
 
-def first_json_object(text: str) -> dict[str, Any]:
+def without_thinking(text: str) -> str:
+    """``text`` with every closed ``<think>...</think>`` block removed.
+
+    Reasoning models served by vLLM/Ollama put their chain of thought inline, braces
+    included. Found with ``str.find`` so that a reply full of unclosed ``<think>`` tags
+    costs one pass, not one pass per tag.
+    """
+    lowered = text.lower()
+    if "<think>" not in lowered:
+        return text
+    kept: list[str] = []
+    pos = 0
+    while True:
+        opened = lowered.find("<think>", pos)
+        if opened < 0:
+            break
+        closed = lowered.find("</think>", opened)
+        if closed < 0:
+            break
+        kept.append(text[pos:opened])
+        pos = closed + len("</think>")
+    kept.append(text[pos:])
+    return "".join(kept)
+
+
+def _object_spans(text: str, max_depth: int) -> Iterator[tuple[int, int]]:
+    """Start and end of the balanced ``{...}`` spans of ``text``, in reading order, each
+    top-level span before the spans nested in it.
+
+    One pass over the structural characters: quotes only count inside a brace (prose
+    around the JSON may hold stray ones), and nesting deeper than ``max_depth`` is
+    refused here, so the decoder never recurses deeply. Spans are handed out as soon as
+    their top-level span closes, so a reply that starts with its JSON is not scanned to
+    the end.
+    """
+    group: list[tuple[int, int]] = []
+    stack: list[tuple[str, int]] = []
+    in_string = False
+    skip = -1  # the character after a backslash inside a string is literal
+    for match in _STRUCTURE.finditer(text):
+        at = match.start()
+        if at == skip:
+            continue
+        char = match.group()
+        if in_string:
+            if char == "\\":
+                skip = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == "{" or (char == "[" and stack):  # a bracket in prose opens nothing
+            stack.append((char, at))
+            if len(stack) > max_depth:
+                raise UnusableAnswer(
+                    f"the JSON is nested deeper than {max_depth} levels; answer with a "
+                    "flat object that follows the schema"
+                )
+        elif char in "}]":
+            if stack:
+                opener, start = stack.pop()
+                if opener == "{" and char == "}":
+                    group.append((start, at + 1))
+                if not stack and group:
+                    yield from sorted(group)
+                    group.clear()
+        elif char == '"' and stack:
+            in_string = True
+    # Spans closed inside a top-level brace that never closed (a truncated answer).
+    yield from sorted(group)
+
+
+def first_json_object(
+    text: str, *, max_depth: int = DEFAULT_MAX_DEPTH, max_chars: int = DEFAULT_MAX_CHARS
+) -> dict[str, Any]:
     """The first complete JSON object in ``text``, wherever it sits.
 
-    Scanning for a decodable object (rather than stripping fences by pattern) copes with
-    fenced blocks, leading prose and trailing commentary alike.
+    Looking for a decodable object (rather than stripping fences by pattern) copes with
+    fenced blocks, leading prose and trailing commentary alike. The work is linear in
+    the answer: one scan finds the balanced spans, each is decoded at most once, and
+    every character lies in at most ``max_depth`` of them.
     """
-    text = _THINKING.sub("", text)
-    decoder = json.JSONDecoder()
-    for match in _OPEN_BRACE.finditer(text):
+    if len(text) > max_chars:
+        raise UnusableAnswer(
+            f"the answer is {len(text)} characters long, over the limit of {max_chars}; "
+            "answer with one short JSON object"
+        )
+    text = without_thinking(text)
+    for start, end in _object_spans(text, max_depth):
+        if not _OBJECT_START.match(text, start):
+            continue
         try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except json.JSONDecodeError:
+            value = json.loads(text[start:end])
+        except ValueError:  # JSONDecodeError, and out-of-range numbers
             continue
         if isinstance(value, dict):
             return value
-    snippet = " ".join(text.split())[:80]
+    snippet = " ".join(text[:400].split())[:80]
     raise UnusableAnswer(f"no JSON object found in the answer (it began: {snippet!r})")
 
 
-def validated(text: str, model: type[ResultT]) -> ResultT:
-    data = first_json_object(text)
+def validated(
+    text: str,
+    model: type[ResultT],
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_chars: int = DEFAULT_MAX_CHARS,
+) -> ResultT:
+    data = first_json_object(text, max_depth=max_depth, max_chars=max_chars)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -9,20 +9,32 @@ the problem spelled out when any of that fails.
 Retries are counted here, not in the ``openai`` client (it is built with
 ``max_retries=0``), so that one budget covers both kinds of failure and the usage ledger
 sees every request: one operation call makes at most ``1 + config.llm_max_retries``
-requests, whether they fail on transport (timeout, connection, HTTP 408/409/429/5xx,
-retried after an exponential backoff that honours ``Retry-After``) or on content
-(unparseable, invalid or inconsistent JSON, re-asked at once). Other HTTP errors (a bad
-key, an unknown model) are not retried. After the budget, :class:`~gmem.errors.LLMError`
-names the operation and the last problem on one line.
+requests, whether they fail on transport (timeout, connection, HTTP 408/409/429/5xx, a
+200 body that is not JSON; retried after an exponential backoff that honours
+``Retry-After``) or on content (unparseable, invalid or inconsistent JSON, re-asked at
+once). Other HTTP errors (a bad key, an unknown model) are not retried.
+
+Every operation also runs under one total deadline (``config.llm_deadline_s``), backoff
+waits and model discovery included. A timeout per read cannot give that: a server that
+sends one byte a second never lets a read time out. So each synchronous request runs in
+a daemon thread that the caller stops waiting for at the deadline (the HTTP read still
+ends at its own timeout), and each asynchronous one is cancelled. Operations that keep
+failing on the endpoint open a :class:`~gmem.llm.breaker.CircuitBreaker`, after which
+calls fail at once until its cool-down has passed. Every failure ends in one
+:class:`~gmem.errors.LLMError` that names the operation and the last problem on one
+line, with the endpoint's credentials masked (see :mod:`gmem.llm.endpoint`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -33,6 +45,8 @@ from pydantic import BaseModel
 from gmem.config import MemoryConfig
 from gmem.errors import ConfigError, LLMError
 from gmem.llm import answers, prompts
+from gmem.llm.breaker import CircuitBreaker
+from gmem.llm.endpoint import Endpoint, guard_logs, parse_endpoint
 from gmem.llm.protocol import (
     InsightRequest,
     InsightResult,
@@ -67,11 +81,53 @@ class _Done(Generic[T]):
     value: T
 
 
+class _DeadlinePassed(Exception):
+    """The operation's deadline passed while a request was still unanswered."""
+
+
+def _call_within(seconds: float, call: Callable[[], T]) -> T:
+    """``call()`` in a daemon thread, given up on after ``seconds``.
+
+    The thread cannot be stopped from outside; it ends when its HTTP read does (each
+    read has its own timeout), and being a daemon it never holds up interpreter exit.
+    """
+    outcome: dict[str, Any] = {}
+    context = contextvars.copy_context()  # tracing and logging context follow the call
+
+    def run() -> None:
+        try:
+            outcome["value"] = context.run(call)
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="gmem-llm-request", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise _DeadlinePassed
+    if "error" in outcome:
+        raise outcome["error"]
+    value: T = outcome["value"]
+    return value
+
+
+async def _await_within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """``awaitable``, cancelled after ``seconds``."""
+    if seconds <= 0:
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()
+        raise _DeadlinePassed
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        raise _DeadlinePassed from None
+
+
 class _Exchange(Generic[T]):
     """One operation call across its attempts.
 
-    Holds the attempt budget, what to send next and what went wrong last, so the sync and
-    async request loops stay a few lines each and cannot drift apart.
+    Holds the attempt budget, the deadline, what to send next and what went wrong last,
+    so the sync and async request loops stay a few lines each and cannot drift apart.
     """
 
     def __init__(
@@ -94,17 +150,28 @@ class _Exchange(Generic[T]):
         self.attempts = 0
         self.transport_failures = 0
         self.pause_s = 0.0
+        self.deadline = chat.clock() + chat.deadline_s
         self.last_problem = "no request was made"
+        # Whether the last failure was the endpoint's (counts for the circuit breaker)
+        # rather than the model's answer.
+        self.endpoint_failed = True
+
+    def remaining_s(self) -> float:
+        return self.deadline - self.chat.clock()
 
     def wants_attempt(self) -> bool:
-        return self.attempts <= self.chat.max_retries
+        return self.attempts <= self.chat.max_retries and self.remaining_s() > 0
+
+    def read_timeout_s(self) -> float:
+        return max(0.001, min(self.chat.timeout_s, self.remaining_s()))
 
     def request(self, model: str) -> dict[str, Any]:
         self.attempts += 1
         params: dict[str, Any] = {
             "model": model,
             "messages": self.messages,
-            "timeout": self.chat.timeout_s,
+            "timeout": self.read_timeout_s(),
+            self.chat.max_tokens_param: self.chat.max_tokens,
             **self.options,
         }
         if self.wants_json and self.chat.json_mode:
@@ -116,14 +183,17 @@ class _Exchange(Generic[T]):
             # The client hands back the raw body when it is not JSON: usually a web page
             # because base_url points at the server root instead of its API.
             self.chat.usage.add(self.op, failed=True)
-            body = _short(str(response), 60)
+            body = _short(self.chat.endpoint.redact(str(response)), 60)
             self.last_problem = f"the endpoint did not answer with a chat completion ({body!r})"
+            self.endpoint_failed = True
             raise self.error("check GMEM_LLM_BASE_URL (it usually ends in /v1)")
+        self.endpoint_failed = False
         usage = getattr(response, "usage", None)
         prompt = getattr(usage, "prompt_tokens", 0) or 0
         completion = getattr(usage, "completion_tokens", 0) or 0
         choices = getattr(response, "choices", None) or []
         message = getattr(choices[0], "message", None) if choices else None
+        cut_off = bool(choices) and getattr(choices[0], "finish_reason", None) == "length"
         raw = getattr(message, "content", None)
         content = raw if isinstance(raw, str) else None
         self.pause_s = 0.0
@@ -134,7 +204,11 @@ class _Exchange(Generic[T]):
         except answers.UnusableAnswer as exc:
             self.chat.usage.add(self.op, prompt, completion, failed=True)
             self.last_problem = str(exc)
-            _LOG.debug("%s: unusable answer (%s)", self.op, exc)
+            if cut_off:
+                self.last_problem += (
+                    f" (the answer stopped at the token limit of {self.chat.max_tokens})"
+                )
+            _LOG.debug("%s: unusable answer (%s)", self.op, self.last_problem)
             if self.wants_json and content:
                 self.messages = [
                     *self.base,
@@ -148,35 +222,73 @@ class _Exchange(Generic[T]):
     def failed(self, exc: openai.APIError) -> None:
         """Record a transport failure; raise at once when retrying cannot help."""
         self.chat.usage.add(self.op, failed=True)
+        self.endpoint_failed = True
         if isinstance(exc, openai.APITimeoutError):
-            self.last_problem = f"the request timed out after {self.chat.timeout_s:g} s"
+            self.last_problem = f"the request timed out after {self.read_timeout_s():g} s"
         elif isinstance(exc, openai.APIConnectionError):
             self.last_problem = f"cannot connect to {self.chat.base_url}"
         elif isinstance(exc, openai.APIStatusError):
             status = exc.status_code
-            self.last_problem = f"HTTP {status}: {_short(exc.message)}"
-            if status == 400 and self.wants_json and self.chat.json_mode:
-                # Some servers reject response_format; ask once more without it, free.
-                _LOG.warning("%s rejected response_format; continuing without it", self.op)
-                self.chat.json_mode = False
-                self.attempts -= 1
-                self.pause_s = 0.0
+            self.last_problem = _status_problem(status, exc.message, self.chat.endpoint)
+            if status == 400 and self._drop_unsupported(exc.message):
                 return
             if status not in _RETRYABLE_STATUS and status < 500:
                 raise self.error(_status_hint(status)) from None
             self.pause_s = self.chat.backoff(self.transport_failures, exc.response)
+        elif isinstance(exc, openai.APIResponseValidationError):
+            self.last_problem = "the endpoint's 200 body is not a chat completion"
+            self.pause_s = self.chat.backoff(self.transport_failures)
         else:
-            self.last_problem = _short(str(exc))
+            self.last_problem = _short(self.chat.endpoint.redact(str(exc)))
             raise self.error() from None
         self.transport_failures += 1
         _LOG.debug("%s: attempt %d failed (%s)", self.op, self.attempts, self.last_problem)
 
+    def unreadable(self) -> None:
+        """A 200 response whose body is empty or cut off (the client cannot decode it)."""
+        self.chat.usage.add(self.op, failed=True)
+        self.endpoint_failed = True
+        self.last_problem = "the endpoint's 200 body is not valid JSON (empty or cut off)"
+        self.pause_s = self.chat.backoff(self.transport_failures)
+        self.transport_failures += 1
+        _LOG.debug("%s: attempt %d failed (%s)", self.op, self.attempts, self.last_problem)
+
+    def _drop_unsupported(self, message: str) -> bool:
+        """Some servers reject ``response_format`` or ``max_tokens``; ask again without
+        what they reject, at no cost to the budget."""
+        lowered = message.lower()
+        if self.wants_json and self.chat.json_mode and "response_format" in lowered:
+            _LOG.warning("%s rejected response_format; continuing without it", self.op)
+            self.chat.json_mode = False
+        elif "max_tokens" in lowered and self.chat.max_tokens_param == "max_tokens":
+            _LOG.info("the endpoint rejected max_tokens; sending max_completion_tokens")
+            self.chat.max_tokens_param = "max_completion_tokens"
+        elif self.wants_json and self.chat.json_mode and "max_tokens" not in lowered:
+            # A 400 that names nothing: response_format is the usual culprit.
+            _LOG.warning("%s rejected the request; retrying without response_format", self.op)
+            self.chat.json_mode = False
+        else:
+            return False
+        self.attempts -= 1
+        self.pause_s = 0.0
+        return True
+
+    def out_of_time(self) -> None:
+        self.endpoint_failed = True
+        if self.attempts:
+            self.chat.usage.add(self.op, failed=True)
+        before = "" if self.last_problem == "no request was made" else f"; {self.last_problem}"
+        self.last_problem = (
+            f"no usable answer within the deadline of {self.chat.deadline_s:g} s{before}"
+        )
+
     def error(self, hint: str = "") -> LLMError:
-        return LLMError(
+        message = (
             f"LLM operation {self.op} failed after {self.attempts} request(s) to "
             f"{self.chat.base_url} (model {self.chat.model or '?'}): {self.last_problem}"
             + (f"; {hint}" if hint else "")
         )
+        return LLMError(self.chat.endpoint.redact(message))
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -184,9 +296,17 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _status_problem(status: int, message: str, endpoint: Endpoint) -> str:
+    if status in (401, 403, 407):
+        # Auth failures are where an echoing proxy hands the credentials back: say what
+        # happened and nothing the server wrote.
+        return f"HTTP {status} (the endpoint refused the credentials; its reply is not shown)"
+    return f"HTTP {status}: {_short(endpoint.redact(message))}"
+
+
 def _status_hint(status: int) -> str:
-    if status in (401, 403):
-        return "check GMEM_LLM_API_KEY (or OPENAI_API_KEY)"
+    if status in (401, 403, 407):
+        return "check GMEM_LLM_API_KEY (or OPENAI_API_KEY) and the credentials in the URL"
     if status == 404:
         return "check GMEM_LLM_MODEL and GMEM_LLM_BASE_URL (it usually ends in /v1)"
     return "the endpoint rejected the request"
@@ -208,6 +328,10 @@ class OpenAIChat:
     base URL the client talks to OpenAI (or ``OPENAI_BASE_URL``). With a base URL and no
     model, the first model the server lists is used, which is what single-model local
     servers (llama.cpp, a one-model vLLM) expect.
+
+    This class raises :class:`~gmem.errors.LLMError` when the endpoint fails;
+    :func:`gmem.llm.make_llm` and :class:`gmem.Memory` put it behind a
+    :class:`~gmem.llm.fallback.FallbackLLM` so that memory keeps working, degraded.
     """
 
     def __init__(
@@ -219,33 +343,57 @@ class OpenAIChat:
         *,
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config or MemoryConfig.from_env()
-        base_url = base_url or os.environ.get("GMEM_LLM_BASE_URL") or None
+        base_url = (
+            base_url
+            or os.environ.get("GMEM_LLM_BASE_URL")
+            or os.environ.get("OPENAI_BASE_URL")
+            or None
+        )
         self.model = model or os.environ.get("GMEM_LLM_MODEL") or None
         if self.model is None and base_url is None:
             raise ConfigError(
                 "OpenAIChat needs a model: pass model= or set GMEM_LLM_MODEL "
                 "(or a base_url / GMEM_LLM_BASE_URL of a server that lists its model)"
             )
-        self._api_key = (
-            api_key
-            or os.environ.get("GMEM_LLM_API_KEY")
-            or os.environ.get("OPENAI_API_KEY")
-            or _PLACEHOLDER_KEY
+        given_key = (
+            api_key or os.environ.get("GMEM_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY")
         )
+        self._api_key = given_key or _PLACEHOLDER_KEY
+        self.endpoint = parse_endpoint(base_url, given_key)
+        guard_logs(self.endpoint.secrets)
         self.max_retries = self.config.llm_max_retries
         self.timeout_s = self.config.llm_timeout_s
+        self.deadline_s = self.config.llm_deadline_s
+        self.max_tokens = self.config.llm_max_tokens
+        self.max_tokens_param = "max_tokens"
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.clock = clock
         self.json_mode = True
         self.usage = UsageLedger()
-        self._client = openai.OpenAI(
-            base_url=base_url, api_key=self._api_key, timeout=self.timeout_s, max_retries=0
+        self._client = openai.OpenAI(**self._client_options())
+        self.base_url = self.endpoint.shown if self.endpoint.url else str(self._client.base_url)
+        self.breaker = CircuitBreaker(
+            self.config.llm_breaker_failures,
+            self.config.llm_breaker_cooldown_s,
+            what=f"the LLM endpoint {self.base_url}",
+            clock=clock,
         )
-        self.base_url = str(self._client.base_url)
         self._async_client: openai.AsyncOpenAI | None = None
         self.name = f"openai-chat:{self.model or '(server default)'}"
+
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "base_url": self.endpoint.url,
+            "api_key": self._api_key,
+            "timeout": self.timeout_s,
+            "max_retries": 0,
+            "default_headers": self.endpoint.headers or None,
+            "default_query": self.endpoint.query or None,
+        }
 
     def __repr__(self) -> str:
         return f"OpenAIChat(base_url={self.base_url!r}, model={self.model!r})"
@@ -269,12 +417,7 @@ class OpenAIChat:
         # Built on first use: an async client made outside a running loop in sync-only
         # programs would hold resources for nothing.
         if self._async_client is None:
-            self._async_client = openai.AsyncOpenAI(
-                base_url=self.base_url,
-                api_key=self._api_key,
-                timeout=self.timeout_s,
-                max_retries=0,
-            )
+            self._async_client = openai.AsyncOpenAI(**self._client_options())
         return self._async_client
 
     def backoff(self, failures_so_far: int, response: Any = None) -> float:
@@ -292,61 +435,141 @@ class OpenAIChat:
         self.name = f"openai-chat:{self.model}"
         return self.model
 
-    def _resolve_model(self) -> str:
+    def _listing_failed(self, exc: openai.APIError) -> LLMError:
+        if isinstance(exc, openai.APIStatusError):
+            problem = _status_problem(exc.status_code, exc.message, self.endpoint)
+        else:
+            problem = _short(self.endpoint.redact(str(exc)))
+        return LLMError(
+            self.endpoint.redact(
+                f"cannot list the models of {self.base_url} ({problem}); set GMEM_LLM_MODEL"
+            )
+        )
+
+    def _resolve_model(self, exchange: _Exchange[Any]) -> str:
         if self.model is not None:
             return self.model
+        timeout = exchange.read_timeout_s()
         try:
-            listed = [m.id for m in self._client.models.list()]
+            listed = _call_within(
+                exchange.remaining_s(),
+                lambda: [m.id for m in self._client.models.list(timeout=timeout)],
+            )
         except openai.APIError as exc:
-            raise LLMError(
-                f"cannot list the models of {self.base_url} ({_short(str(exc))}); "
-                "set GMEM_LLM_MODEL"
-            ) from None
+            raise self._listing_failed(exc) from None
         return self._adopt_model(listed)
 
-    async def _aresolve_model(self) -> str:
+    async def _aresolve_model(self, exchange: _Exchange[Any]) -> str:
         if self.model is not None:
             return self.model
+        timeout = exchange.read_timeout_s()
+
+        async def listing() -> list[str]:
+            return [m.id async for m in self.async_client.models.list(timeout=timeout)]
+
         try:
-            listed = [m.id async for m in self.async_client.models.list()]
+            listed = await _await_within(exchange.remaining_s(), listing())
         except openai.APIError as exc:
-            raise LLMError(
-                f"cannot list the models of {self.base_url} ({_short(str(exc))}); "
-                "set GMEM_LLM_MODEL"
-            ) from None
+            raise self._listing_failed(exc) from None
         return self._adopt_model(listed)
 
     # ---- request loops ----------------------------------------------------------------
+    def _admit(self, op: OperationName) -> None:
+        """Refuse at once while the circuit breaker is open."""
+        if self.breaker.is_open:
+            raise LLMError(
+                self.endpoint.redact(
+                    f"LLM operation {op} skipped: {self.base_url} failed "
+                    f"{self.breaker.failures} operation(s) in a row "
+                    f"(last: {self.breaker.last_problem}); it is tried again in "
+                    f"{self.breaker.wait_left_s():.0f} s"
+                )
+            )
+
+    def _settle(self, exchange: _Exchange[Any], failed: bool) -> None:
+        if failed and exchange.endpoint_failed:
+            self.breaker.failed(exchange.last_problem)
+        else:  # an answer came back, usable or not: the endpoint is alive
+            self.breaker.succeeded()
+
     def _run(self, exchange: _Exchange[T]) -> T:
-        model = self._resolve_model()
-        while exchange.wants_attempt():
-            if exchange.pause_s:
-                time.sleep(exchange.pause_s)
-            try:
-                response = self._client.chat.completions.create(**exchange.request(model))
-            except openai.APIError as exc:
-                exchange.failed(exc)
-                continue
-            done = exchange.answered(response)
-            if done is not None:
-                return done.value
-        raise exchange.error()
+        self._admit(exchange.op)
+        try:
+            value = self._attempts(exchange)
+        except LLMError:
+            self._settle(exchange, failed=True)
+            raise
+        self._settle(exchange, failed=False)
+        return value
 
     async def _arun(self, exchange: _Exchange[T]) -> T:
-        model = await self._aresolve_model()
-        while exchange.wants_attempt():
-            if exchange.pause_s:
-                await asyncio.sleep(exchange.pause_s)
-            try:
-                response = await self.async_client.chat.completions.create(
-                    **exchange.request(model)
-                )
-            except openai.APIError as exc:
-                exchange.failed(exc)
-                continue
-            done = exchange.answered(response)
-            if done is not None:
-                return done.value
+        self._admit(exchange.op)
+        try:
+            value = await self._aattempts(exchange)
+        except LLMError:
+            self._settle(exchange, failed=True)
+            raise
+        self._settle(exchange, failed=False)
+        return value
+
+    def _attempts(self, exchange: _Exchange[T]) -> T:
+        try:
+            model = self._resolve_model(exchange)
+            while exchange.wants_attempt():
+                if exchange.pause_s:
+                    if exchange.pause_s >= exchange.remaining_s():
+                        break  # the wait alone would outlast the deadline
+                    time.sleep(exchange.pause_s)
+                params = exchange.request(model)
+                try:
+                    response = _call_within(
+                        exchange.remaining_s(),
+                        functools.partial(self._client.chat.completions.create, **params),
+                    )
+                except openai.APIError as exc:
+                    exchange.failed(exc)
+                    continue
+                except ValueError:  # the client's JSONDecodeError on a cut-off 200 body
+                    exchange.unreadable()
+                    continue
+                done = exchange.answered(response)
+                if done is not None:
+                    return done.value
+        except _DeadlinePassed:
+            exchange.out_of_time()
+        else:
+            if exchange.attempts <= self.max_retries:  # the deadline stopped it, not the budget
+                exchange.out_of_time()
+        raise exchange.error()
+
+    async def _aattempts(self, exchange: _Exchange[T]) -> T:
+        try:
+            model = await self._aresolve_model(exchange)
+            while exchange.wants_attempt():
+                if exchange.pause_s:
+                    if exchange.pause_s >= exchange.remaining_s():
+                        break
+                    await asyncio.sleep(exchange.pause_s)
+                params = exchange.request(model)
+                try:
+                    response = await _await_within(
+                        exchange.remaining_s(),
+                        self.async_client.chat.completions.create(**params),
+                    )
+                except openai.APIError as exc:
+                    exchange.failed(exc)
+                    continue
+                except ValueError:
+                    exchange.unreadable()
+                    continue
+                done = exchange.answered(response)
+                if done is not None:
+                    return done.value
+        except _DeadlinePassed:
+            exchange.out_of_time()
+        else:
+            if exchange.attempts <= self.max_retries:  # the deadline stopped it, not the budget
+                exchange.out_of_time()
         raise exchange.error()
 
     def _json_exchange(
@@ -359,9 +582,13 @@ class OpenAIChat:
     ) -> _Exchange[M]:
         """One memory operation: its prompt, then validate the reply and check it against
         the request (lengths, known ids) before accepting it."""
+        limits = {
+            "max_depth": self.config.llm_json_max_depth,
+            "max_chars": self.config.llm_max_answer_chars,
+        }
 
         def parse(text: str) -> M:
-            return check(request, answers.validated(text, model))
+            return check(request, answers.validated(text, model, **limits))
 
         return _Exchange(
             self, op, prompt(request), parse, wants_json=True, options={"temperature": 0}
