@@ -955,7 +955,7 @@ def test_credentials_never_reach_reprs_errors_or_logs(
     assert first["path"] == f"/v1/chat/completions?key={QUERY_KEY}"
     assert {k.lower(): v for k, v in first["headers"].items()}["authorization"].startswith("Basic ")
     assert "401" in messages[3] and "refused the credentials" in messages[3]
-    assert "HTTP 500" in messages[4] and "[redacted]" in messages[4]
+    assert "HTTP 500" in messages[4] and "***" in messages[4]
     out, err = capfd.readouterr()
     logged = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
     assert "HTTP Request" in logged  # the client's own request log was captured...
@@ -977,4 +977,4 @@ def test_a_bearer_token_echoed_by_a_proxy_is_masked(server: ScriptedServer) -> N
         chat.score_relevance(RELEVANCE)
 
     assert API_KEY not in str(info.value)
-    assert "Bearer [redacted]" in str(info.value) or "[redacted]" in str(info.value)
+    assert "***" in str(info.value)

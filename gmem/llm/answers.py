@@ -42,7 +42,9 @@ _LOG = logging.getLogger("gmem.llm")
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
 # The characters that shape JSON; everything between them is skipped at C speed.
-_STRUCTURE = re.compile(r'[{}\[\]"\\]')
+_STRUCTURE = re.compile(r'[{}\[\]"]')
+# The rest of a JSON string after its opening quote, escapes included.
+_STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 # What a JSON object can begin with; other braces (prose, templates) are not decoded.
 _OBJECT_START = re.compile(r'\{\s*["}]')
 _DEFAULTS = MemoryConfig.model_fields
@@ -83,26 +85,23 @@ def _object_spans(text: str, max_depth: int) -> Iterator[tuple[int, int]]:
     """Start and end of the balanced ``{...}`` spans of ``text``, in reading order, each
     top-level span before the spans nested in it.
 
-    One pass over the structural characters: quotes only count inside a brace (prose
-    around the JSON may hold stray ones), and nesting deeper than ``max_depth`` is
-    refused here, so the decoder never recurses deeply. Spans are handed out as soon as
-    their top-level span closes, so a reply that starts with its JSON is not scanned to
-    the end.
+    One pass over the structural characters, strings skipped whole: quotes only count
+    inside a brace (prose around the JSON may hold stray ones), and nesting deeper than
+    ``max_depth`` is refused here, so the decoder never recurses deeply. Spans are handed
+    out as soon as their top-level span closes, so a reply that starts with its JSON is
+    not scanned to the end.
     """
     group: list[tuple[int, int]] = []
     stack: list[tuple[str, int]] = []
-    in_string = False
-    skip = -1  # the character after a backslash inside a string is literal
-    for match in _STRUCTURE.finditer(text):
-        at = match.start()
-        if at == skip:
-            continue
-        char = match.group()
-        if in_string:
-            if char == "\\":
-                skip = at + 1
-            elif char == '"':
-                in_string = False
+    pos = 0
+    while (match := _STRUCTURE.search(text, pos)) is not None:
+        at, char = match.start(), match.group()
+        pos = at + 1
+        if char == '"' and stack:
+            rest = _STRING_REST.match(text, pos)
+            if rest is None:  # the string never ends: nothing closes after it
+                break
+            pos = rest.end()
         elif char == "{" or (char == "[" and stack):  # a bracket in prose opens nothing
             stack.append((char, at))
             if len(stack) > max_depth:
@@ -110,16 +109,13 @@ def _object_spans(text: str, max_depth: int) -> Iterator[tuple[int, int]]:
                     f"the JSON is nested deeper than {max_depth} levels; answer with a "
                     "flat object that follows the schema"
                 )
-        elif char in "}]":
-            if stack:
-                opener, start = stack.pop()
-                if opener == "{" and char == "}":
-                    group.append((start, at + 1))
-                if not stack and group:
-                    yield from sorted(group)
-                    group.clear()
-        elif char == '"' and stack:
-            in_string = True
+        elif char in "}]" and stack:
+            opener, start = stack.pop()
+            if opener == "{" and char == "}":
+                group.append((start, at + 1))
+            if not stack:
+                yield from sorted(group)
+                group.clear()
     # Spans closed inside a top-level brace that never closed (a truncated answer).
     yield from sorted(group)
 

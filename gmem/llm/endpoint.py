@@ -9,28 +9,25 @@ otherwise have glued in front of the request path).
 
 Everything that is secret is also registered with a log filter on the HTTP and
 ``openai`` loggers, and text relayed from the server (an error body) passes through
-:func:`redact`, because an echoing proxy hands back the very header it was sent.
+:func:`redact`, because an echoing proxy hands back the very header it was sent. The
+masking rules themselves are :mod:`graph_store.redact`'s, shared with the stores.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
+from graph_store.redact import MASK
+from graph_store.redact import redact as redact_text
+
 # Secrets shorter than this are not searched for in text: replacing every "ab" in a log
-# line would destroy it and protect nothing.
+# line would destroy it and protect nothing (graph_store.redact ignores them too).
 _MIN_SECRET_CHARS = 4
-_REDACTED = "[redacted]"
-# Credentials that an echoing server may return whether or not gmem knows them.
-_CREDENTIAL_PATTERNS = (
-    re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{6,}"),
-    re.compile(r"\bsk-[A-Za-z0-9_-]{6,}"),
-)
 # Loggers that see request URLs or headers while gmem talks to an endpoint.
 _HTTP_LOGGERS = (
     "httpx",
@@ -81,8 +78,8 @@ def parse_endpoint(base_url: str | None, api_key: str | None = None) -> Endpoint
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     secrets += list(query.values())
     url = urlunsplit((parts.scheme, host, parts.path, "", ""))
-    shown_query = "&".join(f"{key}={_REDACTED}" for key in query)
-    shown_host = f"{_REDACTED}@{host}" if headers else host
+    shown_query = "&".join(f"{key}={MASK}" for key in query)
+    shown_host = f"{MASK}@{host}" if headers else host
     shown = urlunsplit((parts.scheme, shown_host, parts.path, shown_query, ""))
     return Endpoint(url=url, shown=shown, query=query, headers=headers, secrets=_usable(secrets))
 
@@ -94,19 +91,9 @@ def _usable(secrets: Iterable[str]) -> tuple[str, ...]:
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with the given secrets and anything that looks like a credential masked."""
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, _REDACTED)
-    for pattern in _CREDENTIAL_PATTERNS:
-        text = pattern.sub(_mask_credential, text)
-    return text
-
-
-def _mask_credential(match: re.Match[str]) -> str:
-    if match.lastindex:  # "Bearer <token>": keep the scheme, so the message still reads
-        return f"{match.group(1)}{match.group(2)}{_REDACTED}"
-    return _REDACTED
+    """``text`` with the given secrets and anything that looks like a credential masked
+    (:func:`graph_store.redact.redact`, the one set of rules gmem uses)."""
+    return redact_text(text, secrets)
 
 
 class _SecretFilter(logging.Filter):
@@ -124,7 +111,7 @@ class _SecretFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a malformed record is the logging module's to report
+        except (TypeError, ValueError):  # a malformed record is logging's to report
             return True
         cleaned = redact(message, self._secrets)
         if cleaned != message:

@@ -97,7 +97,7 @@ def _call_within(seconds: float, call: Callable[[], T]) -> T:
     def run() -> None:
         try:
             outcome["value"] = context.run(call)
-        except BaseException as exc:  # handed to the caller below
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             outcome["error"] = exc
 
     worker = threading.Thread(target=run, name="gmem-llm-request", daemon=True)
