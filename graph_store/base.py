@@ -1,15 +1,16 @@
-"""The :class:`GraphStore` base: one abstract ``batch``, everything else written once."""
+"""The :class:`GraphStore` base: a backend writes one transaction; validation, the
+algorithms and every convenience call are written here once."""
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
 
+from graph_store.errors import UserInputError
 from graph_store.model import Edge, EdgeKind, Node, NodeKind, check_id, check_namespace
 from graph_store.ops import (
     Count,
@@ -19,6 +20,7 @@ from graph_store.ops import (
     DeleteNodes,
     DeleteTask,
     Direction,
+    Expand,
     GetEdges,
     GetNodes,
     Hit,
@@ -33,10 +35,14 @@ from graph_store.ops import (
     VectorField,
     VectorSearch,
 )
+from graph_store.programs import Runner, run_op
+
+_DIRECTIONS = ("out", "in", "both")
+_FIELDS = ("embedding", "graph_embedding")
 
 
 def check_op(op: Op) -> None:
-    """Reject malformed ids and namespaces before any backend sees the batch.
+    """Reject malformed ids, namespaces and options before any backend sees the batch.
 
     Checked here, once, so that every backend refuses the same input with the same
     message, and a batch with one bad operation changes nothing.
@@ -49,8 +55,20 @@ def check_op(op: Op) -> None:
             check_id(query_id)
         case DeleteNamespace(namespace):
             check_namespace(namespace)
-        case VectorSearch(namespace=namespace) if namespace is not None:
-            check_namespace(namespace)
+        case VectorSearch(namespace=namespace, field=field):
+            if namespace is not None:
+                check_namespace(namespace)
+            if field not in _FIELDS:
+                raise UserInputError(
+                    f"unknown vector field {field!r}: use 'embedding' or 'graph_embedding'"
+                )
+        case (
+            GetEdges(direction=direction)
+            | Neighbors(direction=direction)
+            | Expand(direction=direction)
+        ):
+            if direction not in _DIRECTIONS:
+                raise UserInputError(f"direction must be 'out', 'in' or 'both', not {direction!r}")
         case _:
             pass
 
@@ -58,10 +76,15 @@ def check_op(op: Op) -> None:
 class GraphStore(ABC):
     """Storage for the three-tier memory graph.
 
-    A backend implements :meth:`_batch` (all operations of one call in one transaction:
-    either every write lands or none does) and :meth:`close`. Reads inside a batch see the
-    writes before them in the same batch. :meth:`batch` validates the operations first,
-    so a backend only ever receives well-formed ones.
+    A backend implements :meth:`_transact` (all operations of one batch in one
+    transaction: either every write lands or none does) for the primitive operations of
+    :mod:`graph_store.ops`, and :meth:`close`. Reads inside a batch see the writes before
+    them in the same batch. :meth:`batch` validates the operations first, so a backend
+    only ever receives well-formed ones, and drives the operations that are algorithms
+    (:mod:`graph_store.programs`) over the backend's primitives.
+
+    The store is synchronous and safe to share between threads; see "Threads and async"
+    in docs/architecture.md for why there is no async twin at this level.
     """
 
     #: A short URL-like description shown by the CLI, e.g. ``sqlite:///path/memory.db``.
@@ -72,14 +95,18 @@ class GraphStore(ABC):
         ops = list(ops)
         for op in ops:
             check_op(op)
-        return self._batch(ops)
+        return self._transact(ops, lambda primitive: [run_op(op, primitive) for op in ops])
 
     @abstractmethod
-    def _batch(self, ops: list[Op]) -> list[Any]:
-        """The backend's transaction over operations :meth:`batch` has validated."""
+    def _transact(self, ops: list[Op], work: Callable[[Runner], list[Any]]) -> list[Any]:
+        """Call ``work`` inside one transaction and return what it returns.
 
-    async def abatch(self, ops: Sequence[Op]) -> list[Any]:
-        return await asyncio.to_thread(self.batch, ops)
+        ``work`` calls its argument with primitive operations (never :class:`Neighbors`
+        or :class:`DeleteTask`) and expects each one's result. ``ops`` is the validated
+        batch, for what a backend decides up front: a read or a write transaction
+        (:data:`WRITE_OPS`), schema it must create first. A backend that retries a
+        transaction calls ``work`` again from the start.
+        """
 
     @abstractmethod
     def close(self) -> None:
@@ -164,44 +191,3 @@ class GraphStore(ABC):
 
     def namespaces(self) -> list[str]:
         return list(self.batch([ListNamespaces()])[0])
-
-    # Async twins.
-    async def aput_nodes(self, nodes: Sequence[Node]) -> None:
-        await self.abatch([PutNodes(nodes)])
-
-    async def aput_edges(self, edges: Sequence[Edge]) -> None:
-        await self.abatch([PutEdges(edges)])
-
-    async def aget_nodes(self, ids: Sequence[str], with_vectors: bool = False) -> list[Node | None]:
-        return list((await self.abatch([GetNodes(ids, with_vectors)]))[0])
-
-    async def aneighbors(
-        self,
-        ids: Sequence[str],
-        hops: int = 1,
-        kinds: Sequence[EdgeKind] | None = None,
-        direction: Direction = "both",
-        node_kind: NodeKind | None = None,
-    ) -> list[Reached]:
-        return list((await self.abatch([Neighbors(ids, hops, kinds, direction, node_kind)]))[0])
-
-    async def avector_search(
-        self,
-        kind: NodeKind,
-        vector: npt.NDArray[np.float32] | Sequence[float],
-        k: int,
-        namespace: str | None = None,
-        field: VectorField = "embedding",
-        exclude_ids: frozenset[str] = frozenset(),
-    ) -> list[Hit]:
-        vec = np.asarray(vector, dtype=np.float32)
-        op = VectorSearch(kind, vec, k, namespace, field, exclude_ids)
-        return list((await self.abatch([op]))[0])
-
-    async def adelete_nodes(self, ids: Sequence[str]) -> Removed:
-        result: Removed = (await self.abatch([DeleteNodes(ids)]))[0]
-        return result
-
-    async def acount(self, namespace: str | None = None) -> Counts:
-        result: Counts = (await self.abatch([Count(namespace)]))[0]
-        return result

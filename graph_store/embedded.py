@@ -13,7 +13,6 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -22,13 +21,13 @@ import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
+from graph_store import ops
 from graph_store.base import GraphStore
 from graph_store.errors import (
     NotFoundError,
     StoreCorruptError,
     StoreError,
     StoreUnavailableError,
-    UnknownNamespaceError,
     UserInputError,
 )
 from graph_store.model import (
@@ -38,32 +37,12 @@ from graph_store.model import (
     NodeKind,
     node_from_props,
 )
-from graph_store.ops import (
-    Count,
-    Counts,
-    DeleteEdges,
-    DeleteNamespace,
-    DeleteNodes,
-    DeleteTask,
-    GetEdges,
-    GetNodes,
-    Hit,
-    ListNamespaces,
-    ListNodes,
-    Neighbors,
-    Op,
-    PutEdges,
-    PutNodes,
-    Reached,
-    Removed,
-    VectorField,
-    VectorSearch,
-)
+from graph_store.programs import Runner
 from graph_store.vectors import VectorIndex
 
 APPLICATION_ID = 0x474D454D  # "GMEM": marks the file as a gmem store
 SCHEMA_VERSION = 1
-_FIELDS: tuple[VectorField, ...] = ("embedding", "graph_embedding")
+_FIELDS: tuple[ops.VectorField, ...] = ("embedding", "graph_embedding")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -208,17 +187,17 @@ class EmbeddedStore(GraphStore):
             self._db.close()
 
     # ---- the one entry point ---------------------------------------------------------
-    def _batch(self, ops: list[Op]) -> list[Any]:
+    def _transact(self, batch: list[ops.Op], work: Callable[[Runner], list[Any]]) -> list[Any]:
         with self._lock:
             if self._closed:
                 raise StoreUnavailableError("the store is closed; open it again")
             self._refresh_if_changed()
             undo: list[Undo] = []
-            has_writes = any(isinstance(op, _WRITE_OPS) for op in ops)
+            has_writes = any(isinstance(op, ops.WRITE_OPS) for op in batch)
             try:
                 if has_writes:
                     self._db.execute("BEGIN IMMEDIATE")
-                results = [self._run(op, undo) for op in ops]
+                results = work(lambda op: self._run(op, undo))
                 if has_writes:
                     self._db.execute("COMMIT")
             except BaseException as exc:
@@ -246,46 +225,44 @@ class EmbeddedStore(GraphStore):
         if version != self._data_version:
             self._load()
 
-    def _run(self, op: Op, undo: list[Undo]) -> Any:
-        if isinstance(op, _WRITE_OPS):
+    def _run(self, op: ops.Op, undo: list[Undo]) -> Any:
+        if isinstance(op, ops.WRITE_OPS):
             return self._write(op, undo)
         match op:
-            case GetNodes(ids, with_vectors):
+            case ops.GetNodes(ids, with_vectors):
                 return self._get_nodes(ids, with_vectors)
-            case ListNodes(kind, namespace, with_vectors, limit):
+            case ops.ListNodes(kind, namespace, with_vectors, limit):
                 return self._list_nodes(kind, namespace, with_vectors, limit)
-            case GetEdges(ids, kinds, direction):
+            case ops.GetEdges(ids, kinds, direction):
                 return list(self._edges_of(ids, kinds, direction))
-            case Neighbors(ids, hops, kinds, direction, node_kind):
-                return self._neighbors(ids, hops, kinds, direction, node_kind)
-            case VectorSearch(kind, vector, k, namespace, field, exclude_ids):
+            case ops.Expand(ids, kinds, direction, exclude):
+                return self._expand(ids, kinds, direction, exclude)
+            case ops.VectorSearch(kind, vector, k, namespace, field, exclude_ids):
                 return self._vector_search(kind, vector, k, namespace, field, exclude_ids)
-            case Count(namespace):
+            case ops.Count(namespace):
                 return self._count(namespace)
-            case ListNamespaces():
+            case ops.ListNamespaces():
                 rows = self._db.execute("SELECT DISTINCT namespace FROM nodes ORDER BY namespace")
                 return [r[0] for r in rows]
         raise UserInputError(f"unknown store operation {type(op).__name__}")
 
-    def _write(self, op: Op, undo: list[Undo]) -> Any:
+    def _write(self, op: ops.Op, undo: list[Undo]) -> Any:
         match op:
-            case PutNodes(nodes):
+            case ops.PutNodes(nodes):
                 return self._put_nodes(nodes, undo)
-            case PutEdges(edges):
+            case ops.PutEdges(edges):
                 return self._put_edges(edges, undo)
-            case DeleteEdges(keys):
+            case ops.DeleteEdges(keys):
                 return self._delete_edges(keys, undo)
-            case DeleteTask(query_id):
-                return self._delete_task(query_id, undo)
-            case DeleteNodes(ids):
+            case ops.DeleteNodes(ids):
                 return self._remove_nodes(ids, undo)
-            case DeleteNamespace(namespace):
+            case ops.DeleteNamespace(namespace):
                 return self._delete_namespace(namespace, undo)
         raise UserInputError(f"unknown store operation {type(op).__name__}")
 
     # ---- writes ----------------------------------------------------------------------
     def _index_for(
-        self, kind: str, field: VectorField, vec: npt.NDArray[np.float32], undo: list[Undo]
+        self, kind: str, field: ops.VectorField, vec: npt.NDArray[np.float32], undo: list[Undo]
     ) -> VectorIndex:
         index = self._indexes.get((kind, field))
         if index is None:
@@ -388,7 +365,7 @@ class EmbeddedStore(GraphStore):
             removed += 1
         return removed
 
-    def _remove_nodes(self, ids: Iterable[str], undo: list[Undo]) -> Removed:
+    def _remove_nodes(self, ids: Iterable[str], undo: list[Undo]) -> ops.Removed:
         ids = [i for i in dict.fromkeys(ids) if i in self._graph]
         edge_count = 0
         for node_id in ids:
@@ -421,7 +398,7 @@ class EmbeddedStore(GraphStore):
             "OR dst IN (SELECT id FROM doomed)"
         )
         self._db.execute("DELETE FROM nodes WHERE id IN (SELECT id FROM doomed)")
-        return Removed(nodes=len(ids), edges=edge_count)
+        return ops.Removed(nodes=len(ids), edges=edge_count)
 
     def _node_readder(
         self, node_id: str, attrs: dict[str, Any], edges: list[tuple[str, str, str, dict[str, Any]]]
@@ -434,21 +411,8 @@ class EmbeddedStore(GraphStore):
 
         return readd
 
-    def _delete_task(self, query_id: str, undo: list[Undo]) -> Removed:
-        attrs = self._graph.nodes.get(query_id)
-        if attrs is None or attrs["kind"] != NodeKind.QUERY.value:
-            raise NotFoundError(f"no task with id {query_id}")
-        trace = [
-            dst
-            for _, dst, kind in self._graph.out_edges(query_id, keys=True)
-            if kind == EdgeKind.HAS_TRACE.value
-        ]
-        return self._remove_nodes([query_id, *trace], undo)
-
-    def _delete_namespace(self, namespace: str, undo: list[Undo]) -> Removed:
+    def _delete_namespace(self, namespace: str, undo: list[Undo]) -> ops.Removed:
         ids = [n for n, ns in self._graph.nodes(data="ns") if ns == namespace]
-        if not ids:
-            raise UnknownNamespaceError(f"namespace {namespace!r} holds no memory")
         return self._remove_nodes(ids, undo)
 
     # ---- reads -----------------------------------------------------------------------
@@ -534,33 +498,22 @@ class EmbeddedStore(GraphStore):
                             kind=EdgeKind(kind), src=src, dst=dst, props=json.loads(props)
                         )
 
-    def _neighbors(
+    def _expand(
         self,
         ids: Sequence[str],
-        hops: int,
         kinds: Sequence[EdgeKind] | None,
         direction: str,
-        node_kind: NodeKind | None,
-    ) -> list[Reached]:
-        want_kind = None if node_kind is None else NodeKind(node_kind).value
-        start = [i for i in dict.fromkeys(ids) if i in self._graph]
-        visited = set(start)
-        frontier = deque((i, 0) for i in start)
-        reached: list[Reached] = []
-        while frontier:
-            node_id, hop = frontier.popleft()
-            if hop >= hops:
-                continue
+        exclude: frozenset[str],
+    ) -> list[ops.Link]:
+        links = []
+        for node_id in dict.fromkeys(ids):
             for edge in self._edges_of([node_id], kinds, direction):
-                other = edge.dst if edge.src == node_id else edge.src
-                if other in visited:
-                    continue
-                if want_kind is not None and self._graph.nodes[other]["kind"] != want_kind:
-                    continue
-                visited.add(other)
-                reached.append(Reached(other, hop + 1, edge))
-                frontier.append((other, hop + 1))
-        return reached
+                outgoing = edge.src == node_id
+                other = edge.dst if outgoing else edge.src
+                if other not in exclude:
+                    kind = NodeKind(self._graph.nodes[other]["kind"])
+                    links.append(ops.Link(node_id, other, kind, outgoing, edge))
+        return links
 
     def _vector_search(
         self,
@@ -568,15 +521,15 @@ class EmbeddedStore(GraphStore):
         vector: npt.NDArray[np.float32],
         k: int,
         namespace: str | None,
-        field: VectorField,
+        field: ops.VectorField,
         exclude: frozenset[str],
-    ) -> list[Hit]:
+    ) -> list[ops.Hit]:
         index = self._indexes.get((NodeKind(kind).value, field))
         if index is None:
             return []
         return index.search(np.asarray(vector, dtype=np.float32), k, namespace, exclude)
 
-    def _count(self, namespace: str | None) -> Counts:
+    def _count(self, namespace: str | None) -> ops.Counts:
         if namespace is None:
             nodes = self._db.execute("SELECT kind, COUNT(*) FROM nodes GROUP BY kind")
             edges = self._db.execute("SELECT kind, COUNT(*) FROM edges GROUP BY kind")
@@ -589,7 +542,4 @@ class EmbeddedStore(GraphStore):
                 "WHERE n.namespace=? GROUP BY e.kind",
                 (namespace,),
             )
-        return Counts(nodes=dict(nodes.fetchall()), edges=dict(edges.fetchall()))
-
-
-_WRITE_OPS = (PutNodes, PutEdges, DeleteEdges, DeleteTask, DeleteNodes, DeleteNamespace)
+        return ops.Counts(nodes=dict(nodes.fetchall()), edges=dict(edges.fetchall()))

@@ -1,9 +1,14 @@
 """Typed storage operations.
 
-A backend implements one method, :meth:`GraphStore.batch`, which runs a sequence of these
-operations in one transaction and returns one result per operation. Every convenience
-method of :class:`graph_store.GraphStore` (and its async twin) is a one-operation batch,
-so the semantics live here, once, and the conformance suite pins them for every backend.
+:meth:`GraphStore.batch` runs a sequence of these operations in one transaction and
+returns one result per operation. Every convenience method of
+:class:`graph_store.GraphStore` is a one-operation batch, so the semantics live here,
+once, and the conformance suite pins them for every backend.
+
+Most operations are primitives a backend implements. :class:`Neighbors` and
+:class:`DeleteTask` are not: they are programs over primitives (breadth-first search over
+:class:`Expand`, the cascade over :class:`GetEdges` and :class:`DeleteNodes`), written once
+in :mod:`graph_store.programs`, so that no backend knows the algorithm.
 """
 
 from __future__ import annotations
@@ -85,6 +90,21 @@ class Neighbors:
 
 
 @dataclass(frozen=True, slots=True)
+class Expand:
+    """One level of :class:`Neighbors`: the edges from ``ids`` to nodes not in ``exclude``.
+
+    Result: one :class:`Link` per (origin, edge), in any order; an edge between two
+    origins comes once from each end, a self-loop touching under "both" twice. Ids that
+    name no node expand to nothing.
+    """
+
+    ids: Sequence[str]
+    kinds: Sequence[EdgeKind] | None = None
+    direction: Direction = "both"
+    exclude: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class VectorSearch:
     """Exact or indexed cosine top-k over one node kind, filtered by namespace."""
 
@@ -142,6 +162,7 @@ Op = (
     | ListNodes
     | GetEdges
     | Neighbors
+    | Expand
     | VectorSearch
     | DeleteTask
     | DeleteNodes
@@ -149,6 +170,21 @@ Op = (
     | Count
     | ListNamespaces
 )
+
+
+#: Operations that write; a batch with none of them runs in a read transaction.
+WRITE_OPS = (PutNodes, PutEdges, DeleteEdges, DeleteTask, DeleteNodes, DeleteNamespace)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An edge found by :class:`Expand`, seen from one of the nodes it was asked about."""
+
+    origin: str
+    other: str
+    other_kind: NodeKind
+    outgoing: bool
+    via: Edge
 
 
 @dataclass(frozen=True, slots=True)

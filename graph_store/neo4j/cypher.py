@@ -206,11 +206,6 @@ VECTOR_SCAN: dict[NodeKind, str] = {
 }
 
 # ---- deletes ---------------------------------------------------------------------------
-TASK_NODES = (
-    "MATCH (q:Query {id: $id}) OPTIONAL MATCH (q)-[:HAS_TRACE]->(u) "
-    "RETURN q.id AS id, collect(DISTINCT u.id) AS trace"
-)
-
 _DETACH_COUNTED = (
     "OPTIONAL MATCH (n)-[r]-() "
     "WITH collect(DISTINCT n) AS nodes, collect(DISTINCT r) AS rels "

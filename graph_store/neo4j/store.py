@@ -1,10 +1,11 @@
 """``Neo4jStore``: the three-tier graph in a Neo4j 5 server, one transaction per batch.
 
-Each operation compiles to a short program of Cypher statements (a generator that yields
-a statement and receives its rows), so the same program runs in a sync or an async
-transaction, and a batch is simply its programs run in order inside one managed
-transaction: the driver retries it whole on transient errors (deadlock, leader switch,
-server restarting) for at most ``retry_s`` seconds, and any error rolls every write back.
+Each primitive operation compiles to a short program of Cypher statements
+(:mod:`graph_store.neo4j.programs`), and a batch is its programs run in order inside one
+managed transaction: the driver retries it whole on transient errors (deadlock, leader
+switch, server restarting) for at most ``retry_s`` seconds, and any error rolls every
+write back. This module holds what is not an operation: connecting, the schema and the
+vector indexes, and turning driver errors into gmem's one-line errors.
 
 What needs schema changes happens before that transaction, because Neo4j forbids schema
 and data writes in one transaction: the first vector written for a (kind, field) creates
@@ -15,70 +16,34 @@ another length out of the index).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncGenerator, Generator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from graph_store.base import GraphStore, check_op
+from graph_store.base import GraphStore
 from graph_store.errors import (
     ConfigError,
     EmbeddingDimensionError,
     GmemError,
-    NotFoundError,
     StoreError,
     StoreUnavailableError,
-    UnknownNamespaceError,
-    UserInputError,
 )
-from graph_store.model import Edge, EdgeKind, Node, NodeKind
-from graph_store.neo4j import codec, cypher
-from graph_store.ops import (
-    Count,
-    Counts,
-    DeleteEdges,
-    DeleteNamespace,
-    DeleteNodes,
-    DeleteTask,
-    GetEdges,
-    GetNodes,
-    Hit,
-    ListNamespaces,
-    ListNodes,
-    Neighbors,
-    Op,
-    PutEdges,
-    PutNodes,
-    Reached,
-    Removed,
-    VectorSearch,
-)
+from graph_store.model import NodeKind
+from graph_store.neo4j import codec, cypher, programs
+from graph_store.neo4j.programs import BatchState, VectorKey
+from graph_store.ops import WRITE_OPS, Op, PutNodes, VectorSearch
+from graph_store.programs import Runner
 from graph_store.redact import redact, redact_url
 
 if TYPE_CHECKING:
     import neo4j
 
-Rows = list[dict[str, Any]]
-Statement = tuple[str, dict[str, Any]]
-Program = Generator[Statement, Rows, Any]
-VectorKey = tuple[NodeKind, str]
-
-_WRITE_OPS = (PutNodes, PutEdges, DeleteEdges, DeleteTask, DeleteNodes, DeleteNamespace)
 _FIELDS = codec.VECTOR_FIELDS
-
-
-class _BatchState:
-    """What one batch's programs share: whether the index may be stale, the dimensions."""
-
-    def __init__(self, dims: dict[VectorKey, int], oversample: int) -> None:
-        self.dims = dims
-        self.oversample = oversample
-        self.wrote = False
 
 
 class Neo4jStore(GraphStore):
@@ -120,7 +85,6 @@ class Neo4jStore(GraphStore):
         self._lock = threading.Lock()
         self._seq = 0
         self._dims: dict[VectorKey, int] = {}
-        self._async_drivers: dict[asyncio.AbstractEventLoop, _LoopDriver] = {}
         self._driver_options: dict[str, Any] = {
             "auth": (self.user, secret),
             "connection_timeout": connect_timeout_s,
@@ -173,11 +137,7 @@ class Neo4jStore(GraphStore):
             if self._closed:
                 return
             self._closed = True
-            drivers, self._async_drivers = self._async_drivers, {}
         self._driver.close()
-        for loop, held in drivers.items():
-            if loop.is_running() and not loop.is_closed():
-                asyncio.run_coroutine_threadsafe(held.keeper.aclose(), loop)
 
     def delete_all(self) -> None:
         """Remove every gmem node, edge and vector index in the database (a test helper).
@@ -217,19 +177,20 @@ class Neo4jStore(GraphStore):
         self._call(work)
 
     # ---- the one entry point ---------------------------------------------------------
-    def _batch(self, ops: list[Op]) -> list[Any]:
+    def _transact(self, ops: list[Op], work: Callable[[Runner], list[Any]]) -> list[Any]:
         self._ensure_open()
         state = self._prepare(ops)
+        writes = any(isinstance(op, WRITE_OPS) for op in ops)
 
-        def work(tx: neo4j.ManagedTransaction) -> list[Any]:
-            state.wrote = False
-            return [_drive(tx, self._program(op, state)) for op in ops]
+        def in_transaction(tx: neo4j.ManagedTransaction) -> list[Any]:
+            state.wrote = False  # the driver may run this again after a transient error
+            return work(lambda op: programs.drive(tx, programs.program(op, state)))
 
         def run() -> list[Any]:
             with self._driver.session(database=self.database) as session:
-                if any(isinstance(op, _WRITE_OPS) for op in ops):
-                    return session.execute_write(work)
-                return session.execute_read(work)
+                if writes:
+                    return session.execute_write(in_transaction)
+                return session.execute_read(in_transaction)
 
         try:
             result: list[Any] = self._call(run)
@@ -239,65 +200,6 @@ class Neo4jStore(GraphStore):
             self._call(self._restore_vector_indexes)
             result = self._call(run)
         return result
-
-    async def abatch(self, ops: Sequence[Op]) -> list[Any]:
-        """The batch on the driver's native asyncio API, one driver per event loop."""
-        self._ensure_open()
-        ops = list(ops)
-        for op in ops:
-            check_op(op)
-        # Schema work (rare: first vector of a kind) stays on the sync driver, off-loop.
-        state = await asyncio.to_thread(self._prepare, ops)
-        driver = await self._async_driver()
-
-        async def work(tx: neo4j.AsyncManagedTransaction) -> list[Any]:
-            state.wrote = False
-            return [await _adrive(tx, self._program(op, state)) for op in ops]
-
-        async def run() -> list[Any]:
-            async with driver.session(database=self.database) as session:
-                if any(isinstance(op, _WRITE_OPS) for op in ops):
-                    return await session.execute_write(work)
-                return await session.execute_read(work)
-
-        for attempt in (1, 2):
-            try:
-                return await run()
-            except Exception as exc:
-                error = self._translate(exc)
-                if attempt == 2 or not _lost_vector_index(error):
-                    raise error from exc
-            await asyncio.to_thread(self._call, self._restore_vector_indexes)
-        raise AssertionError("unreachable")
-
-    async def aclose(self) -> None:
-        """Close the running loop's async driver now, then the store."""
-        held = self._async_drivers.pop(asyncio.get_running_loop(), None)
-        if held is not None:
-            await held.keeper.aclose()
-        self.close()
-
-    async def _async_driver(self) -> neo4j.AsyncDriver:
-        """The running loop's driver, created on first use.
-
-        An async driver's connections belong to one event loop. A parked async generator
-        per loop closes the driver when that loop shuts down (``asyncio.run`` and
-        pytest-asyncio finalize async generators), so short-lived loops leak nothing.
-        """
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            for old in [lp for lp in self._async_drivers if lp.is_closed()]:
-                del self._async_drivers[old]
-            held = self._async_drivers.get(loop)
-            if held is None:
-                driver = self._neo4j.AsyncGraphDatabase.driver(self.uri, **self._driver_options)
-                held = self._async_drivers[loop] = _LoopDriver(driver, _close_at_shutdown(driver))
-                fresh = True
-            else:
-                fresh = False
-        if fresh:
-            await held.keeper.asend(None)
-        return held.driver
 
     def _ensure_open(self) -> None:
         if self._closed:
@@ -336,7 +238,7 @@ class Neo4jStore(GraphStore):
         return exc
 
     # ---- before the transaction: validation and vector indexes -----------------------
-    def _prepare(self, ops: Sequence[Op]) -> _BatchState:
+    def _prepare(self, ops: Sequence[Op]) -> BatchState:
         """Check ids and vector dimensions, and create the vector indexes a batch needs."""
         pending: dict[VectorKey, int] = {}
 
@@ -363,7 +265,7 @@ class Neo4jStore(GraphStore):
                     raise _dimension_error("query vector", vector, dim)
         if pending:
             self._call(lambda: self._create_vector_indexes(pending))
-        return _BatchState(dict(self._dims), self._oversample)
+        return BatchState(dict(self._dims), self._oversample, self._next_seq)
 
     def _create_vector_indexes(self, wanted: dict[VectorKey, int]) -> None:
         with self._driver.session(database=self.database) as session:
@@ -397,81 +299,6 @@ class Neo4jStore(GraphStore):
             self._seq = start + count
             return start
 
-    # ---- operations as Cypher programs -----------------------------------------------
-    def _program(self, op: Op, state: _BatchState) -> Program:
-        if isinstance(op, _WRITE_OPS):
-            program = self._write_program(op)
-            state.wrote = True
-            return program
-        match op:
-            case GetNodes(ids, with_vectors):
-                return _get_nodes(ids, with_vectors)
-            case ListNodes(kind, namespace, with_vectors, limit):
-                return _list_nodes(NodeKind(kind), namespace, with_vectors, limit)
-            case GetEdges(ids, kinds, direction):
-                return _get_edges(ids, kinds, direction)
-            case Neighbors(ids, hops, kinds, direction, node_kind):
-                return _neighbors(ids, hops, kinds, direction, node_kind)
-            case VectorSearch():
-                return _vector_search(op, state, stale_index=state.wrote)
-            case Count(namespace):
-                return _count(namespace)
-            case ListNamespaces():
-                return _list_namespaces()
-        raise UserInputError(f"unknown store operation {type(op).__name__}")
-
-    def _write_program(self, op: Op) -> Program:
-        match op:
-            case PutNodes(nodes):
-                return _put_nodes(nodes, self._next_seq(len(nodes)))
-            case PutEdges(edges):
-                return _put_edges(edges)
-            case DeleteEdges(keys):
-                return _delete_edges(keys)
-            case DeleteTask(query_id):
-                return _delete_task(query_id)
-            case DeleteNodes(ids):
-                return _delete_nodes(ids)
-            case DeleteNamespace(namespace):
-                return _delete_namespace(namespace)
-        raise UserInputError(f"unknown store operation {type(op).__name__}")
-
-
-class _LoopDriver(NamedTuple):
-    driver: neo4j.AsyncDriver
-    keeper: AsyncGenerator[None, None]
-
-
-async def _close_at_shutdown(driver: neo4j.AsyncDriver) -> AsyncGenerator[None, None]:
-    try:
-        yield
-    finally:
-        await driver.close()
-
-
-def _drive(tx: neo4j.ManagedTransaction, program: Program) -> Any:
-    try:
-        text, params = next(program)
-        while True:
-            result = tx.run(text, params)
-            keys = result.keys()
-            # Plain dicts of the values: Result.data() would re-walk every vector element.
-            text, params = program.send([dict(zip(keys, record, strict=True)) for record in result])
-    except StopIteration as done:
-        return done.value
-
-
-async def _adrive(tx: neo4j.AsyncManagedTransaction, program: Program) -> Any:
-    try:
-        text, params = next(program)
-        while True:
-            result = await tx.run(text, params)
-            keys = result.keys()
-            rows = [dict(zip(keys, record, strict=True)) async for record in result]
-            text, params = program.send(rows)
-    except StopIteration as done:
-        return done.value
-
 
 def _lost_vector_index(error: Exception) -> bool:
     return isinstance(error, StoreError) and "no such vector schema index" in str(error)
@@ -487,214 +314,3 @@ def _dimension_error(what: str, vec: npt.NDArray[np.float32], dim: int) -> Embed
         f"{what} has dimension {vec.shape[0]}, but this store holds {dim}-d vectors"
         "; it was written with another embedder: use that one, or a new database"
     )
-
-
-# ---- writes ------------------------------------------------------------------------------
-def _put_nodes(nodes: Sequence[Node], seq: int) -> Program:
-    by_kind: dict[NodeKind, list[dict[str, Any]]] = {}
-    for i, node in enumerate(nodes):
-        row = {"id": node.id, "props": codec.node_props(node), "seq": seq + i}
-        by_kind.setdefault(node.kind, []).append(row)
-    for kind, rows in by_kind.items():
-        (result,) = yield cypher.PUT_NODES[kind], {"rows": rows}
-        if result["clashes"]:
-            clash = result["clashes"][0]
-            raise UserInputError(
-                f"node {clash['id']} exists as a {clash['node_kind']}, not a {kind.value}"
-            )
-
-
-def _put_edges(edges: Sequence[Edge]) -> Program:
-    rows = [
-        {
-            "kind": EdgeKind(edge.kind).value,
-            "src": edge.src,
-            "dst": edge.dst,
-            "props": codec.edge_props(dict(edge.props)),
-        }
-        for edge in edges
-    ]
-    if not rows:
-        return
-    (written,) = yield cypher.PUT_EDGES, {"rows": rows}
-    if written["written"] != len(rows):
-        ends = list(dict.fromkeys(i for row in rows for i in (row["src"], row["dst"])))
-        missing = yield cypher.MISSING_NODES, {"ids": ends}
-        node_id = missing[0]["id"] if missing else "?"
-        kind = next((r["kind"] for r in rows if node_id in (r["src"], r["dst"])), "an")
-        raise NotFoundError(f"cannot add {kind} edge: node {node_id} not found")
-
-
-def _delete_edges(keys: Sequence[tuple[EdgeKind, str, str]]) -> Program:
-    unique = dict.fromkeys((EdgeKind(k).value, s, d) for k, s, d in keys)
-    rows = [{"kind": k, "src": s, "dst": d} for k, s, d in unique]
-    if not rows:
-        return 0
-    (deleted,) = yield cypher.DELETE_EDGES, {"rows": rows}
-    return int(deleted["deleted"])
-
-
-def _removed(rows: Rows) -> Removed:
-    return Removed(nodes=int(rows[0]["nodes"]), edges=int(rows[0]["edges"]))
-
-
-def _delete_task(query_id: str) -> Program:
-    task = yield cypher.TASK_NODES, {"id": query_id}
-    if not task:
-        raise NotFoundError(f"no task with id {query_id}")
-    rows = yield cypher.DELETE_NODES, {"ids": [query_id, *task[0]["trace"]]}
-    return _removed(rows)
-
-
-def _delete_nodes(ids: Sequence[str]) -> Program:
-    unique = list(dict.fromkeys(ids))
-    if not unique:
-        return Removed(nodes=0, edges=0)
-    rows = yield cypher.DELETE_NODES, {"ids": unique}
-    return _removed(rows)
-
-
-def _delete_namespace(namespace: str) -> Program:
-    rows = yield cypher.DELETE_NAMESPACE, {"namespace": namespace}
-    if not rows or rows[0]["nodes"] == 0:
-        raise UnknownNamespaceError(f"namespace {namespace!r} holds no memory")
-    return _removed(rows)
-
-
-# ---- reads -------------------------------------------------------------------------------
-def _get_nodes(ids: Sequence[str], with_vectors: bool) -> Program:
-    unique = list(dict.fromkeys(ids))
-    rows = yield cypher.GET_NODES[with_vectors], {"ids": unique}
-    found = {row["props"]["id"]: codec.node_from_record(row["props"], with_vectors) for row in rows}
-    return [found.get(i) for i in ids]
-
-
-def _list_nodes(
-    kind: NodeKind, namespace: str | None, with_vectors: bool, limit: int | None
-) -> Program:
-    key = (kind, namespace is not None, with_vectors, limit is not None)
-    params = {"namespace": namespace, "limit": None if limit is None else max(0, int(limit))}
-    rows = yield cypher.LIST_NODES[key], params
-    return [codec.node_from_record(row["props"], with_vectors) for row in rows]
-
-
-def _kind_names(kinds: Sequence[EdgeKind] | None) -> list[str] | None:
-    return None if kinds is None else [EdgeKind(k).value for k in kinds]
-
-
-def _edge_order(row: dict[str, Any]) -> tuple[str, str, str]:
-    return (row["kind"], row["src"], row["dst"])
-
-
-def _by_origin(rows: Rows) -> dict[str, Rows]:
-    """Rows per origin node, out-edges before in-edges as the embedded store walks them,
-    then by kind and ends so that the order does not depend on Neo4j's storage layout."""
-    grouped: dict[str, Rows] = {}
-    for row in sorted(rows, key=lambda r: (not r["outgoing"], *_edge_order(r))):
-        grouped.setdefault(row["origin"], []).append(row)
-    return grouped
-
-
-def _check_direction(direction: str) -> str:
-    if direction not in ("out", "in", "both"):
-        raise UserInputError(f"direction must be 'out', 'in' or 'both', not {direction!r}")
-    return direction
-
-
-def _edge(row: dict[str, Any]) -> Edge:
-    return codec.edge_from_record(row["kind"], row["src"], row["dst"], row["props"])
-
-
-def _get_edges(ids: Sequence[str], kinds: Sequence[EdgeKind] | None, direction: str) -> Program:
-    unique = list(dict.fromkeys(ids))
-    params = {"ids": unique, "kinds": _kind_names(kinds)}
-    grouped = _by_origin((yield cypher.EDGES[_check_direction(direction)], params))
-    seen: set[tuple[str, str, str]] = set()
-    out: list[Edge] = []
-    for node_id in unique:
-        for row in grouped.get(node_id, []):
-            if _edge_order(row) not in seen:
-                seen.add(_edge_order(row))
-                out.append(_edge(row))
-    return out
-
-
-def _neighbors(
-    ids: Sequence[str],
-    hops: int,
-    kinds: Sequence[EdgeKind] | None,
-    direction: str,
-    node_kind: NodeKind | None,
-) -> Program:
-    """Level-by-level BFS, one round trip per hop, as the embedded store walks it: the
-    frontier in discovery order, each node's out-edges before its in-edges. Ids that name
-    no node simply expand to nothing."""
-    statement = cypher.EXPAND[_check_direction(direction)]
-    want = None if node_kind is None else NodeKind(node_kind).value
-    frontier = list(dict.fromkeys(ids))
-    visited = set(frontier)
-    reached: list[Reached] = []
-    for hop in range(1, hops + 1):
-        if not frontier:
-            break
-        params = {"ids": frontier, "kinds": _kind_names(kinds), "visited": list(visited)}
-        grouped = _by_origin((yield statement, params))
-        next_frontier: list[str] = []
-        for origin in frontier:
-            for row in grouped.get(origin, []):
-                other = row["other"]
-                if other in visited or (want is not None and row["other_kind"] != want):
-                    continue
-                visited.add(other)
-                reached.append(Reached(other, hop, _edge(row)))
-                next_frontier.append(other)
-        frontier = next_frontier
-    return reached
-
-
-def _vector_search(op: VectorSearch, state: _BatchState, stale_index: bool) -> Program:
-    kind = NodeKind(op.kind)
-    if op.field not in _FIELDS:
-        raise UserInputError(f"unknown vector field {op.field!r}")
-    if op.k <= 0 or (kind, op.field) not in state.dims:
-        return []
-    vector = np.asarray(op.vector, dtype=np.float32)
-    zero = not bool(np.any(vector))
-    params: dict[str, Any] = {
-        "vector": vector.tolist(),
-        "namespace": op.namespace,
-        "field": op.field,
-        "exclude": sorted(op.exclude_ids),
-        "zero": zero,
-    }
-    if stale_index or zero:
-        rows = yield cypher.VECTOR_SCAN[kind], {**params, "k": int(op.k)}
-        return [Hit(row["id"], 2.0 * float(row["score"]) - 1.0) for row in rows]
-    fetch = max(op.k * state.oversample, 16) + len(op.exclude_ids)
-    while True:
-        params.update(index=cypher.vector_index_name(kind, op.field), fetch=fetch)
-        (row,) = yield cypher.VECTOR_QUERY, params
-        hits = row["hits"]
-        if len(hits) >= op.k or row["fetched"] < fetch:
-            break
-        fetch *= 4
-    ranked = sorted(hits, key=lambda h: (-float(h["score"]), h["id"]))[: op.k]
-    return [Hit(h["id"], 2.0 * float(h["score"]) - 1.0) for h in ranked]
-
-
-def _count(namespace: str | None) -> Program:
-    if namespace is None:
-        nodes = yield cypher.COUNT_NODES, {}
-        edges = yield cypher.COUNT_EDGES, {}
-    else:
-        nodes = yield cypher.COUNT_NODES_IN, {"namespace": namespace}
-        edges = yield cypher.COUNT_EDGES_IN, {"namespace": namespace}
-    return Counts(
-        nodes={r["kind"]: int(r["n"]) for r in nodes if r["n"]},
-        edges={r["kind"]: int(r["n"]) for r in edges if r["n"]},
-    )
-
-
-def _list_namespaces() -> Program:
-    rows = yield cypher.LIST_NAMESPACES, {}
-    return [row["namespace"] for row in rows]

@@ -6,7 +6,7 @@ on disk, and Neo4j when a server is configured). Vectors are chosen so no two sc
 
 from __future__ import annotations
 
-import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 
 import numpy as np
@@ -32,7 +32,17 @@ from graph_store.errors import (
     UserInputError,
 )
 from graph_store.model import new_id, query_id_for
-from graph_store.ops import DeleteNodes, GetNodes, PutEdges, PutNodes, Removed
+from graph_store.ops import (
+    DeleteNamespace,
+    DeleteNodes,
+    DeleteTask,
+    Expand,
+    GetNodes,
+    Neighbors,
+    PutEdges,
+    PutNodes,
+    Removed,
+)
 from tests.conftest import BACKENDS
 
 DIM = 4
@@ -242,6 +252,56 @@ def test_neighbors_hops_kinds_direction_and_paths(store: GraphStore) -> None:
     assert store.neighbors([new_id()], hops=2) == []
 
 
+def test_expand_is_one_level_seen_from_each_origin(store: GraphStore) -> None:
+    """The primitive breadth-first search is written over, pinned for every backend."""
+    a, b, c = (query(t) for t in "abc")
+    ins = Insight(text="lesson")
+    store.put_nodes([a, b, c, ins])
+    sim = Edge(kind=EdgeKind.SIMILAR_TO, src=a.id, dst=b.id)
+    used = Edge(kind=EdgeKind.USED_MEMORY_OF, src=c.id, dst=a.id)
+    sup = Edge(kind=EdgeKind.SUPPORTS, src=a.id, dst=ins.id)
+    store.put_edges([sim, used, sup])
+
+    def links(op: Expand) -> set[tuple[str, str, NodeKind, bool, tuple[EdgeKind, str, str]]]:
+        (found,) = store.batch([op])
+        return {(x.origin, x.other, x.other_kind, x.outgoing, x.via.key) for x in found}
+
+    assert links(Expand([a.id])) == {
+        (a.id, b.id, NodeKind.QUERY, True, sim.key),
+        (a.id, c.id, NodeKind.QUERY, False, used.key),
+        (a.id, ins.id, NodeKind.INSIGHT, True, sup.key),
+    }
+    assert links(Expand([a.id], direction="in")) == {(a.id, c.id, NodeKind.QUERY, False, used.key)}
+    assert links(Expand([a.id], [EdgeKind.SUPPORTS], "out")) == {
+        (a.id, ins.id, NodeKind.INSIGHT, True, sup.key)
+    }
+    assert links(Expand([a.id], exclude=frozenset({b.id, c.id}))) == {
+        (a.id, ins.id, NodeKind.INSIGHT, True, sup.key)
+    }
+    # An edge between two origins comes once from each end; unknown ids add nothing.
+    assert links(Expand([a.id, b.id, new_id()], [EdgeKind.SIMILAR_TO])) == {
+        (a.id, b.id, NodeKind.QUERY, True, sim.key),
+        (b.id, a.id, NodeKind.QUERY, False, sim.key),
+    }
+
+
+def test_neighbors_see_writes_earlier_in_the_same_batch(store: GraphStore) -> None:
+    q = query("fresh")
+    utts, edges = trace(q, 2)
+    _, _, reached = store.batch(
+        [PutNodes([q, *utts]), PutEdges(edges), Neighbors([q.id], 1, [EdgeKind.HAS_TRACE], "out")]
+    )
+    assert {r.id for r in reached} == {u.id for u in utts}
+
+
+@pytest.mark.parametrize("direction", ["sideways", ""])
+def test_bad_direction_is_refused_before_anything_runs(store: GraphStore, direction: str) -> None:
+    q = query("kept out")
+    with pytest.raises(UserInputError, match="direction must be 'out', 'in' or 'both'"):
+        store.batch([PutNodes([q]), Neighbors([q.id], direction=direction)])  # type: ignore[arg-type]
+    assert store.get_node(q.id) is None
+
+
 # ---- vectors ---------------------------------------------------------------------------
 def test_vector_search_ranks_filters_and_excludes(store: GraphStore) -> None:
     q1 = query("q1", v=vec(1, 0, 0, 0))
@@ -423,12 +483,13 @@ def test_delete_nodes_rolls_back_with_its_batch(store: GraphStore) -> None:
     assert {r.id for r in store.neighbors([q.id])} == {u.id for u in utts}
 
 
-def test_async_delete_nodes(store: GraphStore) -> None:
+def test_failed_delete_in_a_batch_rolls_back_the_writes_before_it(store: GraphStore) -> None:
     a = item("a")
-    store.put_nodes([a])
-    removed = asyncio.run(store.adelete_nodes([a.id]))
-    assert (removed.nodes, removed.edges) == (1, 0)
-    assert store.namespaces() == []
+    with pytest.raises(NotFoundError, match="no task with id"):
+        store.batch([PutNodes([a]), DeleteTask(new_id())])
+    with pytest.raises(UnknownNamespaceError, match="holds no memory"):
+        store.batch([PutNodes([a]), DeleteNamespace("nobody-here")])
+    assert store.get_node(a.id) is None
 
 
 # ---- lifecycle -------------------------------------------------------------------------
@@ -463,16 +524,18 @@ def test_closed_store_refuses_calls(store: GraphStore) -> None:
         store.count()
 
 
-def test_async_twins(store: GraphStore) -> None:
-    async def run() -> None:
-        q = query("async task", v=vec(0, 1, 0, 0))
-        await store.aput_nodes([q])
-        assert (await store.aget_nodes([q.id]))[0] == q.model_copy(update={"embedding": None})
-        hits = await store.avector_search(NodeKind.QUERY, vec(0, 1, 0, 0), k=1)
-        assert hits[0].id == q.id
-        assert (await store.acount()).nodes == {"Query": 1}
+def test_one_handle_serves_many_threads(store: GraphStore) -> None:
+    """The thread model: one store shared by worker threads (as the async wrappers of
+    Memory and Task use it), each batch still one transaction."""
 
-    asyncio.run(run())
+    def worker(i: int) -> int:
+        q, _ = add_task(store, f"threaded {i}", n=3, v=vec(1, i, 0, 0))
+        return len(store.neighbors([q.id], kinds=[EdgeKind.HAS_TRACE]))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        reached = list(pool.map(worker, range(4)))  # re-raises a worker's error here
+    assert reached == [3, 3, 3, 3]
+    assert store.count().nodes == {"Query": 4, "Utterance": 12}
 
 
 def test_trace_edges_delete_and_roll_back_like_any_edge(store: GraphStore) -> None:

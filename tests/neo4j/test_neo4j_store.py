@@ -6,7 +6,6 @@ except the one statement a fault-injection test breaks on purpose.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import re
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import graph_store.neo4j.store as store_module
+import graph_store.neo4j.programs as programs_module
 from graph_store import Edge, EdgeKind, Insight, NodeKind, Outcome, QueryNode, Utterance
 from graph_store.errors import StoreError, StoreUnavailableError, UserInputError
 from graph_store.model import query_id_for
@@ -223,7 +222,7 @@ def test_failure_between_statements_leaves_no_partial_task(
     neo4j_store: Neo4jStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     q, utts, edges = a_task("half written", n=5)
-    real_drive = store_module._drive
+    real_drive = programs_module.drive
     statements: list[str] = []
 
     def drive_then_fail(tx: Any, program: Any) -> Any:
@@ -233,7 +232,7 @@ def test_failure_between_statements_leaves_no_partial_task(
             raise RuntimeError("injected failure between statements")
         return result
 
-    monkeypatch.setattr(store_module, "_drive", drive_then_fail)
+    monkeypatch.setattr(programs_module, "drive", drive_then_fail)
     with pytest.raises(RuntimeError, match="injected"):
         neo4j_store.batch([PutNodes([q, *utts]), PutEdges(edges)])
     monkeypatch.undo()
@@ -259,7 +258,7 @@ def test_transient_errors_are_retried_then_bounded(
     store = neo4j_settings.open(retry_s=3.0)
     try:
         store.delete_all()
-        real_drive = store_module._drive
+        real_drive = programs_module.drive
         attempts = {"n": 0}
 
         def flaky(tx: Any, program: Any) -> Any:
@@ -270,7 +269,7 @@ def test_transient_errors_are_retried_then_bounded(
             return result
 
         q, utts, edges = a_task("retried")
-        monkeypatch.setattr(store_module, "_drive", flaky)
+        monkeypatch.setattr(programs_module, "drive", flaky)
         store.batch([PutNodes([q, *utts]), PutEdges(edges)])
         assert attempts["n"] == 3  # first try (2 ops, failed after op 1) + 2 ops again
         assert store.count().nodes == {"Query": 1, "Utterance": 3}
@@ -278,7 +277,7 @@ def test_transient_errors_are_retried_then_bounded(
         def always(tx: Any, program: Any) -> Any:
             raise neo4j.exceptions.TransientError("injected, forever")
 
-        monkeypatch.setattr(store_module, "_drive", always)
+        monkeypatch.setattr(programs_module, "drive", always)
         started = time.monotonic()
         with pytest.raises(StoreUnavailableError):
             store.batch([PutNodes([a_task("never")[0]])])
@@ -293,22 +292,6 @@ def test_database_errors_surface_as_store_errors(neo4j_store: Neo4jStore) -> Non
         neo4j_store._call(
             lambda: neo4j_store._driver.execute_query("RETURN 1/0", database_="neo4j")
         )
-
-
-# ---- async -------------------------------------------------------------------------------
-def test_native_async_batches_across_event_loops(neo4j_store: Neo4jStore) -> None:
-    async def write_and_read(text: str) -> int:
-        q, utts, edges = a_task(text)
-        await neo4j_store.abatch([PutNodes([q, *utts]), PutEdges(edges)])
-        reached = await neo4j_store.aneighbors([q.id], kinds=[EdgeKind.HAS_TRACE])
-        return len(reached)
-
-    async def many() -> list[int]:
-        return list(await asyncio.gather(*(write_and_read(f"t{i}") for i in range(4))))
-
-    assert asyncio.run(many()) == [3] * 4
-    assert asyncio.run(write_and_read("second loop")) == 3  # a new loop gets a new driver
-    assert neo4j_store.count().nodes == {"Query": 5, "Utterance": 15}
 
 
 def test_a_handle_recovers_vector_indexes_another_handle_dropped(
@@ -326,16 +309,13 @@ def test_a_handle_recovers_vector_indexes_another_handle_dropped(
     assert [h.id for h in hits] == [q.id]
     assert (cypher.vector_index_name(NodeKind.QUERY, "embedding"), "VECTOR") in schema(neo4j_store)
 
-    async def search() -> list[str]:
-        other = neo4j_settings.open()
-        other.delete_all()
-        other.close()
-        await neo4j_store.aput_nodes([q])
-        assert q.embedding is not None
-        found = await neo4j_store.avector_search(NodeKind.QUERY, q.embedding, k=3)
-        return [h.id for h in found]
-
-    assert asyncio.run(search()) == [q.id]
+    # Again, now that the first write of the batch is what finds the index gone.
+    other = neo4j_settings.open()
+    other.delete_all()
+    other.close()
+    neo4j_store.put_nodes([q])
+    hits = neo4j_store.vector_search(NodeKind.QUERY, np.array([1, 0, 0, 0], np.float32), k=3)
+    assert [h.id for h in hits] == [q.id]
 
 
 class Relay:
@@ -417,7 +397,7 @@ def test_server_restart_mid_batch_is_retried_without_partial_writes(
 ) -> None:
     store = _through(relay, neo4j_settings, retry_s=20.0)
     try:
-        real_drive = store_module._drive
+        real_drive = programs_module.drive
         calls = {"n": 0}
 
         def restart_after_first_statement(tx: Any, program: Any) -> Any:
@@ -428,7 +408,7 @@ def test_server_restart_mid_batch_is_retried_without_partial_writes(
             return result
 
         q, utts, edges = a_task("survives a restart", n=4)
-        monkeypatch.setattr(store_module, "_drive", restart_after_first_statement)
+        monkeypatch.setattr(programs_module, "drive", restart_after_first_statement)
         store.batch([PutNodes([q, *utts]), PutEdges(edges)])
         monkeypatch.undo()
         assert calls["n"] >= 3  # the first attempt died after its first op, then a retry
@@ -446,7 +426,7 @@ def test_server_down_longer_than_the_retry_budget_fails_cleanly(
 ) -> None:
     store = _through(relay, neo4j_settings, retry_s=2.0, connect_timeout_s=1.0)
     try:
-        real_drive = store_module._drive
+        real_drive = programs_module.drive
 
         def restart_for_long(tx: Any, program: Any) -> Any:
             result = real_drive(tx, program)
@@ -454,7 +434,7 @@ def test_server_down_longer_than_the_retry_budget_fails_cleanly(
             return result
 
         q, utts, edges = a_task("lost to an outage", n=4)
-        monkeypatch.setattr(store_module, "_drive", restart_for_long)
+        monkeypatch.setattr(programs_module, "drive", restart_for_long)
         started = time.monotonic()
         with pytest.raises(StoreUnavailableError) as info:
             store.batch([PutNodes([q, *utts]), PutEdges(edges)])

@@ -1,0 +1,273 @@
+"""Each primitive store operation as a short program of Cypher statements.
+
+A program is a generator that yields a statement with its parameters and receives the
+statement's rows; its return value is the operation's result. :func:`drive` runs one in
+a managed transaction. Keeping the operations as programs, not as functions of a
+transaction, lets a batch run them back to back inside one transaction that the driver
+may retry whole. The Cypher itself lives in :mod:`graph_store.neo4j.cypher`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from graph_store.errors import NotFoundError, UserInputError
+from graph_store.model import Edge, EdgeKind, Node, NodeKind
+from graph_store.neo4j import codec, cypher
+from graph_store.ops import (
+    Count,
+    Counts,
+    DeleteEdges,
+    DeleteNamespace,
+    DeleteNodes,
+    Expand,
+    GetEdges,
+    GetNodes,
+    Hit,
+    Link,
+    ListNamespaces,
+    ListNodes,
+    Op,
+    PutEdges,
+    PutNodes,
+    Removed,
+    VectorSearch,
+)
+
+if TYPE_CHECKING:
+    import neo4j
+
+Rows = list[dict[str, Any]]
+Statement = tuple[str, dict[str, Any]]
+Program = Generator[Statement, Rows, Any]
+VectorKey = tuple[NodeKind, str]
+
+
+@dataclass
+class BatchState:
+    """What one batch's programs share: the vector dimensions, how many index candidates
+    to fetch per wanted hit, the first insertion number of each put, and whether the
+    batch has written yet (then the vector index may not see those writes)."""
+
+    dims: dict[VectorKey, int]
+    oversample: int
+    next_seq: Callable[[int], int]
+    wrote: bool = field(default=False)
+
+
+def program(op: Op, state: BatchState) -> Program:
+    """The program of one primitive operation."""
+    match op:
+        case PutNodes(nodes):
+            state.wrote = True
+            return _put_nodes(nodes, state.next_seq(len(nodes)))
+        case PutEdges(edges):
+            state.wrote = True
+            return _put_edges(edges)
+        case DeleteEdges(keys):
+            state.wrote = True
+            return _delete_edges(keys)
+        case DeleteNodes(ids):
+            state.wrote = True
+            return _delete_nodes(list(dict.fromkeys(ids)), cypher.DELETE_NODES)
+        case DeleteNamespace(namespace):
+            state.wrote = True
+            return _delete_nodes(namespace, cypher.DELETE_NAMESPACE)
+    return _read_program(op, state)
+
+
+def _read_program(op: Op, state: BatchState) -> Program:
+    match op:
+        case GetNodes(ids, with_vectors):
+            return _get_nodes(ids, with_vectors)
+        case ListNodes(kind, namespace, with_vectors, limit):
+            return _list_nodes(NodeKind(kind), namespace, with_vectors, limit)
+        case GetEdges(ids, kinds, direction):
+            return _get_edges(ids, kinds, direction)
+        case Expand(ids, kinds, direction, exclude):
+            return _expand(ids, kinds, direction, exclude)
+        case VectorSearch():
+            return _vector_search(op, state)
+        case Count(namespace):
+            return _count(namespace)
+        case ListNamespaces():
+            return _list_namespaces()
+    raise UserInputError(f"unknown store operation {type(op).__name__}")
+
+
+def drive(tx: neo4j.ManagedTransaction, program: Program) -> Any:
+    """Run ``program`` in ``tx``: each statement it yields, its rows sent back."""
+    try:
+        text, params = next(program)
+        while True:
+            result = tx.run(text, params)
+            keys = result.keys()
+            # Plain dicts of the values: Result.data() would re-walk every vector element.
+            text, params = program.send([dict(zip(keys, record, strict=True)) for record in result])
+    except StopIteration as done:
+        return done.value
+
+
+# ---- writes ------------------------------------------------------------------------------
+def _put_nodes(nodes: Sequence[Node], seq: int) -> Program:
+    by_kind: dict[NodeKind, list[dict[str, Any]]] = {}
+    for i, node in enumerate(nodes):
+        row = {"id": node.id, "props": codec.node_props(node), "seq": seq + i}
+        by_kind.setdefault(node.kind, []).append(row)
+    for kind, rows in by_kind.items():
+        (result,) = yield cypher.PUT_NODES[kind], {"rows": rows}
+        if result["clashes"]:
+            clash = result["clashes"][0]
+            raise UserInputError(
+                f"node {clash['id']} exists as a {clash['node_kind']}, not a {kind.value}"
+            )
+
+
+def _put_edges(edges: Sequence[Edge]) -> Program:
+    rows = [
+        {
+            "kind": EdgeKind(edge.kind).value,
+            "src": edge.src,
+            "dst": edge.dst,
+            "props": codec.edge_props(dict(edge.props)),
+        }
+        for edge in edges
+    ]
+    if not rows:
+        return
+    (written,) = yield cypher.PUT_EDGES, {"rows": rows}
+    if written["written"] != len(rows):
+        ends = list(dict.fromkeys(i for row in rows for i in (row["src"], row["dst"])))
+        missing = yield cypher.MISSING_NODES, {"ids": ends}
+        node_id = missing[0]["id"] if missing else "?"
+        kind = next((r["kind"] for r in rows if node_id in (r["src"], r["dst"])), "an")
+        raise NotFoundError(f"cannot add {kind} edge: node {node_id} not found")
+
+
+def _delete_edges(keys: Sequence[tuple[EdgeKind, str, str]]) -> Program:
+    unique = dict.fromkeys((EdgeKind(k).value, s, d) for k, s, d in keys)
+    rows = [{"kind": k, "src": s, "dst": d} for k, s, d in unique]
+    if not rows:
+        return 0
+    (deleted,) = yield cypher.DELETE_EDGES, {"rows": rows}
+    return int(deleted["deleted"])
+
+
+def _delete_nodes(which: list[str] | str, statement: str) -> Program:
+    """Nodes by id (a list) or a whole namespace (a string), with every edge touching them;
+    both statements count what they remove in one row, or return none for nothing."""
+    if not which:
+        return Removed(nodes=0, edges=0)
+    key = "namespace" if isinstance(which, str) else "ids"
+    rows = yield statement, {key: which}
+    if not rows:
+        return Removed(nodes=0, edges=0)
+    return Removed(nodes=int(rows[0]["nodes"]), edges=int(rows[0]["edges"]))
+
+
+# ---- reads -------------------------------------------------------------------------------
+def _get_nodes(ids: Sequence[str], with_vectors: bool) -> Program:
+    unique = list(dict.fromkeys(ids))
+    rows = yield cypher.GET_NODES[with_vectors], {"ids": unique}
+    found = {row["props"]["id"]: codec.node_from_record(row["props"], with_vectors) for row in rows}
+    return [found.get(i) for i in ids]
+
+
+def _list_nodes(
+    kind: NodeKind, namespace: str | None, with_vectors: bool, limit: int | None
+) -> Program:
+    key = (kind, namespace is not None, with_vectors, limit is not None)
+    params = {"namespace": namespace, "limit": None if limit is None else max(0, int(limit))}
+    rows = yield cypher.LIST_NODES[key], params
+    return [codec.node_from_record(row["props"], with_vectors) for row in rows]
+
+
+def _kind_names(kinds: Sequence[EdgeKind] | None) -> list[str] | None:
+    return None if kinds is None else [EdgeKind(k).value for k in kinds]
+
+
+def _edge_order(row: dict[str, Any]) -> tuple[str, str, str]:
+    return (row["kind"], row["src"], row["dst"])
+
+
+def _edge(row: dict[str, Any]) -> Edge:
+    return codec.edge_from_record(row["kind"], row["src"], row["dst"], row["props"])
+
+
+def _get_edges(ids: Sequence[str], kinds: Sequence[EdgeKind] | None, direction: str) -> Program:
+    """Per given node, its out-edges before its in-edges, then by kind and ends, so that
+    the order does not depend on Neo4j's storage layout."""
+    unique = list(dict.fromkeys(ids))
+    rows = yield cypher.EDGES[direction], {"ids": unique, "kinds": _kind_names(kinds)}
+    grouped: dict[str, Rows] = {}
+    for row in sorted(rows, key=lambda r: (not r["outgoing"], *_edge_order(r))):
+        grouped.setdefault(row["origin"], []).append(row)
+    seen: set[tuple[str, str, str]] = set()
+    out: list[Edge] = []
+    for node_id in unique:
+        for row in grouped.get(node_id, []):
+            if _edge_order(row) not in seen:
+                seen.add(_edge_order(row))
+                out.append(_edge(row))
+    return out
+
+
+def _expand(
+    ids: Sequence[str], kinds: Sequence[EdgeKind] | None, direction: str, exclude: frozenset[str]
+) -> Program:
+    params = {"ids": list(dict.fromkeys(ids)), "kinds": _kind_names(kinds)}
+    rows = yield cypher.EXPAND[direction], {**params, "visited": sorted(exclude)}
+    return [
+        Link(row["origin"], row["other"], NodeKind(row["other_kind"]), row["outgoing"], _edge(row))
+        for row in rows
+    ]
+
+
+def _vector_search(op: VectorSearch, state: BatchState) -> Program:
+    kind = NodeKind(op.kind)
+    if op.k <= 0 or (kind, op.field) not in state.dims:
+        return []
+    vector = np.asarray(op.vector, dtype=np.float32)
+    zero = not bool(np.any(vector))
+    params: dict[str, Any] = {
+        "vector": vector.tolist(),
+        "namespace": op.namespace,
+        "field": op.field,
+        "exclude": sorted(op.exclude_ids),
+        "zero": zero,
+    }
+    if state.wrote or zero:
+        rows = yield cypher.VECTOR_SCAN[kind], {**params, "k": int(op.k)}
+        return [Hit(row["id"], 2.0 * float(row["score"]) - 1.0) for row in rows]
+    fetch = max(op.k * state.oversample, 16) + len(op.exclude_ids)
+    while True:
+        params.update(index=cypher.vector_index_name(kind, op.field), fetch=fetch)
+        (row,) = yield cypher.VECTOR_QUERY, params
+        hits = row["hits"]
+        if len(hits) >= op.k or row["fetched"] < fetch:
+            break
+        fetch *= 4
+    ranked = sorted(hits, key=lambda h: (-float(h["score"]), h["id"]))[: op.k]
+    return [Hit(h["id"], 2.0 * float(h["score"]) - 1.0) for h in ranked]
+
+
+def _count(namespace: str | None) -> Program:
+    if namespace is None:
+        nodes = yield cypher.COUNT_NODES, {}
+        edges = yield cypher.COUNT_EDGES, {}
+    else:
+        nodes = yield cypher.COUNT_NODES_IN, {"namespace": namespace}
+        edges = yield cypher.COUNT_EDGES_IN, {"namespace": namespace}
+    return Counts(
+        nodes={r["kind"]: int(r["n"]) for r in nodes if r["n"]},
+        edges={r["kind"]: int(r["n"]) for r in edges if r["n"]},
+    )
+
+
+def _list_namespaces() -> Program:
+    rows = yield cypher.LIST_NAMESPACES, {}
+    return [row["namespace"] for row in rows]
