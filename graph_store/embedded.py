@@ -212,7 +212,7 @@ class EmbeddedStore(GraphStore):
                 self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
                 for index in self._indexes.values():
                     index.compact()
-            erased = any(isinstance(r, Removed) and r.nodes for r in results)
+            erased = any(isinstance(r, ops.Removed) and r.nodes for r in results)
             if erased and self.path != ":memory:":
                 # The write-ahead log still holds the deleted rows' old pages; copying it
                 # into the (securely deleted) file and truncating it finishes the erasure.
