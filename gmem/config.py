@@ -201,14 +201,23 @@ class MemoryConfig(BaseModel):
     def from_env(cls, **overrides: Any) -> Self:
         """Defaults, then ``GMEM_<FIELD>`` variables, then explicit keyword overrides."""
         values: dict[str, Any] = {}
+        from_env: set[str] = set()
         for name in cls.model_fields:
             raw = os.environ.get(f"GMEM_{name.upper()}")
             if raw is not None:
                 values[name] = raw.split(",") if name in _LIST_FIELDS else raw
+                from_env.add(name)
         values.update(overrides)
+        from_env -= set(overrides)
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"])
+            field = str(err["loc"][0]) if err["loc"] else ""
+            if field in from_env:  # name the variable the user set, and what it held
+                variable = f"GMEM_{field.upper()}"
+                raise ConfigError(
+                    f"invalid {variable}={os.environ[variable]!r}: {err['msg']}; fix or unset it"
+                ) from None
             raise ConfigError(f"invalid config value for {where}: {err['msg']}") from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -34,8 +34,10 @@ from gmem.trajectory import Trajectory, parse_trajectory, read_jsonl, step_id, t
 from graph_store import GraphStore, open_store
 from graph_store.model import (
     DEFAULT_NAMESPACE,
+    Edge,
     EdgeKind,
     Insight,
+    Node,
     NodeKind,
     Outcome,
     Provenance,
@@ -64,6 +66,7 @@ class TaskView:
     attempts: dict[int, list[Utterance]]
     supports: list[Insight]
     contradicts: list[Insight]
+    replies: dict[str, list[str]] = field(default_factory=dict)  # utterance -> those it answers
 
 
 @dataclass
@@ -82,6 +85,18 @@ class IngestResult:
     reports: list[EvolutionReport] = field(default_factory=list)
     #: Trajectories found already stored (an earlier or interrupted run), not written again.
     already_stored: int = 0
+    namespaces: dict[str, int] = field(default_factory=dict)  # trajectories per namespace
+
+
+@dataclass(frozen=True)
+class MemoryGraph:
+    """The three tiers as plain lists, insights first, then queries, then utterances."""
+
+    nodes: list[Node]
+    edges: list[Edge]
+
+
+_GRAPH_CHUNK = 1000  # ids per edge read while exporting; a read's size, not behaviour
 
 
 class Memory:
@@ -262,10 +277,16 @@ class Memory:
         return await asyncio.to_thread(self.ingest, trajectory, namespace)
 
     def ingest_jsonl(
-        self, path: str | Path, namespace: str = DEFAULT_NAMESPACE, skip_bad: bool = False
+        self,
+        path: str | Path,
+        namespace: str = DEFAULT_NAMESPACE,
+        skip_bad: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> IngestResult:
         """Ingest a JSONL file. Every line is validated before anything is written, so a bad
-        line imports nothing unless ``skip_bad`` is set (then bad lines are reported)."""
+        line imports nothing unless ``skip_bad`` is set (then bad lines are reported).
+        A line's own ``namespace`` wins over ``namespace``; ``progress(done, total)`` is
+        called after each trajectory."""
         self._team_namespace(namespace)
         cfg = self.config
         result = IngestResult()
@@ -289,8 +310,12 @@ class Memory:
             if report.stored:
                 result.reports.append(report)
                 result.ingested += 1
+                where = traj.namespace or namespace
+                result.namespaces[where] = result.namespaces.get(where, 0) + 1
             else:
                 result.already_stored += 1
+            if progress is not None:
+                progress(result.ingested + result.already_stored, len(good))
         return result
 
     # ---- inspection ------------------------------------------------------------------
@@ -333,17 +358,47 @@ class Memory:
             steps.sort(key=lambda u: u.step)
         supports = [nodes[e.dst] for e in edges if e.kind == EdgeKind.SUPPORTS]
         contradicts = [nodes[e.dst] for e in edges if e.kind == EdgeKind.CONTRADICTS]
+        utterances = [u.id for steps in attempts.values() for u in steps]
+        replies: dict[str, list[str]] = {}
+        for edge in self.store.get_edges(utterances, [EdgeKind.REPLIES_TO], "out"):
+            replies.setdefault(edge.src, []).append(edge.dst)
         return TaskView(
             node,
             dict(sorted(attempts.items())),
             [n for n in supports if isinstance(n, Insight)],
             [n for n in contradicts if isinstance(n, Insight)],
+            replies,
         )
 
     def stats(self, namespace: str | None = None) -> Counts:
         if namespace is not None:
             self._require_namespace(namespace)
         return self.store.count(namespace)
+
+    def graph(
+        self, namespace: str | None = None, progress: Callable[[str, int], None] | None = None
+    ) -> MemoryGraph:
+        """Every node of the three tiers (of one namespace, or all) and the edges among
+        them, without vectors: what an export writes. ``progress(what, count)`` is called
+        as nodes of each kind and edges in chunks are read."""
+        if namespace is not None:
+            self._require_namespace(namespace)
+        nodes: list[Node] = []
+        for kind in (NodeKind.INSIGHT, NodeKind.QUERY, NodeKind.UTTERANCE):
+            found = self.store.list_nodes(kind, namespace)
+            nodes.extend(found)
+            if progress is not None:
+                progress(kind.value, len(found))
+        ids = sorted(n.id for n in nodes)
+        inside = set(ids)
+        edges: list[Edge] = []
+        for start in range(0, len(ids), _GRAPH_CHUNK):
+            out = self.store.get_edges(ids[start : start + _GRAPH_CHUNK], None, "out")
+            edges.extend(e for e in out if e.dst in inside)
+            if progress is not None:
+                progress("edges", len(out))
+        edges.sort(key=lambda e: (e.kind.value, e.src, e.dst))
+        return MemoryGraph(nodes, edges)
 
     def namespaces(self) -> list[str]:
         """The namespaces that hold anything, sorted."""

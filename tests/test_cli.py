@@ -19,7 +19,8 @@ from typer.testing import CliRunner, Result
 
 from gmem import __version__
 from gmem.cli import app
-from gmem.cli.export import cypher_string, cypher_value
+from graph_store import EmbeddedStore, Insight
+from graph_store.neo4j.dump import literal, split, string
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOOD = FIXTURES / "trajectories.jsonl"
@@ -160,19 +161,35 @@ def test_export_json_graphml_cypher(built: Path, tmp_path: Path) -> None:
     assert len(root.findall(f".//{ns}node")) == len(data["nodes"])
 
     cypher = gmem("--store", built, "export", "-f", "cypher", "-n", "lab").stdout
-    lines = [ln for ln in cypher.splitlines() if ln and not ln.startswith("//")]
-    assert all(ln.endswith(";") for ln in lines)
-    assert sum(ln.startswith("CREATE (:Query") for ln in lines) == 1
-    assert any(ln.startswith("MATCH (a:Query") and "[:HAS_TRACE]" in ln for ln in lines)
+    statements = split(cypher)
+    assert sum("MERGE (n:Query" in st for st in statements) == 1
+    assert any("MERGE (s)-[r:HAS_TRACE]->(d)" in st for st in statements)
+    assert "node_kind: 'Query'" in cypher and "seq: " in cypher  # what Neo4jStore reads
     assert "$" not in cypher  # parameter-free
 
 
+def test_export_json_reports_what_was_written(built: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.cypher"
+    result = gmem("--store", built, "export", "-f", "cypher", "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report == {
+        "output": str(out),
+        "format": "cypher",
+        "nodes": counts(built)["total_nodes"],
+        "edges": counts(built)["total_edges"],
+    }
+    data = json.loads(gmem("--store", built, "export", "--json").stdout)  # no -o: JSON export
+    assert len(data["nodes"]) == report["nodes"]
+    assert_user_error(gmem("--store", built, "export", "--json", "-f", "cypher"), "--json")
+
+
 def test_cypher_literals_are_escaped() -> None:
-    assert cypher_string('it\'s a \\ "q"\nnext') == "'it\\'s a \\\\ \"q\"\\nnext'"
-    assert cypher_string("bell\x07") == "'bell\\u0007'"
-    assert cypher_value(["a", "b'"]) == "['a', 'b\\'']"
-    assert cypher_value({"k": [1, "x"]}) == '\'{"k": [1, "x"]}\''
-    assert cypher_value(True) == "true" and cypher_value(2.5) == "2.5"
+    assert string('it\'s a \\ "q"\nnext') == "'it\\'s a \\\\ \"q\"\\nnext'"
+    assert string("bell\x07") == "'bell\\u0007'"
+    assert literal(["a", "b'"]) == "['a', 'b\\'']"
+    assert literal({"k": [1, 2], "odd key": None}) == "{k: [1, 2], `odd key`: null}"
+    assert literal(True) == "true" and literal(2.5) == "2.5"
 
 
 def test_forget_task_and_namespace(store: Path) -> None:
@@ -303,3 +320,128 @@ def test_unreachable_neo4j_is_one_line_and_exit_2() -> None:
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot reach Neo4j"), done.stderr
+
+
+# ---- the CLI keeps its word ---------------------------------------------------------------
+def test_ingest_reports_each_namespace_and_json(tmp_path: Path) -> None:
+    store = tmp_path / "ns.db"
+    result = gmem("--store", store, "ingest", GOOD)
+    assert "5 into 'default', 1 into 'lab'" in result.stdout, result.stdout
+    again = gmem("--store", tmp_path / "j.db", "ingest", MALFORMED, "--skip-bad", "--json")
+    assert again.exit_code == 0, again.output
+    data = json.loads(again.stdout)
+    assert data["ingested"] == 4 and sum(data["namespaces"].values()) == 4
+    assert [s["line"] for s in data["skipped"]] == [3, 5]
+
+
+def test_ingest_of_a_folder_says_so(tmp_path: Path) -> None:
+    assert_user_error(gmem("--store", tmp_path / "x.db", "ingest", tmp_path), "is a folder")
+
+
+def test_forget_json(store: Path) -> None:
+    result = gmem("--store", store, "forget", "-n", "lab", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["namespace"] == "lab" and data["nodes"] > 0
+    assert counts(store)["namespaces"] == ["default"]
+
+
+def _insight_store(path: Path, insights: list[Insight]) -> Path:
+    with EmbeddedStore(path) as s:
+        s.put_nodes(insights)
+    return path
+
+
+def test_insights_for_a_role_include_every_role_lessons_and_explain_an_empty_list(
+    tmp_path: Path,
+) -> None:
+    lesson = "check the drawer before the cabinet " * 6 + "and finally LOOK-IN-THE-SINK."
+    store = _insight_store(
+        tmp_path / "roles.db",
+        [
+            Insight(text="heat it in the microwave first", roles=["actor"]),
+            Insight(text=lesson, roles=[]),
+        ],
+    )
+    planner = json.loads(gmem("--store", store, "insights", "-r", "planner", "--json").stdout)
+    assert [i["text"] for i in planner] == [lesson]  # applies to every role
+    table = gmem("--store", store, "insights", "--role", "planner").stdout
+    assert "LOOK-IN-THE-SINK" in table.replace("\n", "").replace("│", "").replace(" ", "")
+    only_actor = _insight_store(tmp_path / "actor.db", [Insight(text="x y z", roles=["actor"])])
+    empty = gmem("--store", only_actor, "insights", "--role", "planner").stdout
+    assert "No insights yet" not in empty
+    assert "No insights for the planner" in empty and "actor" in empty
+
+
+def test_recall_tables_wrap_long_lessons(tmp_path: Path) -> None:
+    lesson = "when the apple is not on the counter " * 5 + "OPEN-THE-FRIDGE-LAST."
+    store = _insight_store(tmp_path / "w.db", [Insight(text=lesson)])
+    table = gmem("--store", store, "insights").stdout
+    assert "…" not in table
+    assert "OPEN-THE-FRIDGE-LAST" in table.replace("\n", "").replace("│", "").replace(" ", "")
+
+
+def test_global_options_after_the_command(built: Path) -> None:
+    before = gmem("--store", built, "stats", "--json").stdout
+    assert gmem("stats", "--json", "--store", built).stdout == before
+    assert gmem("stats", "--store=" + str(built), "--json").stdout == before
+    assert gmem("stats", "-s", built, "--json", "--embedder", "hashing").stdout == before
+
+
+def test_embedder_help_lists_every_spec() -> None:
+    text = " ".join(gmem("--help").stdout.split())
+    for spec in ("minilm", "hashing", "openai:<model>", "auto"):
+        assert spec in text, spec
+
+
+def test_bad_config_variable_is_named(built: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["--store", str(built), "stats"], env={**ENV, "GMEM_SEED_K": "many"}
+    )
+    assert_user_error(result, "GMEM_SEED_K", "'many'")
+
+
+def test_python_dash_m_gmem_runs(tmp_path: Path) -> None:
+    env = {**os.environ, **{k: v for k, v in ENV.items() if v is not None}}
+    done = subprocess.run(
+        [sys.executable, "-m", "gmem", "--version"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == f"gmem {__version__}", done.stderr
+
+
+def test_progress_bars_on_a_terminal_only(tmp_path: Path) -> None:
+    """On a pseudo-terminal ingest draws a bar on stderr; piped, stderr stays empty."""
+    import pty
+
+    env = {**os.environ, **{k: v for k, v in ENV.items() if v is not None}, "TERM": "xterm"}
+    env.pop("GMEM_STORE", None)
+    env.pop("CI", None)
+    args = [sys.executable, "-m", "gmem", "--store", str(tmp_path / "p.db"), "ingest", str(GOOD)]
+    piped = subprocess.run(args, check=False, capture_output=True, text=True, env=env, timeout=120)
+    assert piped.returncode == 0 and piped.stderr == "", piped.stderr
+    leader, follower = pty.openpty()
+    with subprocess.Popen(
+        [*args[:4], str(tmp_path / "q.db"), *args[5:]],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env=env,
+    ) as proc:
+        os.close(follower)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed: the command is done
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        assert proc.wait(timeout=120) == 0
+    os.close(leader)
+    assert b"ingest trajectories.jsonl" in drawn, drawn[-500:]

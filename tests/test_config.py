@@ -21,7 +21,7 @@ def test_env_then_keyword_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_invalid_value_is_one_line_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GMEM_HOPS", "many")
-    with pytest.raises(ConfigError, match="hops") as info:
+    with pytest.raises(ConfigError, match="GMEM_HOPS='many'") as info:
         MemoryConfig.from_env()
     assert "\n" not in str(info.value)
     monkeypatch.delenv("GMEM_HOPS")

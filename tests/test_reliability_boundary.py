@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gmem.cli.export import snapshot, to_graphml, to_json
+from gmem.cli.export import to_graphml, to_json
 from gmem.config import MemoryConfig
 from gmem.embedding import HashingEmbedder
 from gmem.errors import (
@@ -348,7 +348,7 @@ def test_exports_are_valid_with_control_characters_and_non_finite_numbers(memory
     with memory.task("nul \x00 and \x1b escape \ud7ff", metadata={"x": 1.5}) as t:
         t.record("a", "actor", "said \x00\x08 \ufffe", action="act\x0b", reward=0.5)
         t.finish(success=True)
-    snap = snapshot(memory.store)
+    snap = memory.graph()
     xml.dom.minidom.parseString(to_graphml(snap).encode())  # raises on malformed XML
     text = to_json(snap)
     assert "NaN" not in text
@@ -385,7 +385,7 @@ def test_a_marker_password_never_reaches_the_store_file_or_exports(tmp_path: Pat
     with pytest.raises(ConnectionError), mem.task("clean the mug") as t:
         t.record("a", "actor", "go to sinkbasin 1")
         raise ConnectionError(f"postgres://admin:{MARKER}@db failed (password={MARKER})")
-    snap = snapshot(mem.store)
+    snap = mem.graph()
     assert MARKER not in to_json(snap) + to_graphml(snap)
     mem.close()
     for file in tmp_path.glob("m.db*"):

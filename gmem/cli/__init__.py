@@ -145,7 +145,14 @@ def _options(
     ] = None,
     embedder: Annotated[
         str | None,
-        typer.Option("--embedder", envvar="GMEM_EMBEDDER", help="minilm (default) or hashing."),
+        typer.Option(
+            "--embedder",
+            envvar="GMEM_EMBEDDER",
+            help="Text embedder: minilm (default; minilm:numpy or minilm:sentence-transformers "
+            "pins the runtime), hashing or hashing:<dim>, openai:<model> (with "
+            "GMEM_EMBED_BASE_URL / GMEM_EMBED_API_KEY), or auto (MiniLM if installed, else "
+            "hashing). A store keeps the dimension it was written with.",
+        ),
     ] = None,
     version: Annotated[  # noqa: ARG001  read by its eager callback, typer still passes it
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")

@@ -15,9 +15,9 @@ import typer
 
 from gmem.cli import render
 from gmem.cli.export import FORMATS
-from gmem.cli.settings import open_memory, settings
+from gmem.cli.settings import open_memory, settings, store_file
 from gmem.errors import InvalidIdError, NotFoundError, UnknownNamespaceError, UserInputError
-from graph_store.model import DEFAULT_NAMESPACE, EdgeKind, check_namespace
+from graph_store.model import DEFAULT_NAMESPACE, check_namespace
 from graph_store.redact import redact_url
 
 if TYPE_CHECKING:
@@ -61,10 +61,18 @@ def recall(
 def ingest(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="JSONL file, one finished trajectory per line.")],
-    namespace: NamespaceOpt = DEFAULT_NAMESPACE,
+    namespace: Annotated[
+        str,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="Namespace for the lines that name none (a line's own namespace wins).",
+        ),
+    ] = DEFAULT_NAMESPACE,
     skip_bad: Annotated[
         bool, typer.Option("--skip-bad", help="Import the valid lines and report the bad ones.")
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Import finished trajectories (the schema is in gmem/trajectory.py).
 
@@ -74,20 +82,40 @@ def ingest(
     Example: gmem ingest runs.jsonl --namespace household
     """
     check_namespace(namespace)
+    if file.is_dir():
+        raise UserInputError(
+            f"cannot read {file}: it is a folder; give a JSONL file (one trajectory per line)"
+        )
     if not file.is_file():
         raise UserInputError(f"cannot read {file}: no such file")
-    with open_memory(settings(ctx), must_exist=False) as memory:
-        result = memory.ingest_jsonl(file, namespace=namespace, skip_bad=skip_bad)
-        out = render.console()
-        for number, why in result.skipped:
-            render.console(stderr=True).print(f"skipped {file}:{number}: {why}", markup=False)
-        added = sum(len(r.added) for r in result.reports)
-        again = f", {result.already_stored} already stored" if result.already_stored else ""
-        out.print(
-            f"Ingested {result.ingested} trajectories into namespace {namespace!r} "
-            f"({added} insights added, {len(result.skipped)} lines skipped{again}).",
-            markup=False,
+    with (
+        open_memory(settings(ctx), must_exist=False) as memory,
+        render.progress(f"ingest {file.name}") as bar,
+    ):
+        result = memory.ingest_jsonl(
+            file, namespace=namespace, skip_bad=skip_bad, progress=bar.update
         )
+    for number, why in result.skipped:
+        render.console(stderr=True).print(f"skipped {file}:{number}: {why}", markup=False)
+    added = sum(len(r.added) for r in result.reports)
+    if as_json:
+        render.emit_json(
+            {
+                "ingested": result.ingested,
+                "namespaces": dict(sorted(result.namespaces.items())),
+                "insights_added": added,
+                "already_stored": result.already_stored,
+                "skipped": [{"line": n, "error": why} for n, why in result.skipped],
+            }
+        )
+        return
+    places = ", ".join(f"{n} into {ns!r}" for ns, n in sorted(result.namespaces.items()))
+    again = f", {result.already_stored} already stored" if result.already_stored else ""
+    render.console().print(
+        f"Ingested {result.ingested} trajectories ({places or 'none'}; {added} insights "
+        f"added, {len(result.skipped)} lines skipped{again}).",
+        markup=False,
+    )
 
 
 def insights(
@@ -111,9 +139,20 @@ def insights(
         nodes = memory.insights(namespace=namespace, role=role, include_retired=include_retired)
         if as_json:
             render.emit_json([render.insight_json(n) for n in nodes])
-        else:
-            title = "Insights" + (f" for the {render.markup_safe(role)}" if role else "")
-            render.console().print(render.insights_table(nodes, title))
+            return
+        empty = "No insights yet."
+        if not nodes and role:
+            others = memory.insights(namespace=namespace, include_retired=include_retired)
+            if others:
+                roles = sorted({r for n in others for r in n.roles})
+                empty = (
+                    f"No insights for the {role}: the {len(others)} there are apply only to "
+                    f"other roles ({', '.join(roles)}); `gmem insights` lists them all."
+                )
+        title = "Insights" + (
+            f" for the {render.markup_safe(role)} (and for every role)" if role else ""
+        )
+        render.console().print(render.insights_table(nodes, title, empty), markup=False)
 
 
 def show(
@@ -132,14 +171,10 @@ def show(
     """
     with open_memory(settings(ctx)) as memory:
         view = memory.show(_resolve_query(memory, query_id))
-        utt_ids = [u.id for utts in view.attempts.values() for u in utts]
-        replies: dict[str, list[str]] = {}
-        for edge in memory.store.get_edges(utt_ids, [EdgeKind.REPLIES_TO], "out"):
-            replies.setdefault(edge.src, []).append(edge.dst)
         if as_json:
-            render.emit_json(render.task_json(view, replies))
+            render.emit_json(render.task_json(view, view.replies))
         else:
-            render.console().print(render.task_view(view, replies))
+            render.console().print(render.task_view(view, view.replies))
 
 
 def _only_namespace(memory: Memory) -> str:
@@ -179,7 +214,7 @@ def stats(
     """
     with open_memory(settings(ctx)) as memory:
         counts = memory.stats(namespace)
-        spaces = [namespace] if namespace else memory.store.namespaces()
+        spaces = [namespace] if namespace else memory.namespaces()
         if as_json:
             render.emit_json(render.stats_json(counts, spaces))
         else:
@@ -189,7 +224,10 @@ def stats(
 
 def export(
     ctx: typer.Context,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="graphml, json or cypher.")] = "json",
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="graphml, json or cypher.", show_default="json"),
+    ] = None,
     namespace: Annotated[
         str | None, typer.Option("--namespace", "-n", help="Only this namespace (default: all).")
     ] = None,
@@ -197,21 +235,34 @@ def export(
         Path | None,
         typer.Option("--output", "-o", help="Write to this file instead of standard output."),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="With --output: print what was written as JSON. Without: export as JSON.",
+        ),
+    ] = False,
 ) -> None:
-    """Export the memory graph (vectors left out).
+    """Export the memory graph (vectors left out). The Cypher loads into Neo4j and reads
+    back through gmem as the same memory.
 
     Example: gmem export --format cypher -o memory.cypher  (then: cypher-shell -f memory.cypher)
     """
     from gmem.cli.export import render as render_export
-    from gmem.cli.export import snapshot
 
+    if as_json and output is None and fmt not in (None, "json"):
+        raise UserInputError(f"--json without --output exports JSON; drop --format {fmt}")
+    fmt = fmt or "json"
     if fmt not in FORMATS:
         raise UserInputError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     with open_memory(settings(ctx)) as memory:
         if namespace is not None:
-            memory.stats(namespace)  # raises for a namespace that holds nothing
-        snap = snapshot(memory.store, namespace)
-        text = render_export(snap, fmt)
+            check_namespace(namespace)
+        total = memory.stats(namespace)  # raises for a namespace that holds nothing
+        tiers = sum(n for k, n in total.nodes.items() if k != "Item")
+        with render.progress("export", tiers + total.total_edges) as bar:
+            snap = memory.graph(namespace, progress=lambda _what, n: bar.advance(n))
+            text = render_export(snap, fmt)
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
@@ -219,6 +270,16 @@ def export(
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UserInputError(f"cannot write {output}: {exc.strerror}") from None
+    if as_json:
+        render.emit_json(
+            {
+                "output": str(output),
+                "format": fmt,
+                "nodes": len(snap.nodes),
+                "edges": len(snap.edges),
+            }
+        )
+        return
     render.console(stderr=True).print(
         f"Wrote {len(snap.nodes)} nodes and {len(snap.edges)} edges to {output} ({fmt}).",
         markup=False,
@@ -234,6 +295,7 @@ def forget(
         str | None, typer.Option("--task", "-t", help="Forget one task (query id) and its traces.")
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Delete a namespace or one task; insights keep their other evidence.
 
@@ -244,7 +306,7 @@ def forget(
     with open_memory(settings(ctx)) as memory:
         if namespace is not None:
             check_namespace(namespace)
-            if namespace not in memory.store.namespaces():
+            if namespace not in memory.namespaces():
                 raise UnknownNamespaceError(f"namespace {namespace!r} holds no memory")
             what = f"namespace {namespace!r} ({memory.stats(namespace).total_nodes} nodes)"
         else:
@@ -258,9 +320,13 @@ def forget(
         removed = (
             memory.forget_namespace(namespace) if namespace is not None else memory.forget_task(qid)
         )
-        render.console().print(
-            f"Forgot {what}: {removed.nodes} nodes and {removed.edges} edges removed.", markup=False
-        )
+    if as_json:
+        target = {"namespace": namespace} if namespace is not None else {"task": qid}
+        render.emit_json({**target, "nodes": removed.nodes, "edges": removed.edges})
+        return
+    render.console().print(
+        f"Forgot {what}: {removed.nodes} nodes and {removed.edges} edges removed.", markup=False
+    )
 
 
 def migrate(
@@ -277,22 +343,20 @@ def migrate(
     """
     from gmem.migrate import copy_memory
     from graph_store import open_store
-    from graph_store.embedded import EmbeddedStore
 
-    if "://" not in source and source != ":memory:" and not Path(source).is_file():
+    src_file, dst_file = store_file(source), store_file(target)
+    if src_file is not None and not src_file.is_file():
         raise UserInputError(f"cannot read {source}: no such store file")
+    if src_file is not None and dst_file is not None and src_file.resolve() == dst_file.resolve():
+        raise UserInputError("--from and --to name the same store")
     if namespace is not None:
         check_namespace(namespace)
     with open_store(source) as src, open_store(target) as dst:
         if namespace is not None and namespace not in src.namespaces():
             raise UnknownNamespaceError(f"namespace {namespace!r} holds no memory in {source}")
-        if (
-            isinstance(src, EmbeddedStore)
-            and isinstance(dst, EmbeddedStore)
-            and (Path(src.path).resolve() == Path(dst.path).resolve())
-        ):
-            raise UserInputError("--from and --to name the same store")
-        report = copy_memory(src, dst, namespace)
+        size = src.count(namespace)
+        with render.progress("migrate", size.total_nodes + size.total_edges) as bar:
+            report = copy_memory(src, dst, namespace, progress=lambda _what, n: bar.advance(n))
     if as_json:
         render.emit_json(
             {

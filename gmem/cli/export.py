@@ -1,9 +1,9 @@
 """``gmem export``: the whole memory graph in a format other tools read.
 
 GraphML for Gephi/yEd/networkx, JSON for scripts, and Cypher for loading into Neo4j with
-``cypher-shell -f``. The Cypher is data only: literals are escaped here rather than passed
-as parameters, so the file needs no driver and replays the same way every time. Vectors
-are left out everywhere: they are large and an embedder recomputes them.
+``cypher-shell -f``. The Cypher comes from :mod:`graph_store.neo4j.dump`, which writes
+what :class:`Neo4jStore` itself writes, so a loaded export reads back as the same memory.
+Vectors are left out everywhere: they are large and an embedder recomputes them.
 """
 
 from __future__ import annotations
@@ -12,34 +12,15 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from graph_store.base import GraphStore
-from graph_store.model import Edge, Node, NodeKind
+if TYPE_CHECKING:
+    from gmem.memory import MemoryGraph
 
 FORMATS = ("graphml", "json", "cypher")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    nodes: list[Node]
-    edges: list[Edge]
-
-
-def snapshot(store: GraphStore, namespace: str | None = None) -> Snapshot:
-    """Every node of the three tiers (optionally one namespace) and the edges among them."""
-    nodes: list[Node] = []
-    for kind in (NodeKind.INSIGHT, NodeKind.QUERY, NodeKind.UTTERANCE):
-        nodes.extend(store.list_nodes(kind, namespace))
-    ids = {n.id for n in nodes}
-    edges = [e for e in store.get_edges(sorted(ids), None, "out") if e.dst in ids] if ids else []
-    edges.sort(key=lambda e: (e.kind.value, e.src, e.dst))
-    return Snapshot(nodes, edges)
 
 
 # ---- JSON ------------------------------------------------------------------------------
@@ -55,7 +36,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def to_json(snap: Snapshot) -> str:
+def to_json(snap: MemoryGraph) -> str:
     data = {
         "nodes": [{"kind": n.kind.value, **n.props()} for n in snap.nodes],
         "edges": [
@@ -103,7 +84,7 @@ def _flat(props: dict[str, Any]) -> dict[str, str | int | float | bool]:
     return out
 
 
-def to_graphml(snap: Snapshot) -> str:
+def to_graphml(snap: MemoryGraph) -> str:
     graph = nx.MultiDiGraph()
     for n in snap.nodes:
         graph.add_node(n.id, **_flat({"kind": n.kind.value, **n.props()}))
@@ -114,99 +95,14 @@ def to_graphml(snap: Snapshot) -> str:
     return buffer.getvalue().decode("utf-8")
 
 
-# ---- Cypher ----------------------------------------------------------------------------
-def cypher_string(text: str) -> str:
-    """A single-quoted Cypher string literal that reads back as exactly ``text``."""
-    out = []
-    for ch in text:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == "'":
-            out.append("\\'")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F or 0xD800 <= ord(ch) <= 0xDFFF:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return "'" + "".join(out) + "'"
-
-
-def cypher_value(value: Any) -> str:
-    """A Cypher literal for a property value. Neo4j properties hold scalars or lists of
-    one scalar type, so maps and mixed lists are stored as JSON text."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return cypher_string(str(value))
-        return repr(value)
-    if isinstance(value, str):
-        return cypher_string(value)
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return "[" + ", ".join(cypher_string(v) for v in value) + "]"
-    if (
-        isinstance(value, list)
-        and value
-        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-    ):
-        return "[" + ", ".join(cypher_value(v) for v in value) + "]"
-    return cypher_string(json.dumps(value, ensure_ascii=False))
-
-
-def _key(name: str) -> str:
-    return name if _IDENTIFIER.match(name) else "`" + name.replace("`", "``") + "`"
-
-
-def _map(props: dict[str, Any]) -> str:
-    items = [
-        f"{_key(k)}: {cypher_value(v)}"
-        for k, v in props.items()
-        if v is not None and v not in ([], {})
-    ]
-    return "{" + ", ".join(items) + "}"
-
-
-def cypher_lines(snap: Snapshot) -> Iterable[str]:
-    labels = {n.id: n.kind.value for n in snap.nodes}
-    yield "// gmem memory graph: nodes first, then relationships (vectors are not exported)."
-    for n in snap.nodes:
-        props = {k: v for k, v in n.props().items() if k != "node_kind"}
-        yield f"CREATE (:{n.kind.value} {_map(props)});"
-    for e in snap.edges:
-        rel = f"[:{e.kind.value} {_map(e.props)}]" if e.props else f"[:{e.kind.value}]"
-        yield (
-            f"MATCH (a:{labels[e.src]} {{id: {cypher_string(e.src)}}}), "
-            f"(b:{labels[e.dst]} {{id: {cypher_string(e.dst)}}}) CREATE (a)-{rel}->(b);"
-        )
-
-
-def to_cypher(snap: Snapshot) -> str:
-    return "\n".join(cypher_lines(snap)) + "\n"
-
-
-def render(snap: Snapshot, fmt: str) -> str:
+def render(snap: MemoryGraph, fmt: str) -> str:
     if fmt == "json":
         return to_json(snap)
     if fmt == "graphml":
         return to_graphml(snap)
-    return to_cypher(snap)
+    from graph_store.neo4j import dump  # the store's own property maps and statements
+
+    return dump.script(snap.nodes, snap.edges)
 
 
-__all__: Sequence[str] = [
-    "FORMATS",
-    "Snapshot",
-    "cypher_string",
-    "cypher_value",
-    "render",
-    "snapshot",
-    "to_cypher",
-    "to_graphml",
-    "to_json",
-]
+__all__: Sequence[str] = ["FORMATS", "render", "to_graphml", "to_json"]

@@ -9,11 +9,20 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -45,6 +54,40 @@ def emit_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+class Bar:
+    """What a command tells its progress bar; does nothing when no bar is drawn."""
+
+    def __init__(self, progress: Progress | None = None, task: TaskID | None = None) -> None:
+        self._progress, self._task = progress, task
+
+    def advance(self, n: int = 1) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, n)
+
+    def update(self, done: int, total: int | None = None) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=done, total=total)
+
+
+@contextmanager
+def progress(label: str, total: int | None = None) -> Iterator[Bar]:
+    """A bar on standard error while long work runs, only on a terminal: piped or
+    redirected, nothing is drawn, and scripts read only the result."""
+    if not sys.stderr.isatty():
+        yield Bar()
+        return
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with bar:
+        yield Bar(bar, bar.add_task(label, total=total))
+
+
 def clip(text: str, limit: int = 90) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -59,6 +102,12 @@ def markup_safe(value: object) -> str:
 def cell(text: str, limit: int = 90) -> Text:
     """Stored text as a table cell, never parsed as rich markup ("[action]" stays)."""
     return Text(clip(text, limit))
+
+
+def lesson_cell(text: str) -> Text:
+    """An insight's whole text, wrapped by the table rather than cut: the end of a lesson
+    is often the part that matters ("... then check the drawer first")."""
+    return Text(" ".join(text.split()), overflow="fold")
 
 
 # ---- recall ---------------------------------------------------------------------------
@@ -134,9 +183,9 @@ def recall_view(recall: Recall, roles: Sequence[RoleMemory]) -> RenderableType:
     if recall.insights:
         ins = Table(title="Insights reached upward")
         for col in ("id", "insight", "score", "rank"):
-            ins.add_column(col)
+            ins.add_column(col, ratio=1 if col == "insight" else None, no_wrap=col != "insight")
         for i in recall.insights:
-            ins.add_row(i.id[:8], cell(i.text, 80), f"{i.score:.1f}", f"{i.rank:.2f}")
+            ins.add_row(i.id[:8], lesson_cell(i.text), f"{i.score:.1f}", f"{i.rank:.2f}")
         parts.append(ins)
     parts.append(Text("Why:", style="bold"))
     parts.extend(Text("  " + line) for line in recall.explain())
@@ -151,16 +200,18 @@ def insight_json(node: Insight) -> dict[str, Any]:
     return node.props()
 
 
-def insights_table(nodes: Sequence[Insight], title: str) -> RenderableType:
+def insights_table(
+    nodes: Sequence[Insight], title: str, empty: str = "No insights yet."
+) -> RenderableType:
     if not nodes:
-        return Text("No insights yet.")
+        return Text(empty)
     table = Table(title=title)
     for col in ("id", "insight", "score", "roles", "for/against", "state"):
-        table.add_column(col)
+        table.add_column(col, ratio=1 if col == "insight" else None, no_wrap=col != "insight")
     for n in nodes:
         table.add_row(
             n.id[:8],
-            cell(n.text, 80),
+            lesson_cell(n.text),
             f"{n.score:.1f}",
             cell(", ".join(n.roles) or "all"),
             f"{len(n.supporting)}/{len(n.contradicting)}",

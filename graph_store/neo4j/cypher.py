@@ -242,3 +242,18 @@ LIST_NAMESPACES = (
     f"MATCH (n:{ANY}) WHERE n.namespace IS NOT NULL "
     "RETURN DISTINCT n.namespace AS namespace ORDER BY namespace"
 )
+
+# ---- a dump: a script of literals that rebuilds a memory (graph_store.neo4j.dump) ------
+#: The same upserts as the store's writes, with ``$rows`` replaced by a literal list when
+#: the dump is written, so the file needs no driver and no parameters and a replay of it
+#: converges to the same graph. Rows carry ``seq``, which ``list_nodes`` orders by.
+DUMP_NODES: dict[NodeKind, str] = {
+    k: f"UNWIND $rows AS row MERGE (n:{k.value} {{id: row.id}}) SET n = row.props" for k in NodeKind
+}
+DUMP_EDGES: dict[EdgeKind, str] = {
+    k: (
+        f"UNWIND $rows AS row MATCH (s:{ANY} {{id: row.src}}) MATCH (d:{ANY} {{id: row.dst}}) "
+        f"MERGE (s)-[r:{k.value}]->(d) SET r = row.props"
+    )
+    for k in EdgeKind
+}

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +45,22 @@ if TYPE_CHECKING:
     import neo4j
 
 _FIELDS = codec.VECTOR_FIELDS
+
+
+def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
+    """``neo4j://user:pass@host:7687`` as (``neo4j://host:7687``, user, password).
+
+    The driver takes credentials only as ``auth``; left in the URI they make it fail, and
+    they would be echoed in every message that names the server. Percent-escapes in the
+    user and password are decoded, so a password may hold ``@`` or ``:``.
+    """
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri, None, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    name, colon, secret = userinfo.partition(":")
+    bare = urlunsplit(parts._replace(netloc=host))
+    return bare, unquote(name) or None, unquote(secret) if colon else None
 
 
 class Neo4jStore(GraphStore):
@@ -74,12 +91,20 @@ class Neo4jStore(GraphStore):
                 "the Neo4j backend needs the neo4j driver: pip install 'gmem-agents[neo4j]'"
             ) from None
         self._neo4j = neo4j
-        self.uri = uri
+        uri, uri_user, uri_password = split_credentials(uri)
+        self.uri = uri  # never holds the password: it is shown in messages
         self.database = database
         # What messages and the CLI show: never the password a URI may carry.
         self.url = redact_url(f"{uri.rstrip('/')}/{database}")
-        self.user = user if user is not None else os.environ.get("GMEM_NEO4J_USER", "neo4j")
-        secret = password if password is not None else os.environ.get("GMEM_NEO4J_PASSWORD", "")
+        if user is None:
+            user = uri_user or os.environ.get("GMEM_NEO4J_USER", "neo4j")
+        if password is None:
+            password = uri_password
+        if password is None:
+            password = os.environ.get("GMEM_NEO4J_PASSWORD")
+        self.user = user
+        self._no_password = not password
+        secret = password or ""
         self._oversample = max(1, oversample)
         self._closed = False
         self._lock = threading.Lock()
@@ -217,6 +242,11 @@ class Neo4jStore(GraphStore):
             return exc
         errors = self._neo4j.exceptions
         where = f"Neo4j at {redact_url(self.uri)}"
+        if isinstance(exc, errors.AuthError) and self._no_password:
+            return StoreUnavailableError(
+                f"{where} needs a password for user {self.user!r}: set GMEM_NEO4J_PASSWORD "
+                "or put it in the URL (neo4j://user:password@host)"
+            )
         if isinstance(exc, errors.AuthError):
             return StoreUnavailableError(
                 f"{where} rejected user {self.user!r}: check the password "
