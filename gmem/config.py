@@ -9,7 +9,7 @@ variables (e.g. ``GMEM_HOPS=2``).
 from __future__ import annotations
 
 import os
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -166,6 +166,96 @@ class MemoryConfig(BaseModel):
         ("langgraph:",),
         description="Namespace prefixes kept for adapters' own records (LangGraph's store); "
         "team memory may not use them, so the two can never share a namespace.",
+    )
+    # --- structural (GNN) embeddings: gmem.gnn, behind the `gnn` extra -----------------
+    gnn_alpha: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Weight of text similarity in seeding and ranking; 1 - alpha goes to the"
+        " structural embedding (1: text-only, no torch needed).",
+    )
+    gnn_encoder: Literal["hetero-sage", "mlp"] = Field(
+        "hetero-sage",
+        description="Structural encoder: message passing over the memory graph, or the"
+        " text-to-procedure MLP baseline without message passing.",
+    )
+    gnn_dim: int = Field(64, ge=2, le=1024, description="Size of a structural embedding.")
+    gnn_hidden: int = Field(128, ge=2, le=4096, description="Hidden width of the encoder.")
+    gnn_layers: int = Field(2, ge=1, le=4, description="Message-passing layers (hops seen).")
+    gnn_epochs: int = Field(150, ge=1, description="Training epochs of a full retrain.")
+    gnn_lr: float = Field(0.005, gt=0, le=1, description="Adam learning rate.")
+    gnn_weight_decay: float = Field(1e-4, ge=0, description="Adam weight decay.")
+    gnn_dropout: float = Field(0.1, ge=0, lt=1, description="Feature dropout in training.")
+    gnn_negatives: int = Field(
+        32, ge=1, description="Negative tasks sampled per positive pair in the contrastive loss."
+    )
+    gnn_temperature: float = Field(
+        0.1, gt=0, le=10, description="Softmax temperature of the contrastive loss."
+    )
+    gnn_mask_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of tasks trained as if new (trace, outcome and memory edges hidden),"
+        " so the encoder learns to place an edgeless task from its text and text neighbours.",
+    )
+    gnn_procedure_threshold: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Least weighted skeleton overlap for two successful tasks to count as"
+        " sharing a procedure (a positive pair).",
+    )
+    gnn_procedure_k: int = Field(
+        10, ge=1, description="Most procedural neighbours linked per successful task."
+    )
+    gnn_used_memory_weight: float = Field(
+        0.5, ge=0, description="Loss weight of USED_MEMORY_OF pairs beside procedural pairs."
+    )
+    gnn_trace_dim: int = Field(256, ge=8, description="Hashed size of a trace's skeleton features.")
+    gnn_seed: int = Field(0, description="Seed of initialisation and sampling (deterministic).")
+    gnn_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the encoder runs; auto picks CUDA when available."
+    )
+    gnn_cpu_threads: int = Field(
+        1,
+        ge=0,
+        description="CPU threads torch may use while gmem trains or encodes (0: torch's"
+        " default). One avoids the oversubscription that makes small graphs crawl when other"
+        " processes share the cores.",
+    )
+    gnn_minibatch_nodes: int = Field(
+        200_000,
+        ge=1,
+        description="Above this many graph nodes, training samples subgraphs of"
+        " gnn_batch_size anchor tasks instead of running on the whole graph.",
+    )
+    gnn_batch_size: int = Field(2048, ge=1, description="Anchor tasks per training subgraph.")
+    gnn_export_batch: int = Field(
+        2000, ge=1, description="Node ids read from the store per export call."
+    )
+    gnn_candidate_pool: int = Field(
+        4,
+        ge=1,
+        description="Hybrid seeding pools seed_k * this many hits from each vector before"
+        " rescoring them by the mixed score.",
+    )
+    gnn_refresh_every: int = Field(
+        1,
+        ge=0,
+        description="Embed new tasks with the current model after this many (0: only by"
+        " `gmem embed`).",
+    )
+    gnn_retrain_every: int = Field(
+        0,
+        ge=0,
+        description="Retrain the encoder after this many new tasks (0: only by `gmem embed`).",
+    )
+    gnn_model_path: str | None = Field(
+        None,
+        description="Where the encoder's weights live; default: beside an embedded store's"
+        " file (required to persist for Neo4j and :memory: stores).",
     )
     # --- LLM ----------------------------------------------------------------------------
     llm_max_retries: int = Field(2, ge=0, description="Re-asks after invalid JSON or 429/5xx.")

@@ -22,6 +22,7 @@ from gmem.errors import (
     UserInputError,
 )
 from gmem.evolution import Attempt, EvolutionReport, Evolver
+from gmem.gnn import StructureIndex
 from gmem.inputs import check_text, checked_embedder
 from gmem.llm import LLM, make_llm, with_fallback
 from gmem.llm.protocol import UsageLedger
@@ -138,7 +139,12 @@ class Memory:
             else make_llm(self.config, embedder=self.embedder)
         )
         self.tokens = TokenCounter(self.config.tokenizer)
-        self._retriever = Retriever(self.store, self.embedder, self.llm, self.config)
+        self.structure = StructureIndex(
+            self.store, self.config, self.embedder.name, self.embedder.dim
+        )
+        self._retriever = Retriever(
+            self.store, self.embedder, self.llm, self.config, self.structure
+        )
         self._projector = RoleProjector(self.llm, self.tokens, self.config)
         self._evolver = Evolver(self.store, self.embedder, self.llm, self.tokens, self.config)
 
@@ -211,7 +217,9 @@ class Memory:
         return await asyncio.to_thread(self.recall, text, namespace)
 
     def _evolve(self, attempt: Attempt) -> EvolutionReport:
-        return self._evolver.finish(attempt)
+        report = self._evolver.finish(attempt)
+        self.structure.task_finished(attempt.namespace, report.query_id)
+        return report
 
     # ---- ingest ----------------------------------------------------------------------
     def ingest(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +20,10 @@ from gmem.llm.protocol import LLM, CandidateView, RelevanceRequest
 from gmem.recall import PastTrajectory, PathStep, Recall, RecalledInsight, RecalledQuery, Step
 from graph_store.base import GraphStore
 from graph_store.model import EdgeKind, Insight, NodeKind, Outcome, QueryNode, Utterance
-from graph_store.ops import GetEdges, GetNodes, Neighbors, VectorSearch
+from graph_store.ops import GetEdges, GetNodes, Hit, Neighbors, VectorSearch
+
+if TYPE_CHECKING:
+    from gmem.gnn import StructureIndex, TaskEncoder
 
 _QUERY_LINKS = (EdgeKind.SIMILAR_TO, EdgeKind.USED_MEMORY_OF)
 
@@ -52,14 +56,36 @@ def _floors(
     return {o: max(cfg.min_relevance, best.get(o, 0.0) - cfg.relevance_margin) for o in Outcome}
 
 
+def _mixed(
+    nodes: Sequence[QueryNode],
+    q: npt.NDArray[np.float32],
+    g: npt.NDArray[np.float32],
+    alpha: float,
+) -> list[float]:
+    """``alpha * text + (1 - alpha) * structural`` cosine; a node not embedded structurally
+    yet (finished since the last refresh) counts its text similarity for both."""
+    text = _cosines([n.embedding for n in nodes], q)
+    graph = _cosines([n.graph_embedding for n in nodes], g)
+    return [
+        t if n.graph_embedding is None else alpha * t + (1 - alpha) * s
+        for n, t, s in zip(nodes, text, graph, strict=True)
+    ]
+
+
 class Retriever:
     def __init__(
-        self, store: GraphStore, embedder: TextEmbedder, llm: LLM, config: MemoryConfig
+        self,
+        store: GraphStore,
+        embedder: TextEmbedder,
+        llm: LLM,
+        config: MemoryConfig,
+        structure: StructureIndex | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.llm = llm
         self.config = config
+        self.structure = structure
 
     def retrieve(
         self, task: str, namespace: str, vector: npt.NDArray[np.float32] | None = None
@@ -82,7 +108,12 @@ class Retriever:
         self, task: str, namespace: str, q: npt.NDArray[np.float32]
     ) -> tuple[list[RecalledQuery], dict[str, QueryNode]]:
         cfg = self.config
-        (seeds,) = self.store.batch([VectorSearch(NodeKind.QUERY, q, cfg.seed_k, namespace)])
+        encoder = self.structure.encoder(namespace) if self.structure is not None else None
+        g: npt.NDArray[np.float32] | None = None
+        if encoder is None:
+            (seeds,) = self.store.batch([VectorSearch(NodeKind.QUERY, q, cfg.seed_k, namespace)])
+        else:
+            seeds, g = self._hybrid_seeds(namespace, q, encoder)
         seeds = [h for h in seeds if h.score >= cfg.seed_min_similarity]
         if not seeds:
             return [], {}
@@ -102,7 +133,10 @@ class Retriever:
         ids = list(paths)
         (nodes,) = self.store.batch([GetNodes(ids, with_vectors=True)])
         found = [n for n in nodes if isinstance(n, QueryNode) and not boundary.quarantined(n)]
-        sims = _cosines([n.embedding for n in found], q)
+        if g is None:
+            sims = _cosines([n.embedding for n in found], q)
+        else:
+            sims = _mixed(found, q, g, cfg.gnn_alpha)
         order = sorted(range(len(found)), key=lambda i: (paths[found[i].id][0], -sims[i]))
         order = order[: cfg.max_candidates]
         found = [found[i] for i in order]
@@ -135,6 +169,36 @@ class Retriever:
                 RecalledQuery(node.id, node.text, outcome, sims[i], relevance[i], hop, path, keep)
             )
         return out, {n.id: n for n in found}
+
+    def _hybrid_seeds(
+        self, namespace: str, q: npt.NDArray[np.float32], encoder: TaskEncoder
+    ) -> tuple[list[Hit], npt.NDArray[np.float32]]:
+        """Seeds by the mixed score, from a pool of the best hits of each vector.
+
+        The task's text neighbours (the SIMILAR_TO edges it would get when finished) are
+        what the encoder reads to place a task that has no edges yet.
+        """
+        cfg = self.config
+        pool = cfg.seed_k * cfg.gnn_candidate_pool
+        (text_hits,) = self.store.batch(
+            [VectorSearch(NodeKind.QUERY, q, max(pool, cfg.similar_edge_k), namespace)]
+        )
+        neighbours = [
+            h.id for h in text_hits[: cfg.similar_edge_k] if h.score >= cfg.similar_edge_threshold
+        ]
+        g = encoder.encode_task(q, neighbours)
+        (graph_hits,) = self.store.batch(
+            [VectorSearch(NodeKind.QUERY, g, pool, namespace, field="graph_embedding")]
+        )
+        ids = list(dict.fromkeys([*(h.id for h in text_hits[:pool]), *(h.id for h in graph_hits)]))
+        (nodes,) = self.store.batch([GetNodes(ids, with_vectors=True)])
+        found = [n for n in nodes if isinstance(n, QueryNode)]
+        scores = _mixed(found, q, g, cfg.gnn_alpha)
+        hits = sorted(
+            (Hit(n.id, s) for n, s in zip(found, scores, strict=True)),
+            key=lambda h: (-h.score, h.id),
+        )
+        return hits[: cfg.seed_k], g
 
     # ---- step 4: upward to insights ----------------------------------------------------
     def _upward(

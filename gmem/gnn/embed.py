@@ -1,0 +1,168 @@
+"""Full refresh of a namespace: export, train, write ``graph_embedding`` back, cache states.
+
+Embeddings go back through the store protocol in batches: each node is read with its
+vectors and written again with only ``graph_embedding`` and ``metadata["gnn_model"]``
+(the model version) changed, so text vectors and everything else stay as they were.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gmem.config import MemoryConfig
+from gmem.gnn.export import EDGE_TYPES, INSIGHT, QUERY, MemoryGraph, export_namespace
+from gmem.gnn.model import MemoryEncoder, TextProcedureMLP
+from gmem.gnn.runtime import SHAPE_FIELDS, FloatVector, StructuralModel
+from gmem.gnn.threads import cpu_threads
+from gmem.gnn.train import Progress, TrainReport, pick_device, train
+from graph_store.base import GraphStore
+from graph_store.model import Insight, QueryNode
+from graph_store.ops import GetNodes, PutNodes
+
+VERSION_KEY = "gnn_model"
+
+
+@dataclass
+class EmbedReport:
+    namespace: str
+    version: str
+    encoder: str
+    device: str
+    queries: int
+    insights: int
+    positives: int
+    epochs: int
+    first_loss: float | None
+    last_loss: float | None
+    export_seconds: float
+    train_seconds: float
+    write_seconds: float
+
+
+@torch.inference_mode()
+def encode_graph(
+    model: torch.nn.Module, graph: MemoryGraph, device: str = "cpu"
+) -> tuple[np.ndarray, np.ndarray, list[torch.Tensor], list[torch.Tensor]]:
+    """Embeddings of every query and insight, and their per-layer states (on CPU)."""
+    dev = pick_device(device)
+    model = model.to(dev)
+    x = {t: graph.data[t].x.to(dev) for t in graph.data.node_types}
+    if isinstance(model, TextProcedureMLP):
+        zq = model(x[QUERY][:, : graph.text_dim])
+        zi = model(x[INSIGHT][:, : graph.text_dim])
+        model.cpu()
+        return zq.cpu().numpy(), zi.cpu().numpy(), [], []
+    assert isinstance(model, MemoryEncoder)
+    edges = {et: graph.data[et].edge_index.to(dev) for et in EDGE_TYPES}
+    zq_t, zi_t, states = model.embed_all(x, edges)
+    model.cpu()
+    return (
+        zq_t.cpu().numpy(),
+        zi_t.cpu().numpy(),
+        [s[QUERY].cpu() for s in states],
+        [s[INSIGHT].cpu() for s in states],
+    )
+
+
+def write_embeddings(
+    store: GraphStore, vectors: dict[str, FloatVector], version: str, batch: int
+) -> int:
+    """Set ``graph_embedding`` (and the model version) on the given nodes."""
+    ids = list(vectors)
+    written = 0
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        (nodes,) = store.batch([GetNodes(chunk, with_vectors=True)])
+        updated = [
+            n.model_copy(
+                update={
+                    "graph_embedding": np.asarray(vectors[n.id], dtype=np.float32),
+                    "metadata": {**n.metadata, VERSION_KEY: version},
+                }
+            )
+            for n in nodes
+            if isinstance(n, QueryNode | Insight)
+        ]
+        if updated:
+            store.batch([PutNodes(updated)])
+            written += len(updated)
+    return written
+
+
+def embed_namespace(
+    store: GraphStore,
+    namespace: str,
+    config: MemoryConfig,
+    embedder: str,
+    epochs: int | None = None,
+    device: str | None = None,
+    progress: Progress | None = None,
+) -> tuple[StructuralModel, EmbedReport]:
+    """Retrain the encoder on ``namespace`` and embed every query and insight in it."""
+    t0 = time.perf_counter()
+    graph = export_namespace(store, namespace, config)
+    t1 = time.perf_counter()
+    model, report = train(graph, config, epochs=epochs, device=device, progress=progress)
+    t2 = time.perf_counter()
+    with cpu_threads(config.gnn_cpu_threads):
+        zq, zi, q_states, i_states = encode_graph(model, graph, device or config.gnn_device)
+    version = f"{config.gnn_encoder}-{uuid.uuid4().hex[:12]}"
+    vectors: dict[str, FloatVector] = {q: zq[i] for i, q in enumerate(graph.query_ids)}
+    vectors.update({n: zi[i] for i, n in enumerate(graph.insight_ids)})
+    write_embeddings(store, vectors, version, config.gnn_export_batch)
+    t3 = time.perf_counter()
+    runtime = StructuralModel(
+        version=version,
+        namespace=namespace,
+        embedder=embedder,
+        text_dim=graph.text_dim,
+        settings={f: getattr(config, f) for f in SHAPE_FIELDS},
+        encoder=model,
+        weights=graph.weights,
+        query_rows={q: i for i, q in enumerate(graph.query_ids)},
+        insight_rows={n: i for i, n in enumerate(graph.insight_ids)},
+        query_states=q_states,
+        insight_states=i_states,
+        threads=config.gnn_cpu_threads,
+    )
+    return runtime, _report(graph, report, version, t1 - t0, t2 - t1, t3 - t2)
+
+
+def refresh_tasks(
+    store: GraphStore, runtime: StructuralModel, query_ids: Sequence[str], config: MemoryConfig
+) -> int:
+    """Embed finished tasks with the current model (no retraining)."""
+    with cpu_threads(config.gnn_cpu_threads):
+        vectors = runtime.refresh(store, query_ids)
+    return write_embeddings(store, vectors, runtime.version, config.gnn_export_batch)
+
+
+def _report(
+    graph: MemoryGraph,
+    report: TrainReport,
+    version: str,
+    export_s: float,
+    train_s: float,
+    write_s: float,
+) -> EmbedReport:
+    return EmbedReport(
+        namespace=graph.namespace,
+        version=version,
+        encoder=report.encoder,
+        device=report.device,
+        queries=len(graph.query_ids),
+        insights=len(graph.insight_ids),
+        positives=report.positives,
+        epochs=report.epochs,
+        first_loss=report.losses[0] if report.losses else None,
+        last_loss=report.losses[-1] if report.losses else None,
+        export_seconds=round(export_s, 3),
+        train_seconds=round(train_s, 3),
+        write_seconds=round(write_s, 3),
+    )
