@@ -177,9 +177,6 @@ class CheckedEmbedder:
     def embed(self, texts: Sequence[str]) -> FloatMatrix:
         return self._check(texts, self.inner.embed(texts))
 
-    async def aembed(self, texts: Sequence[str]) -> FloatMatrix:
-        return self._check(texts, await self.inner.aembed(texts))
-
     def __getattr__(self, name: str) -> Any:  # the wrapped embedder's other members
         return getattr(self.inner, name)
 

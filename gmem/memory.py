@@ -13,7 +13,7 @@ from pydantic import JsonValue
 
 from gmem import boundary
 from gmem.config import MemoryConfig
-from gmem.embedding import TextEmbedder, make_embedder
+from gmem.embedding import TextEmbedder, cached, make_embedder
 from gmem.errors import (
     InvalidNamespaceError,
     NotFoundError,
@@ -126,10 +126,13 @@ class Memory:
     ) -> None:
         self.config = config or MemoryConfig.from_env()
         self.store = store if isinstance(store, GraphStore) else open_store(store)
+        # The cache answers repeated texts; the check still sees every answer it gives.
         self.embedder = checked_embedder(
-            embedder
-            if embedder is not None and not isinstance(embedder, str)
-            else make_embedder(embedder)
+            cached(
+                embedder
+                if embedder is not None and not isinstance(embedder, str)
+                else make_embedder(embedder)
+            )
         )
         # A chat model answers in degraded mode (the heuristic) while its endpoint fails,
         # unless config.llm_fallback is off.

@@ -67,10 +67,11 @@ def reopen(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def minilm():  # type: ignore[no-untyped-def]
-    """The real default embedder, loaded once per test session."""
-    from gmem.embedding import MiniLMEmbedder
+    """The real default embedder as the engine gets it (behind a cache), loaded once per
+    test session; tests of the embedder itself use their own, uncached."""
+    from gmem.embedding import CachedEmbedder, MiniLMEmbedder
 
-    return MiniLMEmbedder()
+    return CachedEmbedder(MiniLMEmbedder())
 
 
 @pytest.fixture

@@ -18,10 +18,12 @@ import pytest
 
 from gmem.embedding import (
     MINILM_DIM,
+    CachedEmbedder,
     HashingEmbedder,
     MiniLMEmbedder,
     OpenAIEmbedder,
     TextEmbedder,
+    cached,
     make_embedder,
     minilm_model_path,
 )
@@ -166,9 +168,52 @@ def test_bare_string_is_rejected() -> None:
         HashingEmbedder().embed([b"bytes"])  # type: ignore[list-item]
 
 
-async def test_aembed_matches_embed(minilm: MiniLMEmbedder) -> None:
+class CountingEmbedder(HashingEmbedder):
+    """Hashing vectors, counting every text that reaches the model."""
+
+    def __init__(self) -> None:
+        super().__init__(32)
+        self.encoded: list[str] = []
+
+    def _encode(self, texts: list[str]) -> Any:
+        self.encoded.extend(texts)
+        return super()._encode(texts)
+
+
+def test_embedders_remember_nothing() -> None:
+    raw = CountingEmbedder()
+    raw.embed(["a", "b"])
+    raw.embed(["a", "b"])
+    assert raw.encoded == ["a", "b", "a", "b"]
+
+
+def test_cache_encodes_each_text_once_and_answers_like_the_model(
+    minilm_numpy: MiniLMEmbedder,
+) -> None:
+    raw = CountingEmbedder()
+    cache = CachedEmbedder(raw)
+    first = cache.embed(["a", "b", "a"])
+    again = cache.embed(["b", "c"])
+    assert raw.encoded == ["a", "b", "c"]
+    np.testing.assert_array_equal(first, HashingEmbedder(32).embed(["a", "b", "a"]))
+    np.testing.assert_array_equal(again, HashingEmbedder(32).embed(["b", "c"]))
+    assert (cache.name, cache.dim) == (raw.name, raw.dim)
+    assert cache.embed([]).shape == (0, 32)
     texts = VARIED_TEXTS[:3]
-    np.testing.assert_allclose(await minilm.aembed(texts), minilm.embed(texts), atol=1e-6)
+    np.testing.assert_allclose(
+        CachedEmbedder(minilm_numpy).embed(texts), minilm_numpy.embed(texts), atol=1e-6
+    )
+
+
+def test_cache_forgets_the_least_recent_text() -> None:
+    raw = CountingEmbedder()
+    cache = CachedEmbedder(raw, size=2)
+    cache.embed(["a", "b"])
+    cache.embed(["a"])  # "a" is now the most recent
+    cache.embed(["c"])  # evicts "b"
+    cache.embed(["a", "b"])
+    assert raw.encoded == ["a", "b", "c", "b"]
+    assert cached(cache) is cache
 
 
 def test_missing_weights_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -180,7 +225,7 @@ def test_missing_weights_package_says_how_to_install(monkeypatch: pytest.MonkeyP
     assert "\n" not in message
     with pytest.warns(UserWarning, match="hashing"):
         fallback = make_embedder("auto")
-    assert isinstance(fallback, HashingEmbedder)
+    assert isinstance(fallback.inner, HashingEmbedder)
 
 
 def test_unknown_backend_is_a_config_error() -> None:
@@ -194,17 +239,17 @@ def test_unknown_backend_is_a_config_error() -> None:
 def test_make_embedder_specs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GMEM_EMBEDDER", raising=False)
     default = make_embedder(None)
-    assert isinstance(default, MiniLMEmbedder)
-    pinned = make_embedder("minilm:numpy")
+    assert isinstance(default, CachedEmbedder) and isinstance(default.inner, MiniLMEmbedder)
+    pinned = make_embedder("minilm:numpy").inner
     assert isinstance(pinned, MiniLMEmbedder) and pinned.backend == "numpy"
-    assert isinstance(make_embedder("auto"), MiniLMEmbedder)
-    hashing = make_embedder("hashing:64")
+    assert isinstance(make_embedder("auto").inner, MiniLMEmbedder)
+    hashing = make_embedder("hashing:64").inner
     assert isinstance(hashing, HashingEmbedder) and hashing.dim == 64
     assert make_embedder("hashing").dim == 256
     monkeypatch.setenv("GMEM_EMBEDDER", "hashing:32")
     assert make_embedder(None).dim == 32
     monkeypatch.setenv("GMEM_EMBED_BASE_URL", "http://127.0.0.1:1/v1")
-    remote = make_embedder("openai:my-embedder")
+    remote = make_embedder("openai:my-embedder").inner
     assert isinstance(remote, OpenAIEmbedder)
     assert remote.name == "openai:my-embedder"
     for bad in ("word2vec", "hashing:lots", "minilm:onnx"):
@@ -364,12 +409,6 @@ def test_openai_embedder_reads_env_and_probes_dim(
     assert embedding_server.headers[0]["authorization"] == "Bearer from-openai-env"
 
 
-async def test_openai_aembed(embedding_server: FakeEmbeddingServer) -> None:
-    embedder = OpenAIEmbedder("m", base_url=embedding_server.url)
-    out = await embedder.aembed(["one", "two"])
-    np.testing.assert_allclose(out, expected_rows(["one", "two"]), atol=1e-6)
-
-
 def test_openai_server_error_is_a_clear_gmem_error(embedding_server: FakeEmbeddingServer) -> None:
     embedding_server.status = 500
     embedder = OpenAIEmbedder("m", base_url=embedding_server.url, dim=4, max_retries=0)
@@ -407,7 +446,7 @@ def test_openai_without_key_or_url_is_a_config_error(monkeypatch: pytest.MonkeyP
 def test_cache_is_safe_across_threads() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    emb = HashingEmbedder(16)
+    emb = CachedEmbedder(HashingEmbedder(16))
     texts = [f"task {i % 50}" for i in range(400)]
     with ThreadPoolExecutor(8) as pool:
         rows = list(pool.map(lambda t: emb.embed([t, "shared"])[0], texts))

@@ -1,0 +1,225 @@
+"""The BERT encoder of all-MiniLM-L6-v2 as plain numpy, for installs without torch."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
+
+from gmem.embedding.protocol import FloatMatrix
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+#: Batches of at most this many texts run on one BLAS thread (see :meth:`NumpyMiniLM.encode`).
+SINGLE_THREAD_BELOW = 8
+
+
+@dataclass(frozen=True, slots=True)
+class _BertLayer:
+    """One encoder layer with weights laid out (in, out) for ``x @ w`` on row-major data."""
+
+    qkv_w: FloatMatrix  # query, key and value fused: one GEMM instead of three
+    qkv_b: FloatMatrix
+    attn_out_w: FloatMatrix
+    attn_out_b: FloatMatrix
+    attn_norm_g: FloatMatrix
+    attn_norm_b: FloatMatrix
+    ffn_in_w: FloatMatrix
+    ffn_in_b: FloatMatrix
+    ffn_out_w: FloatMatrix
+    ffn_out_b: FloatMatrix
+    ffn_norm_g: FloatMatrix
+    ffn_norm_b: FloatMatrix
+
+
+# Abramowitz & Stegun 7.1.26: erf to within 1.5e-7, below float32 resolution of GELU's
+# inputs here. numpy has no erf and BERT's GELU is the exact (erf) one, not the tanh form.
+_ERF_P = np.float32(0.3275911)
+_ERF_A = tuple(
+    np.float32(a) for a in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+)
+_SQRT_HALF = np.float32(math.sqrt(0.5))
+
+
+def _gelu_inplace(x: FloatMatrix) -> FloatMatrix:
+    """Exact-erf GELU, in place, with few temporaries because ``x`` is the widest tensor."""
+    z = np.abs(x) * _SQRT_HALF
+    t = 1.0 / (1.0 + _ERF_P * z)
+    poly = _ERF_A[0] * t
+    for a in _ERF_A[1:]:
+        poly += a
+        poly *= t
+    np.square(z, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    poly *= z  # poly is now 1 - erf(|x| / sqrt 2)
+    erf = np.subtract(1.0, poly, out=poly)
+    np.copysign(erf, x, out=erf)
+    erf += 1.0
+    erf *= 0.5
+    x *= erf
+    return x
+
+
+def _layer_norm(x: FloatMatrix, gain: FloatMatrix, bias: FloatMatrix, eps: float) -> FloatMatrix:
+    mean = x.mean(axis=-1, keepdims=True)
+    x = x - mean
+    var = np.mean(np.square(x), axis=-1, keepdims=True)
+    x *= 1.0 / np.sqrt(var + np.float32(eps))
+    x *= gain
+    x += bias
+    return x
+
+
+class NumpyMiniLM:
+    """The BERT encoder of all-MiniLM-L6-v2 as plain numpy, for installs without torch.
+
+    Inference only: no dropout, fixed token type 0 (single sentences), absolute position
+    embeddings. Numerically it matches the torch model to about 1e-6 cosine, which the
+    equivalence test checks.
+    """
+
+    def __init__(self, path: Path) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        config = json.loads((path / "config.json").read_text())
+        st_config_path = path / "sentence_bert_config.json"
+        st_config = json.loads(st_config_path.read_text()) if st_config_path.is_file() else {}
+        self.max_length = int(st_config.get("max_seq_length", 256))
+        self.heads = int(config["num_attention_heads"])
+        self.hidden = int(config["hidden_size"])
+        self.eps = float(config["layer_norm_eps"])
+        head_dim = self.hidden // self.heads
+
+        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        # tokenizer.json pads every input to 128 and truncates there; sentence-transformers
+        # overrides both (256 word pieces, padding to the longest in a batch) and so do we.
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=self.max_length)
+        self.tokenizer: Tokenizer = tokenizer
+
+        w = {
+            k: np.ascontiguousarray(v, dtype=np.float32)
+            for k, v in load_file(str(path / "model.safetensors")).items()
+            if not k.endswith("position_ids")
+        }
+        # Checkpoints saved from BertModel carry no prefix; from a task head, "bert.".
+        w = {k.removeprefix("bert."): v for k, v in w.items()}
+
+        def t(name: str) -> FloatMatrix:
+            return np.ascontiguousarray(w[name].T)
+
+        self.word = w["embeddings.word_embeddings.weight"]
+        self.position = w["embeddings.position_embeddings.weight"]
+        self.token_type0 = w["embeddings.token_type_embeddings.weight"][0]
+        self.emb_norm_g = w["embeddings.LayerNorm.weight"]
+        self.emb_norm_b = w["embeddings.LayerNorm.bias"]
+        scale = np.float32(1.0 / math.sqrt(head_dim))
+        self.layers: list[_BertLayer] = []
+        for i in range(int(config["num_hidden_layers"])):
+            p = f"encoder.layer.{i}."
+            att = p + "attention.self."
+            self.layers.append(
+                _BertLayer(
+                    # The 1/sqrt(d) attention scale is folded into the query projection.
+                    qkv_w=np.ascontiguousarray(
+                        np.concatenate(
+                            [
+                                t(att + "query.weight") * scale,
+                                t(att + "key.weight"),
+                                t(att + "value.weight"),
+                            ],
+                            axis=1,
+                        )
+                    ),
+                    qkv_b=np.concatenate(
+                        [w[att + "query.bias"] * scale, w[att + "key.bias"], w[att + "value.bias"]]
+                    ),
+                    attn_out_w=t(p + "attention.output.dense.weight"),
+                    attn_out_b=w[p + "attention.output.dense.bias"],
+                    attn_norm_g=w[p + "attention.output.LayerNorm.weight"],
+                    attn_norm_b=w[p + "attention.output.LayerNorm.bias"],
+                    ffn_in_w=t(p + "intermediate.dense.weight"),
+                    ffn_in_b=w[p + "intermediate.dense.bias"],
+                    ffn_out_w=t(p + "output.dense.weight"),
+                    ffn_out_b=w[p + "output.dense.bias"],
+                    ffn_norm_g=w[p + "output.LayerNorm.weight"],
+                    ffn_norm_b=w[p + "output.LayerNorm.bias"],
+                )
+            )
+
+    def encode(self, texts: list[str], batch_size: int) -> FloatMatrix:
+        # A few short texts are too little work to share between BLAS threads; on a busy
+        # two-core machine extra threads made one recall's embedding 100x slower.
+        if len(texts) <= SINGLE_THREAD_BELOW:
+            with threadpool_limits(limits=1, user_api="blas"):
+                return self._encode_batches(texts, batch_size)
+        return self._encode_batches(texts, batch_size)
+
+    def _encode_batches(self, texts: list[str], batch_size: int) -> FloatMatrix:
+        encodings = self.tokenizer.encode_batch(texts)
+        lengths = np.array([len(e.ids) for e in encodings])
+        # Batches of similar length waste little compute on padding.
+        order = np.argsort(-lengths, kind="stable")
+        out = np.empty((len(texts), self.hidden), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            width = int(lengths[idx].max())
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=bool)
+            for row, i in enumerate(idx):
+                n = int(lengths[i])
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = True
+            out[idx] = self.forward(ids, mask)
+        return out
+
+    def forward(self, ids: NDArray[np.int64], mask: NDArray[np.bool_]) -> FloatMatrix:
+        """Mean-pooled last hidden states of a padded batch (not yet normalized)."""
+        batch, width = ids.shape
+        heads, hidden = self.heads, self.hidden
+        head_dim = hidden // heads
+        x = self.word[ids.reshape(-1)]
+        x = x.reshape(batch, width, hidden)
+        x += self.position[:width]
+        x += self.token_type0
+        x = _layer_norm(
+            x.reshape(batch * width, hidden), self.emb_norm_g, self.emb_norm_b, self.eps
+        )
+        # Padded keys get a large negative score so softmax gives them zero weight.
+        key_bias = np.where(mask, np.float32(0.0), np.float32(-1e9))[:, None, None, :]
+        for layer in self.layers:
+            qkv = x @ layer.qkv_w
+            qkv += layer.qkv_b
+            qkv = qkv.reshape(batch, width, 3, heads, head_dim).transpose(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]
+            scores = q @ k.transpose(0, 1, 3, 2)
+            scores += key_bias
+            scores -= scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * width, hidden)
+            attn = context @ layer.attn_out_w
+            attn += layer.attn_out_b
+            attn += x
+            x = _layer_norm(attn, layer.attn_norm_g, layer.attn_norm_b, self.eps)
+            h = x @ layer.ffn_in_w
+            h += layer.ffn_in_b
+            h = _gelu_inplace(h)
+            ffn = h @ layer.ffn_out_w
+            ffn += layer.ffn_out_b
+            ffn += x
+            x = _layer_norm(ffn, layer.ffn_norm_g, layer.ffn_norm_b, self.eps)
+        weights = mask.astype(np.float32)
+        summed: FloatMatrix = np.einsum("bwh,bw->bh", x.reshape(batch, width, hidden), weights)
+        counts: FloatMatrix = np.maximum(weights.sum(axis=1, keepdims=True), np.float32(1.0))
+        pooled: FloatMatrix = summed / counts
+        return pooled
