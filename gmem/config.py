@@ -180,6 +180,11 @@ class MemoryConfig(BaseModel):
         description="Structural encoder: message passing over the memory graph, or the"
         " text-to-procedure MLP baseline without message passing.",
     )
+    gnn_stored_view: Literal["full", "inductive"] = Field(
+        "full",
+        description="How stored tasks are embedded: from their whole neighbourhood, trace"
+        " included (full), or as a new task is, from text and text neighbours (inductive).",
+    )
     gnn_dim: int = Field(64, ge=2, le=1024, description="Size of a structural embedding.")
     gnn_hidden: int = Field(128, ge=2, le=4096, description="Hidden width of the encoder.")
     gnn_layers: int = Field(2, ge=1, le=4, description="Message-passing layers (hops seen).")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from pydantic import JsonValue
 
@@ -22,7 +22,7 @@ from gmem.errors import (
     UserInputError,
 )
 from gmem.evolution import Attempt, EvolutionReport, Evolver
-from gmem.gnn import StructureIndex
+from gmem.gnn import EmbeddingStatus, StructureIndex, torch_available
 from gmem.inputs import check_text, checked_embedder
 from gmem.llm import LLM, make_llm, with_fallback
 from gmem.llm.protocol import UsageLedger
@@ -57,6 +57,9 @@ from graph_store.ops import (
     PutNodes,
     Removed,
 )
+
+if TYPE_CHECKING:
+    from gmem.gnn.embed import EmbedReport
 
 
 @dataclass
@@ -410,6 +413,23 @@ class Memory:
                 progress("edges", len(out))
         edges.sort(key=lambda e: (e.kind.value, e.src, e.dst))
         return MemoryGraph(nodes, edges)
+
+    def embed_graph(
+        self,
+        namespace: str = DEFAULT_NAMESPACE,
+        epochs: int | None = None,
+        device: str | None = None,
+        progress: Callable[[int, int, float], None] | None = None,
+    ) -> EmbedReport:
+        """Retrain the structural encoder (needs the ``gnn`` extra) and embed every task."""
+        self._require_namespace(namespace)
+        if not torch_available():
+            raise UserInputError("gmem embed needs torch: pip install 'gmem[gnn]'")
+        return self.structure.train(namespace, epochs, device, progress)
+
+    def embedding_status(self, namespace: str) -> EmbeddingStatus:
+        """Whether the namespace's structural embeddings come from the current model."""
+        return self.structure.status(namespace)
 
     def namespaces(self) -> list[str]:
         """The namespaces that hold anything, sorted."""

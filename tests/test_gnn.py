@@ -190,7 +190,7 @@ def test_unseen_task_gets_an_embedding_and_alpha_one_is_text_only(tmp_path: Path
 def test_save_load_reproduces_embeddings(tmp_path: Path) -> None:
     from gmem.gnn import model_dir
     from gmem.gnn.embed import embed_namespace
-    from gmem.gnn.runtime import StructuralModel, artifact_path
+    from gmem.gnn.runtime import StructuralModel
 
     config = small_config(gnn_alpha=0.5)
     store = EmbeddedStore(tmp_path / "m.db")
@@ -198,9 +198,7 @@ def test_save_load_reproduces_embeddings(tmp_path: Path) -> None:
     model, _ = embed_namespace(store, "default", config, memory.embedder.name)
     path = memory.structure.attach(model)
     assert path is not None and path.parent == model_dir(store, config)
-    loaded = StructuralModel.load(
-        artifact_path(path.parent, "default"), config, memory.embedder.name, memory.embedder.dim
-    )
+    loaded = StructuralModel.load(path, config, memory.embedder.name, memory.embedder.dim)
     vec = memory.embedder.embed(["warm up a plate for the shelf"])[0]
     ids = list(model.query_rows)[:5]
     assert np.allclose(model.encode_task(vec, ids), loaded.encode_task(vec, ids), atol=1e-6)
@@ -253,8 +251,37 @@ def test_missing_or_stale_model_falls_back_to_text(
         assert fresh.recall("put a hot cup in the drawer").queries
     assert "gnn_dim" in caplog.text
     # A corrupt file is stale too, not a crash.
-    path = next((tmp_path / "m.db.gnn").iterdir())
+    path = next((tmp_path / "m.db.gnn").glob("*.pt"))
     path.write_bytes(b"not a model")
     broken = Memory(store, embedder=emb, llm=HeuristicLLM(emb, config), config=config)
     assert broken.recall("put a hot cup in the drawer").queries
     assert broken.structure.reason["default"].startswith("cannot read")
+
+
+def test_cli_embed_then_stats_reports_current(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from gmem.cli import app
+
+    db = tmp_path / "m.db"
+    jsonl = tmp_path / "c.jsonl"
+    jsonl.write_text("\n".join(json.dumps(t) for t in corpus()) + "\n")
+    env = {"GMEM_STORE": None, "GMEM_EMBEDDER": "hashing", "GMEM_LLM_BASE_URL": None}
+    runner = CliRunner()
+    args = ["--store", str(db), "--embedder", "hashing"]
+    assert runner.invoke(app, [*args, "ingest", str(jsonl)], env=env).exit_code == 0
+    before = runner.invoke(app, [*args, "stats", "--json"], env=env)
+    assert json.loads(before.stdout)["gnn"][0]["state"] == "none"
+    done = runner.invoke(
+        app, [*args, "embed", "--epochs", "3", "--device", "cpu", "--json"], env=env
+    )
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)["namespaces"][0]
+    assert report["epochs"] == 3 and report["device"] == "cpu"
+    after = runner.invoke(app, [*args, "stats", "--json"], env=env)
+    status = json.loads(after.stdout)["gnn"][0]
+    assert status["state"] == "current" and status["version"] == report["version"]
+    bad = runner.invoke(app, [*args, "embed", "--device", "tpu"], env=env)
+    assert bad.exit_code == 2 and "unknown device" in bad.output

@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from gmem import __version__
 from gmem.cli import commands
 from gmem.cli.demo import demo
+from gmem.cli.embed import embed
 from gmem.cli.settings import DEFAULT_STORE, Settings
 from gmem.errors import GmemError
 
@@ -176,6 +177,7 @@ app.command()(commands.stats)
 app.command()(commands.export)
 app.command()(commands.forget)
 app.command()(commands.migrate)
+app.command()(embed)
 
 
 def main() -> None:

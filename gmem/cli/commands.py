@@ -215,11 +215,19 @@ def stats(
     with open_memory(settings(ctx)) as memory:
         counts = memory.stats(namespace)
         spaces = [namespace] if namespace else memory.namespaces()
+        gnn = [memory.embedding_status(space) for space in spaces]
         if as_json:
-            render.emit_json(render.stats_json(counts, spaces))
+            render.emit_json(
+                {**render.stats_json(counts, spaces), "gnn": [g.to_json() for g in gnn]}
+            )
         else:
             title = f"Memory size per tier ({render.markup_safe(', '.join(spaces) or 'empty')})"
-            render.console().print(render.stats_table(counts, title))
+            out = render.console()
+            out.print(render.stats_table(counts, title))
+            for g in gnn:
+                out.print(
+                    f"GNN embeddings of {render.markup_safe(g.namespace)}: {g.state} ({g.detail})"
+                )
 
 
 def export(

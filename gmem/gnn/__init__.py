@@ -9,20 +9,29 @@ says why, once per namespace; nothing raises.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from gmem.config import MemoryConfig
 from graph_store.base import GraphStore
+from graph_store.model import NodeKind
+from graph_store.ops import ListNodes
 
 if TYPE_CHECKING:
+    from gmem.gnn.embed import EmbedReport
     from gmem.gnn.runtime import StructuralModel
+
+#: Node metadata key holding the version of the model that wrote its graph_embedding.
+VERSION_KEY = "gnn_model"
 
 log = logging.getLogger("gmem.gnn")
 FloatVector = npt.NDArray[np.float32]
@@ -51,6 +60,26 @@ def model_dir(store: GraphStore, config: MemoryConfig) -> Path | None:
     if isinstance(path, str) and path != ":memory:" and store.url.startswith("sqlite"):
         return Path(path + ".gnn")
     return None
+
+
+def artifact_stem(directory: Path, namespace: str) -> Path:
+    """The artifact of a namespace without suffix: ``.pt`` weights, ``.json`` summary."""
+    return directory / hashlib.sha256(namespace.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class EmbeddingStatus:
+    """Whether a namespace's structural embeddings are current, for `gmem stats`."""
+
+    namespace: str
+    state: str  # "current", "stale", "none" or "not saved"
+    version: str | None
+    embedded: int
+    tasks: int
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class StructureIndex:
@@ -94,11 +123,14 @@ class StructureIndex:
                 "gnn_model_path to load one from; run `gmem embed`",
             )
             return None
-        from gmem.gnn.runtime import StaleModelError, StructuralModel, artifact_path
+        from gmem.gnn.runtime import StaleModelError, StructuralModel
 
         try:
             model = StructuralModel.load(
-                artifact_path(directory, namespace), self.config, self.embedder, self.text_dim
+                artifact_stem(directory, namespace).with_suffix(".pt"),
+                self.config,
+                self.embedder,
+                self.text_dim,
             )
         except StaleModelError as exc:
             self._text_only(namespace, str(exc))
@@ -116,11 +148,52 @@ class StructureIndex:
         directory = model_dir(self.store, self.config)
         if not save or directory is None:
             return None
-        from gmem.gnn.runtime import artifact_path
+        stem = artifact_stem(directory, model.namespace)
+        model.save(stem.with_suffix(".pt"))
+        summary = {"version": model.version, "encoder": model.kind, "namespace": model.namespace}
+        stem.with_suffix(".json").write_text(json.dumps(summary))
+        return stem.with_suffix(".pt")
 
-        path = artifact_path(directory, model.namespace)
-        model.save(path)
-        return path
+    def status(self, namespace: str) -> EmbeddingStatus:
+        """Compare the saved model's version with the one each task was embedded by."""
+        (nodes,) = self.store.batch([ListNodes(NodeKind.QUERY, namespace)])
+        versions = [n.metadata.get(VERSION_KEY) for n in nodes]
+        loaded = self._models.get(namespace)
+        version = loaded.version if loaded is not None else None
+        directory = model_dir(self.store, self.config)
+        if version is None and directory is not None:
+            summary = artifact_stem(directory, namespace).with_suffix(".json")
+            if summary.exists():
+                version = json.loads(summary.read_text()).get("version")
+        embedded = sum(v == version for v in versions) if version else 0
+        if version is None:
+            state = "none" if directory is not None else "not saved"
+            detail = "no trained model; run `gmem embed`"
+        elif embedded == len(versions):
+            state, detail = "current", f"all {embedded} tasks embedded by {version}"
+        else:
+            state = "stale"
+            missing = len(versions) - embedded
+            detail = (
+                f"{missing} of {len(versions)} tasks not embedded by {version}; run `gmem embed`"
+            )
+        return EmbeddingStatus(namespace, state, version, embedded, len(versions), detail)
+
+    def train(
+        self,
+        namespace: str,
+        epochs: int | None = None,
+        device: str | None = None,
+        progress: Callable[[int, int, float], None] | None = None,
+    ) -> EmbedReport:
+        """Retrain the namespace's encoder, write every embedding, save and use the model."""
+        from gmem.gnn.embed import embed_namespace
+
+        model, report = embed_namespace(
+            self.store, namespace, self.config, self.embedder, epochs, device, progress
+        )
+        self.attach(model)
+        return report
 
     def task_finished(self, namespace: str, query_id: str) -> None:
         """Cadence: refresh new tasks every ``gnn_refresh_every``, retrain every

@@ -16,7 +16,17 @@ import numpy as np
 import torch
 
 from gmem.config import MemoryConfig
-from gmem.gnn.export import EDGE_TYPES, INSIGHT, QUERY, MemoryGraph, export_namespace
+from gmem.gnn import VERSION_KEY
+from gmem.gnn.export import (
+    EDGE_TYPES,
+    INSIGHT,
+    QUERY,
+    SIMILAR,
+    EdgeType,
+    MemoryGraph,
+    export_namespace,
+)
+from gmem.gnn.features import NEW_QUERY_EXTRA
 from gmem.gnn.model import MemoryEncoder, TextProcedureMLP
 from gmem.gnn.runtime import SHAPE_FIELDS, FloatVector, StructuralModel
 from gmem.gnn.threads import cpu_threads
@@ -24,8 +34,6 @@ from gmem.gnn.train import Progress, TrainReport, pick_device, train
 from graph_store.base import GraphStore
 from graph_store.model import Insight, QueryNode
 from graph_store.ops import GetNodes, PutNodes
-
-VERSION_KEY = "gnn_model"
 
 
 @dataclass
@@ -45,9 +53,37 @@ class EmbedReport:
     write_seconds: float
 
 
+def inductive_queries(
+    model: MemoryEncoder,
+    x: dict[str, torch.Tensor],
+    edges: dict[EdgeType, torch.Tensor],
+    states: list[dict[str, torch.Tensor]],
+    text_dim: int,
+) -> torch.Tensor:
+    """Every stored task embedded the way a new one is: from its text and its text
+    neighbours, the neighbours at their full states. One pass over a copy of each task."""
+    n = x[QUERY].shape[0]
+    copy = x[QUERY].clone()
+    copy[:, text_dim:] = torch.tensor(NEW_QUERY_EXTRA, device=copy.device)
+    both = {**x, QUERY: torch.cat([x[QUERY], copy])}
+    sim = edges[SIMILAR]
+    links = dict(edges)
+    links[SIMILAR] = torch.cat([sim, torch.stack([sim[0], sim[1] + n])], dim=1)
+    rows = torch.arange(n, device=copy.device)
+    frozen = {
+        QUERY: (rows, [s[QUERY] for s in states]),
+        INSIGHT: (
+            torch.arange(x[INSIGHT].shape[0], device=copy.device),
+            [s[INSIGHT] for s in states],
+        ),
+    }
+    out = model.states(both, links, frozen)
+    return model.project(out[-1][QUERY][n:])
+
+
 @torch.inference_mode()
 def encode_graph(
-    model: torch.nn.Module, graph: MemoryGraph, device: str = "cpu"
+    model: torch.nn.Module, graph: MemoryGraph, device: str = "cpu", inductive: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[torch.Tensor], list[torch.Tensor]]:
     """Embeddings of every query and insight, and their per-layer states (on CPU)."""
     dev = pick_device(device)
@@ -61,6 +97,8 @@ def encode_graph(
     assert isinstance(model, MemoryEncoder)
     edges = {et: graph.data[et].edge_index.to(dev) for et in EDGE_TYPES}
     zq_t, zi_t, states = model.embed_all(x, edges)
+    if inductive:
+        zq_t = inductive_queries(model, x, edges, states, graph.text_dim)
     model.cpu()
     return (
         zq_t.cpu().numpy(),
@@ -111,7 +149,9 @@ def embed_namespace(
     model, report = train(graph, config, epochs=epochs, device=device, progress=progress)
     t2 = time.perf_counter()
     with cpu_threads(config.gnn_cpu_threads):
-        zq, zi, q_states, i_states = encode_graph(model, graph, device or config.gnn_device)
+        zq, zi, q_states, i_states = encode_graph(
+            model, graph, device or config.gnn_device, config.gnn_stored_view == "inductive"
+        )
     version = f"{config.gnn_encoder}-{uuid.uuid4().hex[:12]}"
     vectors: dict[str, FloatVector] = {q: zq[i] for i, q in enumerate(graph.query_ids)}
     vectors.update({n: zi[i] for i, n in enumerate(graph.insight_ids)})

@@ -12,7 +12,6 @@ shape settings do not match the running configuration is stale and is not used.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 from collections.abc import Sequence
@@ -57,11 +56,6 @@ FloatVector = npt.NDArray[np.float32]
 
 class StaleModelError(Exception):
     """An artifact that cannot serve the running configuration (said why, never raised out)."""
-
-
-def artifact_path(directory: Path, namespace: str) -> Path:
-    digest = hashlib.sha256(namespace.encode()).hexdigest()[:16]
-    return directory / f"{digest}.pt"
 
 
 @dataclass
