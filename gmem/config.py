@@ -96,10 +96,50 @@ class MemoryConfig(BaseModel):
     similar_edge_threshold: float = Field(
         0.6, ge=-1, le=1, description="Least cosine similarity for a SIMILAR_TO edge."
     )
-    insight_initial_score: float = Field(2.0, gt=0, description="Score of a new insight.")
-    insight_reward: float = Field(1.0, ge=0, description="Score gained when used in success.")
-    insight_penalty: float = Field(1.0, ge=0, description="Score lost when used in failure.")
-    insight_agree_bonus: float = Field(0.5, ge=0, description="Score gained on AGREE.")
+    insight_initial_score: float = Field(
+        2.0, gt=0, description="Score of a new insight, and the neutral score unused ones decay to."
+    )
+    insight_credit: float = Field(
+        1.0,
+        ge=0,
+        description=(
+            "Score change of an insight rendered into a prompt, per unit of advantage: the"
+            " outcome (1 or 0) minus the success rate of similar past tasks."
+        ),
+    )
+    credit_min_baseline: int = Field(
+        3,
+        ge=1,
+        description="Past attempts of similar tasks needed before an outcome credits anything.",
+    )
+    insight_max_score: float = Field(
+        6.0, gt=0, description="Scores are bounded to [0, this]; at 0 an insight retires."
+    )
+    insight_decay: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description=(
+            "At each merge pass, an insight not credited since the last one keeps this share"
+            " of its distance from the neutral score."
+        ),
+    )
+    insight_agree_bonus: float = Field(
+        0.5, ge=0, description="Score gained when a task derives the same rule again (AGREE)."
+    )
+    retire_min_evidence: int = Field(
+        3,
+        ge=1,
+        description=(
+            "An insight retires once at least this many tasks contradict it and they"
+            " outnumber its supporters."
+        ),
+    )
+    max_live_insights: int = Field(
+        200,
+        ge=1,
+        description="Live insights kept per namespace; the merge pass retires the lowest scored.",
+    )
     insight_match_similarity: float = Field(
         0.85, ge=0, le=1, description="A derived insight this close to an existing one agrees."
     )
@@ -107,7 +147,31 @@ class MemoryConfig(BaseModel):
         10, ge=0, description="Merge near-duplicate insights every N new tasks (0: never)."
     )
     merge_similarity: float = Field(
-        0.9, ge=0, le=1, description="Least cosine similarity for two insights to merge."
+        0.9, ge=0, le=1, description="Least cosine similarity for two rule-less insights to merge."
+    )
+    merge_scope_overlap: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Least scope overlap (Jaccard) for two insights with the same rule to merge.",
+    )
+    procedure_similarity: float = Field(
+        0.4,
+        ge=0,
+        le=1,
+        description=(
+            "Least step overlap (Jaccard weighted by rarity among the references) for a past"
+            " success to count as the same procedure when lessons are mined."
+        ),
+    )
+    scope_min_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description=(
+            "Share of an insight's scope (procedure signature) an attempt must contain to be"
+            " checked against it, and a recalled trajectory to have it shown."
+        ),
     )
     reference_k: int = Field(
         4, ge=1, description="Similar past successes and failures compared when deriving."
@@ -126,6 +190,23 @@ class MemoryConfig(BaseModel):
     # --- heuristic mode (no LLM endpoint) ----------------------------------------------
     pattern_min_support: float = Field(
         0.5, ge=0, le=1, description="Share of successes an action pattern must appear in."
+    )
+    lesson_min_contrast: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Least difference in share between successes and failures for a lesson.",
+    )
+    lesson_min_successes: int = Field(
+        2, ge=1, description="Successes of one procedure needed before a lesson is mined."
+    )
+    avoid_min_attempts: int = Field(
+        3,
+        ge=1,
+        description=(
+            "Successes and failures (each) of one procedure needed for an avoid or order"
+            " rule (long failures take many steps, and orders, by chance)."
+        ),
     )
     loop_window: int = Field(
         3, ge=1, description="A step repeating one of the last N actions counts as looping."

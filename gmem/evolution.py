@@ -3,9 +3,13 @@
 One finished attempt becomes one store transaction: the query node (created, or updated
 with another attempt), its interaction graph with key steps marked, edges to the queries
 whose memory it used and to its nearest queries, and the insight operations derived from
-comparing it with similar successes and failures. Insights that were used gain score on
-success and lose it on failure; at or below zero they retire. Near-duplicate insights are
-merged every ``merge_every`` new tasks, in a transaction of its own.
+comparing it with successes and failures of the same procedure (text similarity proposes
+them, action skeletons decide). Every live rule of the procedure is checked against the
+new attempt: it supports a rule only when its own trajectory shows the rule's pattern.
+Insights that reached the team's prompts move by the outcome's advantage over similar
+past tasks, bounded; at zero, or contradicted more than supported, they retire. Every
+``merge_every`` new tasks a maintenance pass merges duplicates, decays unused scores
+toward neutral and bounds the number of live insights, in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import JsonValue
 
-from gmem import boundary
+from gmem import boundary, rules
 from gmem.config import MemoryConfig
 from gmem.embedding import TextEmbedder
+from gmem.llm.lessons import evidence as lesson_evidence
 from gmem.llm.protocol import (
     LLM,
     InsightOp,
@@ -30,6 +35,7 @@ from gmem.llm.protocol import (
     InsightView,
     KeyStepsRequest,
     MergeRequest,
+    RuleView,
     StepView,
     TrajectoryView,
 )
@@ -40,10 +46,12 @@ from graph_store.model import (
     EdgeKind,
     Insight,
     InsightOperation,
+    InsightRule,
     NodeKind,
     Outcome,
     Provenance,
     QueryNode,
+    RuleKind,
     Utterance,
     query_id_for,
     utcnow,
@@ -115,6 +123,33 @@ class EvolutionReport:
     stored: bool = True
 
 
+@dataclass(frozen=True)
+class _Ref:
+    """A past query offered as a reference: its latest attempt, as rules and as a view."""
+
+    attempt: rules.Attempt
+    view: TrajectoryView
+
+
+@dataclass(frozen=True)
+class _Procedure:
+    """The references of one procedure, as :meth:`Evolver._procedure_refs` chose them."""
+
+    same: list[_Ref]
+    fails: list[_Ref]
+    others: list[_Ref]
+    scope: list[str]
+
+
+@dataclass(frozen=True)
+class _Refs:
+    """The text-similar past queries, and their attempts' successes for the baseline."""
+
+    items: list[_Ref]
+    successes: int
+    attempts: int
+
+
 def _views(utts: list[Utterance]) -> list[StepView]:
     return [
         StepView(
@@ -145,6 +180,8 @@ class Evolver:
         self.tokens = tokens
         self.config = config
         self._new_tasks: dict[str, int] = {}
+        self._started = utcnow()
+        self._last_pass: dict[str, datetime] = {}
 
     # ---- the query node and its trace --------------------------------------------------
     def _query_node(self, a: Attempt) -> tuple[QueryNode, bool]:
@@ -230,9 +267,12 @@ class Evolver:
         return utts, edges
 
     # ---- references for insight derivation ---------------------------------------------
-    def _references(
-        self, a: Attempt, query: QueryNode, vec: npt.NDArray[np.float32]
-    ) -> tuple[list[TrajectoryView], list[TrajectoryView], list[str], list[str]]:
+    def _references(self, a: Attempt, query: QueryNode, vec: npt.NDArray[np.float32]) -> _Refs:
+        """Text-similar past queries with their latest attempt's key steps and procedure.
+
+        Text similarity only proposes candidates; which of them are the same procedure is
+        decided from their skeletons in :meth:`_procedure_refs`.
+        """
         cfg = self.config
         (hits,) = self.store.batch(
             [
@@ -247,7 +287,7 @@ class Evolver:
         )
         hits = [h for h in hits if h.score >= cfg.seed_min_similarity]
         if not hits:
-            return [], [], [], []
+            return _Refs([], 0, 0)
         ids = [h.id for h in hits]
         nodes, reached = self.store.batch(
             [GetNodes(ids), Neighbors(ids, 1, [EdgeKind.HAS_TRACE], "out")]
@@ -257,30 +297,74 @@ class Evolver:
         for u in utt_nodes:
             if isinstance(u, Utterance):
                 traces[u.query_id].append(u)
-        successes: list[TrajectoryView] = []
-        failures: list[TrajectoryView] = []
-        s_ids: list[str] = []
-        f_ids: list[str] = []
+        refs: list[_Ref] = []
+        successes = attempts = 0
         for node in nodes:
-            if (
-                not isinstance(node, QueryNode)
-                or node.outcome == Outcome.UNKNOWN
-                or boundary.quarantined(node)
-            ):
+            if not isinstance(node, QueryNode) or boundary.quarantined(node):
                 continue
-            bucket, id_bucket = (
-                (successes, s_ids) if node.outcome == Outcome.SUCCESS else (failures, f_ids)
-            )
-            if len(bucket) >= cfg.reference_k:
+            successes += node.successes
+            attempts += node.successes + node.failures
+            if node.outcome == Outcome.UNKNOWN:
                 continue
             latest = [u for u in traces[node.id] if u.attempt == node.attempts]
             latest.sort(key=lambda u: u.step)
             key = [u for u in latest if u.key_step] or latest
-            bucket.append(
-                TrajectoryView(task=node.text, outcome=node.outcome.value, steps=_views(key))
+            steps = rules.skeleton_steps(node.text, [u.action for u in key])
+            view = TrajectoryView(
+                task=node.text, outcome=node.outcome.value, steps=_views(key), procedure=list(steps)
             )
-            id_bucket.append(node.id)
-        return successes, failures, s_ids, f_ids
+            refs.append(_Ref(rules.Attempt(node.id, node.outcome, steps), view))
+        return _Refs(refs, successes, attempts)
+
+    def _procedure_refs(self, this: rules.Attempt, refs: list[_Ref]) -> _Procedure:
+        """The successes of this attempt's procedure, the failures within its scope, the
+        successes of other procedures, and the scope itself.
+
+        A success anchors the procedure itself; a failure is placed with the past success
+        whose procedure it overlaps most, and teaches nothing when it fits none. The scope
+        is the procedure's signature cut to the steps that tell it from the others.
+        """
+        cfg = self.config
+        none = _Procedure([], [], [], [])
+        past_s = [r for r in refs if r.attempt.outcome == Outcome.SUCCESS and r.attempt.steps]
+        past_f = [r for r in refs if r.attempt.outcome == Outcome.FAILURE and r.attempt.steps]
+        if not this.steps or not past_s:
+            return none
+        weights = rules.step_weights([this.steps, *(r.attempt.steps for r in refs)])
+        if this.outcome == Outcome.SUCCESS:
+            anchor = this.steps
+        else:
+            # A failure often wanders or stops early, so it is placed by how much of a
+            # success it contains, and kept only if it lies within that procedure's scope.
+            present = set(this.steps)
+            best = max(
+                past_s,
+                key=lambda r: sum(s in present for s in r.attempt.steps) / len(r.attempt.steps),
+            )
+            anchor = best.attempt.steps
+        sims = {
+            r.attempt.id: rules.weighted_similarity(anchor, r.attempt.steps, weights)
+            for r in past_s
+        }
+        ranked = sorted(past_s, key=lambda r: -sims[r.attempt.id])
+        same = [r for r in ranked if sims[r.attempt.id] >= cfg.procedure_similarity]
+        others = [r for r in ranked if sims[r.attempt.id] < cfg.procedure_similarity]
+        same = same[: cfg.reference_k]
+        procs = [r.attempt.steps for r in same]
+        if this.outcome == Outcome.SUCCESS:
+            procs.append(this.steps)
+        scope = rules.distinctive(
+            rules.signature(procs, cfg.pattern_min_support),
+            procs,
+            [r.attempt.steps for r in others],
+            cfg.lesson_min_contrast,
+        )
+        if this.outcome == Outcome.FAILURE and not rules.in_scope(
+            scope, this.steps, cfg.scope_min_share
+        ):
+            return none
+        fails = [r for r in past_f if rules.in_scope(scope, r.attempt.steps, cfg.scope_min_share)]
+        return _Procedure(same, fails[: cfg.reference_k], others[: cfg.reference_k], scope)
 
     def _existing_insights(
         self, a: Attempt, vec: npt.NDArray[np.float32], ref_ids: list[str]
@@ -304,6 +388,11 @@ class Evolver:
 
     # ---- the transaction -----------------------------------------------------------------
     def finish(self, a: Attempt) -> EvolutionReport:
+        """Plan everything this attempt changes from reads, then write it in one batch.
+
+        Nothing is written before the final batch, so a caller may rerun the whole
+        method when a concurrent writer got there first.
+        """
         cfg = self.config
         query, is_new = self._query_node(a)
         assert query.embedding is not None
@@ -315,9 +404,8 @@ class Evolver:
         declared = [q for q in dict.fromkeys(a.used_queries) if q != query.id]
         (found,) = self.store.batch([GetNodes(declared)]) if declared else ([],)
         for used in (n.id for n in found if isinstance(n, QueryNode)):
-            if used != query.id:
-                edges.append(Edge(kind=EdgeKind.USED_MEMORY_OF, src=query.id, dst=used))
-                report.used_memory_edges += 1
+            edges.append(Edge(kind=EdgeKind.USED_MEMORY_OF, src=query.id, dst=used))
+            report.used_memory_edges += 1
         nearest = VectorSearch(
             NodeKind.QUERY, vec, cfg.similar_edge_k, a.namespace, exclude_ids=frozenset({query.id})
         )
@@ -334,31 +422,34 @@ class Evolver:
                 )
                 report.similar_edges += 1
 
-        successes, failures, s_ids, f_ids = self._references(a, query, vec)
-        existing = self._existing_insights(a, vec, s_ids + f_ids)
+        key = [u for u in utts if u.key_step] or utts
+        this_steps = rules.skeleton_steps(a.task, [u.action for u in key])
+        this = rules.Attempt(query.id, a.outcome, this_steps)
+        refs = self._references(a, query, vec)
+        proc = self._procedure_refs(this, refs.items)
+        same, fails = proc.same, proc.fails
+        existing = self._existing_insights(a, vec, [r.attempt.id for r in refs.items])
         live = {i: n for i, n in existing.items() if not n.retired}
-        roles = sorted({s.role for s in a.steps})
         request = InsightRequest(
             trajectory=TrajectoryView(
                 task=a.task,
                 outcome=a.outcome.value,
-                steps=_views([u for u in utts if u.key_step] or utts),
+                steps=_views(key),
+                procedure=list(this_steps),
             ),
-            successes=successes,
-            failures=failures,
-            roles=roles,
-            existing=[
-                InsightView(id=n.id, text=n.text, score=n.score, roles=n.roles)
-                for n in live.values()
-            ],
+            successes=[r.view for r in same],
+            failures=[r.view for r in fails],
+            others=[r.view for r in proc.others],
+            roles=sorted({s.role for s in a.steps}),
+            existing=[_insight_view(n) for n in live.values()],
         )
-        plan = self.llm.derive_insights(request).operations
+        ops = self.llm.derive_insights(request).operations
         changed: dict[str, Insight] = {}
-        before: dict[str, tuple[set[str], set[str]]] = {
-            i: (set(n.supporting), set(n.contradicting)) for i, n in existing.items()
-        }
-        self._apply_ops(plan, a, query, live, changed, report, s_ids, f_ids)
-        self._score_used(a, query, existing, changed, report)
+        before = {i: (set(n.supporting), set(n.contradicting)) for i, n in existing.items()}
+        attempts = [this, *(r.attempt for r in same), *(r.attempt for r in fails)]
+        self._apply_ops(ops, a, query, live, changed, report, attempts, request, proc.scope)
+        self._weigh_evidence(this, query, live, changed, report)
+        self._credit(a, query, refs, existing, changed, report)
         edges += self._insight_edges(changed, before)
         used_live = [i for i in dict.fromkeys(a.used_insights) if i in existing]
         for x, y in list(combinations(sorted(used_live), 2))[: cfg.related_pairs_max]:
@@ -389,6 +480,30 @@ class Evolver:
         self._new_tasks[namespace] = seen % every
         return seen >= every
 
+    # ---- insight operations --------------------------------------------------------------
+    @staticmethod
+    def _rule(
+        op: InsightOp, request: InsightRequest, attempts: list[rules.Attempt], scope: list[str]
+    ) -> InsightRule:
+        """The stored rule of an ADD: the reasoner's kind and actions when they are steps
+        of the procedures it was shown, else a note; scope and evidence from the engine."""
+        procs = [
+            list(t.procedure) for t in (request.trajectory, *request.successes, *request.failures)
+        ]
+        known = {step for p in procs for step in p}
+        view = op.rule
+        kind: RuleKind = "note"
+        actions: list[str] = []
+        if view is not None and view.kind != "note":
+            acts = list(dict.fromkeys(view.actions))
+            fits = {"order": len(acts) == 2, "avoid": len(acts) == 1}.get(view.kind, bool(acts))
+            if fits and all(s in known for s in acts):
+                kind, actions = view.kind, acts
+        rule = InsightRule(kind=kind, actions=actions, scope=scope)
+        s_steps = [x.steps for x in attempts if x.outcome == Outcome.SUCCESS]
+        f_steps = [x.steps for x in attempts if x.outcome == Outcome.FAILURE]
+        return rule.model_copy(update={"evidence": lesson_evidence(rule, s_steps, f_steps)})
+
     def _apply_ops(
         self,
         plan: list[InsightOp],
@@ -397,11 +512,11 @@ class Evolver:
         live: dict[str, Insight],
         changed: dict[str, Insight],
         report: EvolutionReport,
-        s_ids: list[str],
-        f_ids: list[str],
+        attempts: list[rules.Attempt],
+        request: InsightRequest,
+        scope: list[str],
     ) -> None:
         cfg = self.config
-        success = a.outcome == Outcome.SUCCESS
         now = utcnow()
 
         def touch(ins: Insight, op: InsightOperation, detail: str = "") -> Insight:
@@ -420,10 +535,17 @@ class Evolver:
 
         for op in plan:
             if op.op == "add" and op.text:
-                if success:
-                    sup, con = [query.id, *s_ids], list(f_ids)
-                else:
-                    sup, con = list(s_ids), [query.id, *f_ids]
+                rule = self._rule(op, request, attempts, scope)
+                sup: list[str] = []
+                con: list[str] = []
+                if rule.kind == "note":
+                    sup = [query.id]  # the attempt it was derived from is its only evidence
+                for x in attempts:
+                    v = rules.verdict(rule, x, cfg.scope_min_share)
+                    if v == "supports":
+                        sup.append(x.id)
+                    elif v == "contradicts":
+                        con.append(x.id)
                 ins = Insight(
                     namespace=a.namespace,
                     text=op.text.strip(),
@@ -431,6 +553,7 @@ class Evolver:
                     supporting=list(dict.fromkeys(sup)),
                     contradicting=list(dict.fromkeys(con)),
                     roles=sorted(set(op.roles)),
+                    rule=rule,
                 )
                 touch(ins, "add", f"derived from a {a.outcome.value}")
                 report.added.append(ins.id)
@@ -445,64 +568,113 @@ class Evolver:
                         "text": op.text.strip(),
                         "embedding": None,
                         "roles": sorted(set(op.roles)) if op.roles else cur.roles,
-                        **self._evidence(cur, query.id, success),
                     }
                 )
                 report.edited.append(cur.id)
             elif op.op == "agree":
                 cur = touch(target, "agree")
-                changed[cur.id] = cur.model_copy(
-                    update={
-                        "score": cur.score + cfg.insight_agree_bonus,
-                        "supporting": list(dict.fromkeys([*cur.supporting, query.id])),
-                    }
-                )
+                score = min(cfg.insight_max_score, cur.score + cfg.insight_agree_bonus)
+                changed[cur.id] = cur.model_copy(update={"score": score})
                 report.agreed.append(cur.id)
             elif op.op == "remove":
                 cur = touch(target, "remove")
                 changed[cur.id] = cur.model_copy(update={"retired": True})
                 report.removed.append(cur.id)
 
-    @staticmethod
-    def _evidence(ins: Insight, qid: str, success: bool) -> dict[str, list[str]]:
-        if success:
-            return {"supporting": list(dict.fromkeys([*ins.supporting, qid]))}
-        return {"contradicting": list(dict.fromkeys([*ins.contradicting, qid]))}
+    def _weigh_evidence(
+        self,
+        this: rules.Attempt,
+        query: QueryNode,
+        live: dict[str, Insight],
+        changed: dict[str, Insight],
+        report: EvolutionReport,
+    ) -> None:
+        """Check this attempt against every live rule of its procedure: it joins the
+        supporting set of those its trajectory shows, the contradicting set of those its
+        outcome breaks; an insight contradicted more often than supported retires."""
+        cfg = self.config
+        now = utcnow()
+        for iid in live:
+            ins = changed.get(iid, live[iid])
+            if ins.retired or ins.rule is None:
+                continue
+            v = rules.verdict(ins.rule, this, cfg.scope_min_share)
+            if v is None:
+                continue
+            if v == "supports":
+                update: dict[str, object] = {
+                    "supporting": list(dict.fromkeys([*ins.supporting, query.id]))
+                }
+            else:
+                update = {"contradicting": list(dict.fromkeys([*ins.contradicting, query.id]))}
+            ins = ins.model_copy(update=update)
+            if len(ins.contradicting) >= cfg.retire_min_evidence and len(ins.contradicting) > len(
+                ins.supporting
+            ):
+                ins = ins.model_copy(
+                    update={
+                        "retired": True,
+                        "updated_at": now,
+                        "provenance": [
+                            *ins.provenance,
+                            Provenance(
+                                operation="retire",
+                                query_id=query.id,
+                                at=now,
+                                detail=(
+                                    f"contradicted by {len(ins.contradicting)} tasks,"
+                                    f" supported by {len(ins.supporting)}"
+                                ),
+                            ),
+                        ],
+                    }
+                )
+                report.retired.append(iid)
+            changed[iid] = ins
 
-    def _score_used(
+    def _credit(
         self,
         a: Attempt,
         query: QueryNode,
+        refs: _Refs,
         existing: dict[str, Insight],
         changed: dict[str, Insight],
         report: EvolutionReport,
     ) -> None:
-        """Insights shown to the team share its fate: credit on success, blame on failure."""
+        """Insights rendered to the team move by the outcome's advantage over similar tasks.
+
+        The baseline is the success rate of the text-similar past tasks' attempts: a
+        lesson shown in a domain that succeeds anyway earns nothing for it, and one shown
+        in a hard domain earns when the team does better than usual. Without enough
+        history to say what was expected, nothing moves.
+        """
         cfg = self.config
-        if a.outcome == Outcome.UNKNOWN:
+        if a.outcome == Outcome.UNKNOWN or refs.attempts < cfg.credit_min_baseline:
             return
-        success = a.outcome == Outcome.SUCCESS
+        baseline = refs.successes / refs.attempts
+        advantage = (1.0 if a.outcome == Outcome.SUCCESS else 0.0) - baseline
+        delta = cfg.insight_credit * advantage
         now = utcnow()
         for iid in dict.fromkeys(a.used_insights):
             ins = changed.get(iid, existing.get(iid))
             if ins is None or ins.retired:
                 continue
-            delta = cfg.insight_reward if success else -cfg.insight_penalty
-            op: InsightOperation = "reward" if success else "penalize"
-            score = ins.score + delta
+            score = min(cfg.insight_max_score, max(0.0, ins.score + delta))
+            op: InsightOperation = "reward" if delta >= 0 else "penalize"
             prov = [
                 *ins.provenance,
                 Provenance(
-                    operation=op, query_id=query.id, at=now, detail=f"{delta:+g} -> {score:g}"
+                    operation=op,
+                    query_id=query.id,
+                    at=now,
+                    detail=f"{delta:+.3g} (baseline {baseline:.2f}) -> {score:.3g}",
                 ),
             ]
-            update: dict[str, object] = {
-                "score": score,
-                "provenance": prov,
-                "updated_at": now,
-                **self._evidence(ins, query.id, success),
-            }
-            (report.rewarded if success else report.penalized).append(iid)
+            update: dict[str, object] = {"score": score, "provenance": prov, "updated_at": now}
+            if delta > 0:
+                report.rewarded.append(iid)
+            elif delta < 0:
+                report.penalized.append(iid)
             if score <= 0:
                 update["retired"] = True
                 prov.append(
@@ -540,22 +712,23 @@ class Evolver:
         for i, v in zip(todo, vectors, strict=True):
             insights[i] = insights[i].model_copy(update={"embedding": v})
 
-    # ---- periodic merge ------------------------------------------------------------------
+    # ---- periodic maintenance: merge, decay, bound -----------------------------------------
     def merge(self, namespace: str, query_id: str | None = None) -> list[tuple[str, list[str]]]:
-        """Fold near-duplicate live insights into one, keeping every source's evidence."""
+        """Fold near-duplicate live insights into one, keeping every source's evidence;
+        decay the scores of insights no task credited since the last pass toward neutral;
+        retire the lowest scored beyond ``max_live_insights``."""
         (nodes,) = self.store.batch([ListNodes(NodeKind.INSIGHT, namespace, with_vectors=True)])
         live = {n.id: n for n in nodes if isinstance(n, Insight) and not n.retired}
-        if len(live) < 2:
-            return []
-        groups = self.llm.merge_insights(
-            MergeRequest(
-                insights=[
-                    InsightView(id=n.id, text=n.text, score=n.score, roles=n.roles)
-                    for n in live.values()
-                ]
-            )
-        ).groups
+        last_pass = self._last_pass.get(namespace, self._started)
         now = utcnow()
+        self._last_pass[namespace] = now
+        groups = (
+            self.llm.merge_insights(
+                MergeRequest(insights=[_insight_view(n) for n in live.values()])
+            ).groups
+            if len(live) >= 2
+            else []
+        )
         changed: dict[str, Insight] = {}
         before = {i: (set(n.supporting), set(n.contradicting)) for i, n in live.items()}
         merged: list[tuple[str, list[str]]] = []
@@ -573,10 +746,11 @@ class Evolver:
                 else sorted({r for n in members for r in n.roles})
             )
             sources = [n.id for n in rest]
+            text = g.text.strip() or keep.text
             changed[keep.id] = keep.model_copy(
                 update={
-                    "text": g.text.strip() or keep.text,
-                    "embedding": None if g.text.strip() != keep.text else keep.embedding,
+                    "text": text,
+                    "embedding": None if text != keep.text else keep.embedding,
                     "score": max(n.score for n in members),
                     "supporting": list(dict.fromkeys(q for n in members for q in n.supporting)),
                     "contradicting": list(
@@ -612,9 +786,71 @@ class Evolver:
                     }
                 )
             merged.append((keep.id, sources))
-        if not merged:
-            return []
+        self._decay(live, changed, last_pass)
+        self._bound(live, changed, query_id, now)
+        if not changed:
+            return merged
         self._embed_texts(changed)
         edges = self._insight_edges({k: changed[k] for k, _ in merged}, before)
         self.store.batch([PutNodes(list(changed.values())), PutEdges(edges)])
         return merged
+
+    def _decay(
+        self, live: dict[str, Insight], changed: dict[str, Insight], since: datetime
+    ) -> None:
+        cfg = self.config
+        neutral = cfg.insight_initial_score
+        for iid, ins in live.items():
+            cur = changed.get(iid, ins)
+            if cur.retired or abs(cur.score - neutral) < 1e-9:
+                continue
+            credited = any(
+                p.operation in ("reward", "penalize", "agree") and p.at > since
+                for p in cur.provenance
+            )
+            if not credited:
+                score = neutral + (cur.score - neutral) * cfg.insight_decay
+                changed[iid] = cur.model_copy(update={"score": score})
+
+    def _bound(
+        self,
+        live: dict[str, Insight],
+        changed: dict[str, Insight],
+        query_id: str | None,
+        now: datetime,
+    ) -> None:
+        cfg = self.config
+        alive = [changed.get(i, n) for i, n in live.items()]
+        alive = [n for n in alive if not n.retired]
+        if len(alive) <= cfg.max_live_insights:
+            return
+        alive.sort(key=lambda n: (n.score, len(n.supporting), n.created_at))
+        for ins in alive[: len(alive) - cfg.max_live_insights]:
+            changed[ins.id] = ins.model_copy(
+                update={
+                    "retired": True,
+                    "updated_at": now,
+                    "provenance": [
+                        *ins.provenance,
+                        Provenance(
+                            operation="retire",
+                            query_id=query_id,
+                            at=now,
+                            detail=f"lowest scored beyond {cfg.max_live_insights} live insights",
+                        ),
+                    ],
+                }
+            )
+
+
+def _insight_view(ins: Insight) -> InsightView:
+    rule = ins.rule
+    return InsightView(
+        id=ins.id,
+        text=ins.text,
+        score=ins.score,
+        roles=ins.roles,
+        rule=None
+        if rule is None
+        else RuleView(kind=rule.kind, actions=list(rule.actions), scope=list(rule.scope)),
+    )

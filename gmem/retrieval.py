@@ -1,7 +1,8 @@
 """Bidirectional traversal of the memory hierarchy for a new task (paper section 3.2).
 
-Seed past queries by similarity, expand over the query graph, rank, then go up to the
-insights those queries support and down to their condensed interaction traces.
+Seed past queries by similarity, expand over the query graph, rank, then go down to the
+kept queries' condensed interaction traces and up to the insights those queries support,
+kept to the procedures of the successes about to be shown.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from gmem.config import MemoryConfig
 from gmem.embedding import TextEmbedder
 from gmem.llm.protocol import LLM, CandidateView, RelevanceRequest
 from gmem.recall import PastTrajectory, PathStep, Recall, RecalledInsight, RecalledQuery, Step
+from gmem.rules import in_scope, skeleton_steps
 from graph_store.base import GraphStore
 from graph_store.model import EdgeKind, Insight, NodeKind, Outcome, QueryNode, Utterance
 from graph_store.ops import GetEdges, GetNodes, Hit, Neighbors, VectorSearch
@@ -92,9 +94,14 @@ class Retriever:
     ) -> Recall:
         q = vector if vector is not None else self.embedder.embed([task])[0]
         queries, nodes = self._rank_queries(task, namespace, q)
-        insights = self._upward(namespace, q, queries)
         trajectories = self._downward([rq for rq in queries if rq.kept], nodes)
         trajectories.sort(key=lambda t: (t.outcome != Outcome.SUCCESS, -t.relevance))
+        procedures = [
+            skeleton_steps(t.task, [s.action for s in t.steps])
+            for t in trajectories
+            if t.outcome == Outcome.SUCCESS
+        ]
+        insights = self._upward(namespace, q, queries, procedures)
         return Recall(
             task=task,
             namespace=namespace,
@@ -202,8 +209,19 @@ class Retriever:
 
     # ---- step 4: upward to insights ----------------------------------------------------
     def _upward(
-        self, namespace: str, q: npt.NDArray[np.float32], queries: list[RecalledQuery]
+        self,
+        namespace: str,
+        q: npt.NDArray[np.float32],
+        queries: list[RecalledQuery],
+        procedures: list[tuple[str, ...]],
     ) -> list[RecalledInsight]:
+        """Insights reached from the relevant queries or by similarity, kept to their scope.
+
+        The procedures of the successes about to be shown are the best guess at how this
+        task will be solved, so an insight with a scope is shown only when one of them
+        falls within it; with no success to show, only insights that the relevant
+        queries' own trajectories evidence are shown.
+        """
         cfg = self.config
         if cfg.insight_k == 0:
             return []
@@ -237,6 +255,13 @@ class Retriever:
         ranked = []
         for ins, sim in zip(insights, sims, strict=True):
             sup, con = support.get(ins.id, []), contra.get(ins.id, [])
+            if ins.rule is not None and ins.rule.scope:
+                if procedures:
+                    fits = any(in_scope(ins.rule.scope, p, cfg.scope_min_share) for p in procedures)
+                else:
+                    fits = bool(sup)
+                if not fits:
+                    continue
             overlap = max(len(sup) - cfg.contradiction_weight * len(con), 0.0) / n_rel
             rank = w_overlap * overlap + w_score * max(ins.score, 0) / top_score + w_sim * sim
             path: tuple[PathStep, ...]

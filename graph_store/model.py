@@ -240,11 +240,52 @@ class Provenance(BaseModel):
     detail: str = ""
 
 
+RuleKind = Literal["require", "order", "avoid", "note"]
+#: Most actions one rule names (``require`` lists up to this many steps).
+MAX_RULE_ACTIONS = 3
+
+
+class RuleEvidence(BaseModel):
+    """How many attempts of the procedure showed the rule's pattern when it was learned."""
+
+    model_config = ConfigDict(extra="forbid")
+    successes_with: int = Field(default=0, ge=0)
+    successes: int = Field(default=0, ge=0)
+    failures_with: int = Field(default=0, ge=0)
+    failures: int = Field(default=0, ge=0)
+
+
+class InsightRule(BaseModel):
+    """An insight's lesson as data, next to the sentence that states it.
+
+    ``kind``: ``require`` (take every step in ``actions``), ``order`` (``actions[0]``
+    before ``actions[1]``), ``avoid`` (do not ``actions[0]``), ``note`` (a lesson with no
+    checkable pattern). ``actions`` and ``scope`` are abstracted procedure steps (verbs,
+    prepositions, tools and places; the task's own objects as ``<obj>``); ``scope`` is
+    the signature of the procedure the rule was learned from, which decides the tasks
+    it is checked against and shown to.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    kind: RuleKind
+    actions: list[str] = Field(default_factory=list, max_length=MAX_RULE_ACTIONS)
+    scope: list[str] = Field(default_factory=list)
+    evidence: RuleEvidence = Field(default_factory=RuleEvidence)
+
+    @field_validator("actions")
+    @classmethod
+    def _actions_fit_kind(cls, v: list[str]) -> list[str]:
+        if any(not a.strip() for a in v):
+            raise UserInputError("a rule's actions must be non-empty steps")
+        return v
+
+
 class Insight(_Node):
     """A short, general lesson, with the queries for and against it.
 
-    ``roles`` empty means the lesson applies to every role. Retired insights stay in the
-    store (``retired=True``) so their history remains inspectable.
+    ``roles`` empty means the lesson applies to every role. ``rule`` holds the lesson as
+    data (None for insights stored before rules existed, or written by hand). Retired
+    insights stay in the store (``retired=True``) so their history remains inspectable.
     """
 
     kind: ClassVar[NodeKind] = NodeKind.INSIGHT
@@ -254,6 +295,7 @@ class Insight(_Node):
     supporting: list[str] = Field(default_factory=list)
     contradicting: list[str] = Field(default_factory=list)
     roles: list[str] = Field(default_factory=list)
+    rule: InsightRule | None = None
     retired: bool = False
     provenance: list[Provenance] = Field(default_factory=list)
     updated_at: datetime = Field(default_factory=utcnow)

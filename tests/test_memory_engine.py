@@ -19,7 +19,15 @@ from gmem.errors import (
 )
 from gmem.evolution import EvolutionReport
 from gmem.memory import Memory
-from graph_store.model import EdgeKind, Insight, Outcome, QueryNode, query_id_for
+from graph_store.model import (
+    EdgeKind,
+    Insight,
+    InsightRule,
+    Outcome,
+    QueryNode,
+    RuleEvidence,
+    query_id_for,
+)
 
 CLEAN = [
     "go to sinkbasin 1",
@@ -171,6 +179,7 @@ def test_retired_insights_are_not_recalled(make_memory) -> None:  # type: ignore
     mem = make_memory()
     run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
     run(mem, "clean the cup and put it in the cabinet", CLEAN, True, obj="cup")
+    run(mem, "clean the plate and put it in the cabinet", CLEAN[2:], False, obj="plate")
     recall = mem.recall("clean the bowl and put it in the cabinet")
     ids = [i.id for i in recall.insights]
     assert ids
@@ -242,76 +251,159 @@ def test_role_prompts_respect_budget_and_role_filters(make_memory) -> None:  # t
 
 
 # ---- evolution of insights -------------------------------------------------------------
-def test_new_insights_carry_their_evidence(make_memory) -> None:  # type: ignore[no-untyped-def]
-    mem = make_memory()
-    good = run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+def test_new_insights_carry_typed_rules_and_their_evidence(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(merge_every=0)
+    goods = [
+        run(mem, f"clean the {obj} and put it in the cabinet", CLEAN, True, obj=obj)
+        for obj in ("mug", "cup")
+    ]
+    assert not goods[0].added, "one success alone shows no regularity"
     wrong = ["heat {o} with microwave 1", *CLEAN[2:]]
-    bad = run(mem, "clean the cup and put it in the cabinet", wrong, False, obj="cup")
-    assert good.added or good.agreed
-    assert bad.added, "a failure that did what no success did must yield an insight"
-    for iid in bad.added:
-        ins = mem.store.get_node(iid)
-        assert isinstance(ins, Insight)
-        assert bad.query_id in ins.contradicting
-        assert ins.provenance[0].operation == "add" and ins.provenance[0].query_id == bad.query_id
-        edges = mem.store.get_edges([iid], [EdgeKind.CONTRADICTS], "in")
-        assert bad.query_id in {e.src for e in edges}
+    bad = run(mem, "clean the plate and put it in the cabinet", wrong, False, obj="plate")
+    assert bad.added, "a failure that skipped what every success did must yield an insight"
+    ins = mem.store.get_node(bad.added[0])
+    assert isinstance(ins, Insight) and ins.rule is not None
+    assert ins.rule.kind == "require"
+    assert "clean <obj> with sinkbasin" in ins.rule.actions
+    assert "clean <obj> with sinkbasin" in ins.rule.scope
+    assert ins.rule.evidence == RuleEvidence(
+        successes_with=2, successes=2, failures_with=0, failures=1
+    )
+    # Support is evidence: the successes that did it; the failure skipped it, so it shows
+    # nothing either way.
+    assert set(ins.supporting) == {g.query_id for g in goods}
+    assert bad.query_id not in ins.supporting + ins.contradicting
+    assert ins.provenance[0].operation == "add" and ins.provenance[0].query_id == bad.query_id
+    edges = mem.store.get_edges([ins.id], [EdgeKind.SUPPORTS], "in")
+    assert {e.src for e in edges} == {g.query_id for g in goods}
+    # Once several successes and failures agree, a step only failures took (heating) yields
+    # an avoid rule that the failures which took it support.
+    run(mem, "clean the spoon and put it in the cabinet", CLEAN, True, obj="spoon")
+    worse = run(mem, "clean the bowl and put it in the cabinet", wrong, False, obj="bowl")
+    assert not any(
+        (n := mem.store.get_node(i))
+        and isinstance(n, Insight)
+        and n.rule
+        and n.rule.kind == "avoid"
+        for i in worse.added
+    ), "two failures are not yet enough for an avoid rule"
+    worst = run(mem, "clean the pan and put it in the cabinet", wrong, False, obj="pan")
+    rules = [mem.store.get_node(i) for i in worst.added]
+    avoid = [r for r in rules if isinstance(r, Insight) and r.rule and r.rule.kind == "avoid"]
+    assert avoid and avoid[0].rule is not None
+    assert avoid[0].rule.actions == ["heat <obj> with microwave"]
+    assert set(avoid[0].supporting) == {bad.query_id, worse.query_id, worst.query_id}
 
 
-def test_used_insights_are_rewarded_penalised_and_retired(make_memory) -> None:  # type: ignore[no-untyped-def]
-    mem = make_memory(
-        insight_initial_score=1.0, insight_reward=1.0, insight_penalty=1.0, merge_every=0
+def _clean_rule_insight(mem: Memory, score: float) -> Insight:
+    text = "Clean the object at the sinkbasin before putting it in the cabinet."
+    ins = Insight(
+        text=text,
+        score=score,
+        roles=["actor"],
+        rule=InsightRule(
+            kind="require",
+            actions=["clean <obj> with sinkbasin"],
+            scope=["go to sinkbasin", "clean <obj> with sinkbasin", "go to <obj>"],
+        ),
+        embedding=mem.embedder.embed([text])[0],
     )
-    run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
-    run(mem, "clean the cup and put it in the cabinet", CLEAN, True, obj="cup")
-    before = {i.id: i.score for i in mem.insights()}
-    assert before
-    win = run(
-        mem,
-        "clean the bowl and put it in the cabinet",
-        CLEAN,
-        True,
-        obj="bowl",
-        recall_roles=("actor",),
-    )
-    assert win.rewarded
-    for iid in win.rewarded:
-        ins = mem.store.get_node(iid)
-        assert isinstance(ins, Insight)
-        assert ins.score >= before.get(iid, 0) + 1.0
-        assert win.query_id in ins.supporting
-        assert ins.provenance[-1].operation in ("reward", "agree")
-    lose = run(
-        mem,
-        "clean the fork and put it in the cabinet",
-        CLEAN[3:],
-        False,
-        obj="fork",
-        recall_roles=("actor",),
-    )
-    assert set(lose.penalized) & set(win.rewarded)
-    for iid in lose.penalized:
-        ins = mem.store.get_node(iid)
-        assert isinstance(ins, Insight) and lose.query_id in ins.contradicting
-    # Drive one insight to zero: it retires, stays stored and leaves recall.
-    victim = lose.penalized[0]
-    for i in range(6):
-        run(
+    mem.store.put_nodes([ins])
+    return ins
+
+
+def _score(mem: Memory, iid: str) -> float:
+    node = mem.store.get_node(iid)
+    assert isinstance(node, Insight)
+    return node.score
+
+
+def test_an_insight_shown_where_tasks_succeed_anyway_gains_nothing(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(merge_every=0, insight_initial_score=2.0)
+    ins = _clean_rule_insight(mem, 2.0)
+    for obj in ("mug", "cup", "bowl"):  # the domain's history: every attempt succeeds
+        run(mem, f"clean the {obj} and put it in the cabinet", CLEAN, True, obj=obj)
+    for obj in ("fork", "knife", "spoon"):
+        report = run(
             mem,
-            f"clean the knife {i} and put it in the cabinet",
-            CLEAN[3:],
-            False,
-            obj="knife",
+            f"clean the {obj} and put it in the cabinet",
+            CLEAN,
+            True,
+            obj=obj,
             recall_roles=("actor",),
         )
-        node = mem.store.get_node(victim)
-        assert isinstance(node, Insight)
-        if node.retired:
-            break
-    assert node.retired and node.score <= 0
+        assert ins.id not in report.rewarded
+        assert _score(mem, ins.id) == pytest.approx(2.0)
+    shown = mem.recall("clean the plate and put it in the cabinet").for_role("actor")
+    assert ins.id in shown.rendered_insights, "the insight must have been shown all along"
+
+
+def test_credit_is_the_advantage_over_similar_tasks_and_retires_at_zero(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(merge_every=0, insight_credit=1.0, credit_min_baseline=3)
+    ins = _clean_rule_insight(mem, 1.0)
+    run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+    for obj in ("cup", "bowl", "plate"):  # a hard domain: one success in four
+        run(mem, f"clean the {obj} and put it in the cabinet", CLEAN[2:], False, obj=obj)
+    win = run(
+        mem,
+        "clean the fork and put it in the cabinet",
+        CLEAN,
+        True,
+        "fork",
+        recall_roles=("actor",),
+    )
+    assert ins.id in win.rewarded
+    assert _score(mem, ins.id) == pytest.approx(1.0 + (1 - 1 / 4))
+    lose = run(mem, "clean the knife and put it in the cabinet", CLEAN, False, "knife", ("actor",))
+    assert ins.id in lose.penalized
+    assert _score(mem, ins.id) == pytest.approx(1.75 - 2 / 5)
+    node = mem.store.get_node(ins.id)
+    assert isinstance(node, Insight) and node.provenance[-1].operation == "penalize"
+    # Driven to zero (bounded below), it retires, stays stored and leaves recall.
+    mem.store.put_nodes([node.model_copy(update={"score": 0.1})])
+    gone = run(mem, "clean the spoon and put it in the cabinet", CLEAN, False, "spoon", ("actor",))
+    assert ins.id in gone.retired
+    node = mem.store.get_node(ins.id)
+    assert isinstance(node, Insight) and node.retired and node.score == 0.0
     assert node.provenance[-1].operation == "retire"
-    assert victim not in {i.id for i in mem.insights()}
-    assert victim in {i.id for i in mem.insights(include_retired=True)}
+    assert ins.id not in {i.id for i in mem.insights()}
+    assert ins.id in {i.id for i in mem.insights(include_retired=True)}
+
+
+def test_support_needs_evidence_not_display(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(merge_every=0)
+    ins = _clean_rule_insight(mem, 2.0)
+    run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+    # Shown, succeeded, but its trajectory never cleaned anything: no support.
+    skipped = ["go to sinkbasin 1", "go to cabinet 2", "put {o} in cabinet 2"]
+    shown = run(mem, "clean the cup and put it in the cabinet", skipped, True, "cup", ("actor",))
+    node = mem.store.get_node(ins.id)
+    assert isinstance(node, Insight)
+    assert shown.query_id not in node.supporting
+    assert shown.query_id in node.contradicting  # a success without the required step
+    # Never shown, but its own trajectory shows the pattern: it supports the insight.
+    unseen = run(mem, "clean the bowl and put it in the cabinet", CLEAN, True, "bowl")
+    node = mem.store.get_node(ins.id)
+    assert isinstance(node, Insight) and unseen.query_id in node.supporting
+    # Outside the scope (another procedure), an attempt says nothing about the rule.
+    other = run(mem, "heat the potato and put it on the countertop", HEAT, True, "potato")
+    node = mem.store.get_node(ins.id)
+    assert isinstance(node, Insight)
+    assert other.query_id not in node.supporting + node.contradicting
+
+
+def test_an_insight_is_not_shown_outside_its_procedure(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(merge_every=0)
+    ins = _clean_rule_insight(mem, 2.0)
+    for obj in ("mug", "cup"):
+        run(mem, f"clean the {obj} and put it in the cabinet", CLEAN, True, obj=obj)
+        run(mem, f"heat the {obj} and put it on the countertop", HEAT, True, obj=obj)
+    clean = mem.recall("clean the bowl and put it in the cabinet")
+    assert ins.id in {i.id for i in clean.insights}
+    heat = mem.recall("heat the bowl and put it on the countertop", namespace="default")
+    shown = {t.query_id for t in heat.trajectories}
+    assert shown and all("heat" in t.task for t in heat.trajectories)
+    assert ins.id not in {i.id for i in heat.insights}
 
 
 def test_used_queries_and_related_insights_are_linked(make_memory) -> None:  # type: ignore[no-untyped-def]
@@ -577,3 +669,42 @@ def test_ingest_keeps_used_memory_edges_of_a_replay(make_memory) -> None:  # typ
     used = {e.dst for e in mem.store.get_edges([third.query_id], [EdgeKind.USED_MEMORY_OF])}
     assert used == {first.query_id, replay.query_id}
     assert not replay.rewarded and not third.penalized
+
+
+def test_a_model_written_rule_is_validated_against_the_procedures(make_memory) -> None:  # type: ignore[no-untyped-def]
+    from gmem.llm import HeuristicLLM
+    from gmem.llm.protocol import InsightOp, InsightRequest, InsightResult, RuleView
+
+    class Writer(HeuristicLLM):
+        """Answers derive_insights as a model would: its own sentence and rule."""
+
+        def derive_insights(self, request: InsightRequest) -> InsightResult:
+            return InsightResult(
+                operations=[
+                    InsightOp(
+                        op="add",
+                        text="Always clean it at the sink first.",
+                        rule=RuleView(kind="require", actions=["clean <obj> with sinkbasin"]),
+                    ),
+                    InsightOp(
+                        op="add",
+                        text="Teleport to the cabinet.",
+                        rule=RuleView(kind="require", actions=["teleport to <obj>"]),
+                    ),
+                ]
+            )
+
+    mem = make_memory(merge_every=0)
+    mem._evolver.llm = Writer(mem.embedder, mem.config)
+    run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+    report = run(mem, "clean the cup and put it in the cabinet", CLEAN, True, obj="cup")
+    typed, invented = (mem.store.get_node(i) for i in report.added[-2:])
+    assert isinstance(typed, Insight) and typed.rule is not None
+    assert typed.text == "Always clean it at the sink first."
+    assert (typed.rule.kind, typed.rule.actions) == ("require", ["clean <obj> with sinkbasin"])
+    assert "clean <obj> with sinkbasin" in typed.rule.scope
+    assert report.query_id in typed.supporting
+    # An action the trajectories never took is not a rule: the lesson is kept as a note.
+    assert isinstance(invented, Insight) and invented.rule is not None
+    assert invented.rule.kind == "note" and invented.rule.actions == []
+    assert invented.rule.scope == typed.rule.scope

@@ -25,6 +25,7 @@ from gmem.cli.picture import lesson
 from gmem.cli.settings import DEFAULT_DEMO_STORE, Settings, settings, store_file
 from gmem.demo.ownership import DEMO_NAMESPACE, Claim, DemoStoreError, claim
 from graph_store.errors import StoreCorruptError
+from graph_store.model import Insight
 
 if TYPE_CHECKING:
     from gmem.demo.runner import TaskRun
@@ -154,8 +155,8 @@ def _describe(run: TaskRun, without: bool, memory: Memory, verbose: bool) -> lis
         if changes:
             text = "      insights: " + ", ".join(changes)
             new = [n for n in memory.store.get_nodes(rep.added[:1]) if n is not None]
-            if new and hasattr(new[0], "text"):
-                text += escape(f' · new: "{render.clip(lesson(str(new[0].text)), 70)}"')
+            if new and isinstance(new[0], Insight):
+                text += escape(f' · new: "{render.clip(lesson(new[0]), 70)}"')
             lines.append(text)
     return lines
 

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gmem.rules import describe_step
 from graph_store.base import GraphStore
 from graph_store.model import EdgeKind, Insight, NodeKind, Outcome, QueryNode, Utterance
 
@@ -65,10 +66,20 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def lesson(text: str) -> str:
-    """Label an insight by its lesson: heuristic insights all open "For tasks like ...:"."""
-    head, sep, rest = text.partition('": ')
-    return rest if sep and head.startswith("For tasks like") else text
+_RULE_LABELS = {"order": "{0} before {1}", "avoid": "avoid {0}"}
+
+
+def lesson(insight: Insight | str) -> str:
+    """Label an insight by its lesson: the rule it holds as data, or else its text."""
+    if isinstance(insight, str):
+        return insight
+    rule = insight.rule
+    if rule is None or rule.kind == "note" or not rule.actions:
+        return insight.text
+    steps = [describe_step(a) for a in rule.actions]
+    if rule.kind == "require":
+        return "do " + ", then ".join(steps)
+    return _RULE_LABELS[rule.kind].format(steps[0], steps[-1])
 
 
 def sample(
@@ -121,7 +132,7 @@ def sample(
             PictureNode(
                 i.id,
                 NodeKind.INSIGHT,
-                _clip(lesson(i.text), 40),
+                _clip(lesson(i), 40),
                 f"Insight {i.id[:8]} · {state} · {len(i.supporting)} for, "
                 f"{len(i.contradicting)} against\n{i.text}",
                 RETIRED_COLOUR if i.retired else INSIGHT_COLOUR,

@@ -12,31 +12,32 @@ How each operation is answered:
 - relevance: ``max(0, cos)`` between the task and each candidate task (``(cos+1)/2``
   would squeeze unrelated and identical tasks into [0.5, 1]);
 - key steps: drop no-op, penalised and looping steps, keep a success's final step;
-- insights: contrast ordered action patterns (verbs and "X before Y" verb pairs) that
-  most similar successes share and failures lack, and the reverse for a failure; fall
-  back to who spoke in which order when the trajectories hold no actions;
+- insights: procedural lessons (:mod:`gmem.llm.lessons`): the step or order that the
+  successes of one procedure share and its failures lack, or the step several failures
+  take and no success does, as a typed rule with a sentence built from it; a lesson an
+  existing insight already holds (same rule) is agreed with;
 - projection: role filter, then similarity to "role task" weighted by the insight score;
-- merge: union-find over pairs of insights whose embeddings are near-identical.
+- merge: union-find over pairs of insights with the same rule over overlapping scopes,
+  or, for insights without a rule, near-identical embeddings.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import Counter, deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
 from gmem.config import MemoryConfig
 from gmem.embedding import TextEmbedder
+from gmem.llm.lessons import Thresholds, mine
 from gmem.llm.protocol import (
     InsightOp,
     InsightRequest,
     InsightResult,
-    InsightView,
     KeyStepsRequest,
     KeyStepsResult,
     MergedInsight,
@@ -51,10 +52,11 @@ from gmem.llm.protocol import (
     TrajectoryView,
     UsageLedger,
 )
+from gmem.procedure import skeleton
+from gmem.rules import scope_similarity, sentence
 
 # The default no-op phrases (``MemoryConfig.no_op_markers``), kept for importers.
 NO_OP_OBSERVATION_MARKERS: tuple[str, ...] = MemoryConfig.model_fields["no_op_markers"].default
-_NON_WORD = re.compile(r"[^a-z\s]+")
 _SPACES = re.compile(r"\s+")
 
 
@@ -67,13 +69,6 @@ def _no_op_pattern(markers: Sequence[str]) -> re.Pattern[str]:
 # ---- normalisation -------------------------------------------------------------------
 def _collapse(text: str | None) -> str:
     return _SPACES.sub(" ", (text or "").strip().lower())
-
-
-def action_skeleton(action: str) -> str:
-    """The action without numbers and punctuation: "take mug 1 from shelf 2." -> "take mug
-    from shelf". Object ids differ between episodes of the same task; verbs and object
-    kinds do not."""
-    return _SPACES.sub(" ", _NON_WORD.sub(" ", action.lower())).strip()
 
 
 def _task_phrase(task: str, limit: int) -> str:
@@ -117,266 +112,6 @@ def step_verdicts(
             recent.append((action, observation))
         verdicts.append(verdict)
     return verdicts
-
-
-# ---- patterns ------------------------------------------------------------------------
-Pattern = tuple[str, ...]  # one unit key, or two in order ("open", "take")
-
-
-@dataclass(frozen=True)
-class _Unit:
-    """One effective action (key: its verb) or one speaker turn (key: the role)."""
-
-    key: str
-    phrase: str
-    role: str
-
-
-@dataclass
-class _Trace:
-    outcome: str
-    units: list[_Unit]
-    patterns: frozenset[Pattern] = field(init=False)
-    adjacent: frozenset[Pattern] = field(init=False)
-
-    def __post_init__(self) -> None:
-        first: dict[str, int] = {}
-        last: dict[str, int] = {}
-        for i, unit in enumerate(self.units):
-            first.setdefault(unit.key, i)
-            last[unit.key] = i
-        found: set[Pattern] = {(key,) for key in first}
-        found.update((a, b) for a in first for b in last if a != b and first[a] < last[b])
-        self.patterns = frozenset(found)
-        self.adjacent = frozenset(
-            (u.key, v.key)
-            for u, v in zip(self.units, self.units[1:], strict=False)
-            if u.key != v.key
-        )
-
-
-def _action_units(
-    trajectory: TrajectoryView, loop_window: int, markers: Sequence[str]
-) -> list[_Unit]:
-    verdicts = step_verdicts(trajectory.steps, loop_window, markers)
-    units = []
-    for step, verdict in zip(trajectory.steps, verdicts, strict=True):
-        skeleton = action_skeleton(step.action or "")
-        if verdict is None and skeleton:
-            units.append(_Unit(skeleton.split()[0], skeleton, step.role))
-    return units
-
-
-def _flow_units(trajectory: TrajectoryView) -> list[_Unit]:
-    return [
-        _Unit(step.role, step.role, step.role)
-        for step in trajectory.steps
-        if step.content.strip() or (step.action or "").strip()
-    ]
-
-
-@dataclass(frozen=True)
-class _Wording:
-    """How patterns of one kind of unit are put into words."""
-
-    do_one: str
-    do_pair: str
-    avoid_one: str
-    avoid_pair: str
-    skipped: str
-    reversed: str
-    unordered: str
-
-
-_ACTION_WORDS = _Wording(
-    do_one='{who} should "{a}"',
-    do_pair='{who} should "{a}" before "{b}"',
-    avoid_one='{who} should avoid "{a}"',
-    avoid_pair='{who} should not "{a}" before "{b}"',
-    skipped='failed attempts skipped "{a}"',
-    reversed='failed attempts did "{b}" before "{a}"',
-    unordered='failed attempts rarely did "{a}" before "{b}"',
-)
-_FLOW_WORDS = _Wording(
-    do_one='"{a}" should take part',
-    do_pair='"{a}" should speak before "{b}"',
-    avoid_one='the team should not involve "{a}"',
-    avoid_pair='"{a}" should not speak before "{b}"',
-    skipped='failed attempts left out "{a}"',
-    reversed='in failed attempts "{b}" spoke before "{a}"',
-    unordered='in failed attempts "{a}" rarely spoke before "{b}"',
-)
-
-# Our own rule sentences, read back to decide whether a success contradicts them.
-_DO_PAIR = re.compile(r'should "([^"]+)" before "([^"]+)"')
-_DO_ONE = re.compile(r'should "([^"]+)"(?! before)')
-_AVOID_PAIR = re.compile(r'should not "([^"]+)" before "([^"]+)"')
-_AVOID_ONE = re.compile(r'should avoid "([^"]+)"')
-
-
-@dataclass
-class _Evidence:
-    """This trajectory and the similar ones, reduced to patterns of one kind of unit."""
-
-    this: _Trace
-    successes: list[_Trace]
-    failures: list[_Trace]
-    words: _Wording
-    min_support: float
-    team_roles: list[str]
-
-    @staticmethod
-    def share(pattern: Pattern, traces: Sequence[_Trace]) -> float:
-        if not traces:
-            return 0.0
-        return sum(pattern in t.patterns for t in traces) / len(traces)
-
-    @staticmethod
-    def phrases(pattern: Pattern, traces: Iterable[_Trace]) -> list[str]:
-        """The most common action skeleton at each position of the pattern.
-
-        Voting per occurrence (the first ``a``, then the first ``b`` after it) rather than
-        per verb keeps "go to safe" before "open safe" from becoming "go to box" before
-        "open safe" when the same verb occurs twice.
-        """
-        votes: list[Counter[str]] = [Counter() for _ in pattern]
-        for trace in traces:
-            keys = [u.key for u in trace.units]
-            if pattern[0] not in keys:
-                continue
-            start = keys.index(pattern[0])
-            votes[0][trace.units[start].phrase] += 1
-            if len(pattern) == 2:
-                after = [j for j in range(start + 1, len(keys)) if keys[j] == pattern[1]]
-                if after:
-                    votes[1][trace.units[after[0]].phrase] += 1
-        return [
-            min(count, key=lambda phrase: (-count[phrase], phrase)) if count else key
-            for count, key in zip(votes, pattern, strict=True)
-        ]
-
-    def roles(self, pattern: Pattern, traces: Iterable[_Trace]) -> list[str]:
-        counts = Counter(u.role for t in traces for u in t.units if u.key in pattern)
-        ranked = sorted(counts, key=lambda role: (-counts[role], role))
-        if self.team_roles:
-            ranked = [role for role in ranked if role in self.team_roles]
-        return ranked
-
-    def render(self, template: str, pattern: Pattern, traces: list[_Trace]) -> str:
-        phrases = self.phrases(pattern, traces)
-        who = " and ".join(self.roles(pattern, traces)) or "the team"
-        return template.format(who=who, a=phrases[0], b=phrases[-1])
-
-    # -- what successes do and failures lack --------------------------------------------
-    def success_pattern(self) -> Pattern | None:
-        s_all, f_all = self.successes, self.failures
-        if not f_all and len(s_all) < 2:
-            return None  # one success alone shows no regularity; describe_alone covers it
-        ranked = []
-        for pattern in set().union(*(t.patterns for t in s_all)):
-            s, f = self.share(pattern, s_all), self.share(pattern, f_all)
-            if s < self.min_support or s <= f or (f_all and f > 1 - self.min_support):
-                continue
-            if self.this.outcome == "success" and pattern not in self.this.patterns:
-                continue
-            if self.this.outcome == "failure" and pattern in self.this.patterns:
-                continue
-            first_missing = len(pattern) == 2 and self.share(pattern[:1], f_all) <= self.share(
-                pattern[1:], f_all
-            )
-            adjacency = sum(pattern in t.adjacent for t in s_all)
-            ranked.append((-(s - f), -len(pattern), not first_missing, -adjacency, pattern))
-        return min(ranked)[-1] if ranked else None
-
-    def describe_success(self, pattern: Pattern) -> str:
-        support = [t for t in self.successes if pattern in t.patterns]
-        main = self.words.do_pair if len(pattern) == 2 else self.words.do_one
-        text = self.render(main, pattern, support)
-        if self.failures:
-            text += "; " + self._contrast(pattern, support)
-        return text
-
-    def _contrast(self, pattern: Pattern, support: list[_Trace]) -> str:
-        s = self.share(pattern, self.successes)
-        shares = [self.share((key,), self.failures) for key in pattern]
-        missing = [key for key, f in zip(pattern, shares, strict=True) if f < s]
-        phrases = dict(zip(pattern, self.phrases(pattern, support), strict=True))
-        if missing:
-            skipped = min(missing, key=lambda key: (shares[pattern.index(key)], pattern.index(key)))
-            return self.words.skipped.format(a=phrases[skipped])
-        a, b = phrases[pattern[0]], phrases[pattern[-1]]
-        if self.share(pattern[::-1], self.failures) > 0:
-            return self.words.reversed.format(a=a, b=b)
-        return self.words.unordered.format(a=a, b=b)
-
-    # -- what this failure did and successes did not ------------------------------------
-    def failure_pattern(self) -> Pattern | None:
-        if self.this.outcome != "failure" or not self.successes:
-            return None
-        ranked = []
-        for pattern in self.this.patterns:
-            s, f = self.share(pattern, self.successes), self.share(pattern, self.failures)
-            if s >= f or s > 1 - self.min_support:
-                continue
-            ranked.append((-(f - s), len(pattern), -f, pattern))
-        return min(ranked)[-1] if ranked else None
-
-    def describe_failure(self, pattern: Pattern) -> str:
-        main = self.words.avoid_pair if len(pattern) == 2 else self.words.avoid_one
-        text = self.render(main, pattern, [self.this])
-        s = self.share(pattern, self.successes)
-        return text + (
-            "; failed attempts did, successful ones did not"
-            if s == 0
-            else "; failed attempts did, few successful ones did"
-        )
-
-    # -- this trajectory alone ----------------------------------------------------------
-    def describe_alone(self) -> tuple[str, list[str]] | None:
-        """This trajectory's first and last distinct steps, when no contrast exists."""
-        units = self.this.units
-        if not units:
-            return None
-        first = units[0]
-        last = next((u for u in reversed(units) if u.key != first.key), None)
-        pattern: Pattern = (first.key,) if last is None else (first.key, last.key)
-        roles = self.roles(pattern, [self.this])
-        if self.this.outcome == "success":
-            main = self.words.do_pair if len(pattern) == 2 else self.words.do_one
-            text = self.render(main, pattern, [self.this]) + ", as a successful attempt did"
-            return text, roles
-        steps = " then ".join(f'"{phrase}"' for phrase in self.phrases(pattern, [self.this]))
-        who = " and ".join(roles) or "the team"
-        if self.this.outcome == "failure":
-            return f"a failed attempt by {who} went {steps} and did not finish the task", roles
-        return f"an attempt by {who} with unknown outcome went {steps}", roles
-
-    # -- existing rules a success contradicts -------------------------------------------
-    def contradicted(self, insight: InsightView) -> bool:
-        """True when this success breaks one of our own rule sentences and most shown
-        successes do not back the rule either; rules worded by a model are left alone."""
-        if self.words is not _ACTION_WORDS:
-            return False  # our rule sentences are about actions; a chat-only run can't judge
-        if self.this.outcome != "success" or len(self.successes) < 2:
-            return False
-        for regex, avoid in (
-            (_AVOID_PAIR, True),
-            (_AVOID_ONE, True),
-            (_DO_PAIR, False),
-            (_DO_ONE, False),
-        ):
-            match = regex.search(insight.text)
-            if match is None:
-                continue
-            pattern = tuple(phrase.split()[0] for phrase in match.groups() if phrase.split())
-            if not pattern:
-                return False
-            present = pattern in self.this.patterns
-            support = self.share(pattern, self.successes)
-            if avoid:
-                return present and 1 - support < self.min_support
-            return not present and support < self.min_support
-        return False
 
 
 class HeuristicLLM:
@@ -428,107 +163,63 @@ class HeuristicLLM:
         return KeyStepsResult(keep=keep)
 
     # ---- insights ---------------------------------------------------------------------
-    def _evidence(self, request: InsightRequest) -> _Evidence:
-        window = self.config.loop_window
-        by_actions = any((s.action or "").strip() for s in request.trajectory.steps)
-
-        def trace(t: TrajectoryView) -> _Trace:
-            units = (
-                _action_units(t, window, self.config.no_op_markers)
-                if by_actions
-                else _flow_units(t)
-            )
-            return _Trace(t.outcome, units)
-
-        this = trace(request.trajectory)
-        successes = [trace(t) for t in request.successes]
-        failures = [trace(t) for t in request.failures]
-        if this.outcome == "success":
-            successes.append(this)
-        elif this.outcome == "failure":
-            failures.append(this)
-        return _Evidence(
-            this=this,
-            successes=successes,
-            failures=failures,
-            words=_ACTION_WORDS if by_actions else _FLOW_WORDS,
-            min_support=self.config.pattern_min_support,
-            team_roles=list(request.roles),
-        )
-
-    def _wasted_step(
-        self, request: InsightRequest, evidence: _Evidence
-    ) -> tuple[str, list[str]] | None:
-        """A failure's most repeated wasted action, as a rule against it."""
-        steps = request.trajectory.steps
-        verdicts = step_verdicts(steps, self.config.loop_window, self.config.no_op_markers)
-        wasted = [
-            (verdict, action_skeleton(step.action or ""), step.role)
-            for step, verdict in zip(steps, verdicts, strict=True)
-            if verdict is not None and action_skeleton(step.action or "")
-        ]
-        if not wasted:
-            return None
-        counts = Counter(wasted)
-        verdict, phrase, role = min(counts, key=lambda w: (-counts[w], w))
-        roles = [role] if not evidence.team_roles or role in evidence.team_roles else []
-        who = roles[0] if roles else "the team"
-        if verdict == "loop":
-            text = (
-                f'{who} should not repeat "{phrase}" when nothing changes; '
-                "a failed attempt looped on it"
-            )
-        elif verdict == "penalised":
-            text = f'{who} should avoid "{phrase}"; a failed attempt was penalised for it'
-        else:
-            text = f'{who} should not rely on "{phrase}"; in a failed attempt it had no effect'
-        return text, roles
-
-    def _derived(self, request: InsightRequest, evidence: _Evidence) -> list[tuple[str, list[str]]]:
-        """The lessons this request supports, as (text, roles), before matching."""
-        task = _task_phrase(request.trajectory.task, self.config.insight_task_chars)
-        prefix = f'For tasks like "{task}": '
-        derived: list[tuple[str, list[str]]] = []
-        success = evidence.success_pattern()
-        if success is not None:
-            support = [t for t in evidence.successes if success in t.patterns]
-            derived.append((evidence.describe_success(success), evidence.roles(success, support)))
-        failure = evidence.failure_pattern()
-        if failure is not None:
-            roles = evidence.roles(failure, [evidence.this])
-            derived.append((evidence.describe_failure(failure), roles))
-        if not derived and evidence.words is _ACTION_WORDS and evidence.this.outcome == "failure":
-            wasted = self._wasted_step(request, evidence)
-            if wasted is not None:
-                derived.append(wasted)
-        if not derived:
-            alone = evidence.describe_alone()
-            if alone is not None:
-                derived.append(alone)
-        return [(prefix + text + ".", roles) for text, roles in derived]
+    def _procedure(self, t: TrajectoryView) -> TrajectoryView:
+        """``t`` with its procedure filled in from its effective steps when the caller
+        (a test, a tool) sent none; the engine always sends it."""
+        if t.procedure:
+            return t
+        cfg = self.config
+        verdicts = step_verdicts(t.steps, cfg.loop_window, cfg.no_op_markers)
+        actions = [s.action for s, v in zip(t.steps, verdicts, strict=True) if v is None]
+        return t.model_copy(update={"procedure": list(skeleton(t.task, actions).steps)})
 
     def derive_insights(self, request: InsightRequest) -> InsightResult:
+        """Mine procedural lessons (:mod:`gmem.llm.lessons`) and match them to existing
+        insights by rule; a lesson already held is agreed with, not added again."""
         self.usage.add("derive_insights")
-        evidence = self._evidence(request)
-        derived = self._derived(request, evidence)
-        existing = request.existing
-        cos = self._cosines([text for text, _ in derived], [i.text for i in existing])
+        cfg = self.config
+        this = self._procedure(request.trajectory)
+        lessons = mine(
+            this,
+            [self._procedure(t) for t in request.successes],
+            [self._procedure(t) for t in request.failures],
+            [self._procedure(t) for t in request.others],
+            Thresholds(
+                min_support=cfg.pattern_min_support,
+                min_contrast=cfg.lesson_min_contrast,
+                min_successes=cfg.lesson_min_successes,
+                avoid_min_attempts=cfg.avoid_min_attempts,
+            ),
+        )
+        task = _task_phrase(this.task, cfg.insight_task_chars)
         operations: list[InsightOp] = []
         agreed: set[str] = set()
-        for row, (text, roles) in enumerate(derived):
-            best = int(np.argmax(cos[row])) if existing else -1
-            if best >= 0 and cos[row, best] >= self.config.insight_match_similarity:
-                match = existing[best].id
+        for lesson in lessons:
+            roles = [r for r in lesson.roles if not request.roles or r in request.roles]
+            match = next(
+                (
+                    i.id
+                    for i in request.existing
+                    if i.rule is not None
+                    and i.rule.kind == lesson.rule.kind
+                    and i.rule.actions == lesson.rule.actions
+                ),
+                None,
+            )
+            if match is not None:
                 if match not in agreed:
                     agreed.add(match)
                     operations.append(InsightOp(op="agree", insight_id=match, roles=roles))
-            else:
-                operations.append(InsightOp(op="add", text=text, roles=roles))
-        operations.extend(
-            InsightOp(op="remove", insight_id=insight.id)
-            for insight in existing
-            if insight.id not in agreed and evidence.contradicted(insight)
-        )
+                continue
+            who = " and ".join(roles) or "the team"
+            operations.append(
+                InsightOp(
+                    op="add",
+                    text=sentence(lesson.rule, who, task),
+                    roles=roles,
+                    rule=lesson.view(),
+                )
+            )
         return InsightResult(operations=operations)
 
     # ---- projection -------------------------------------------------------------------
@@ -570,9 +261,19 @@ class HeuristicLLM:
                 i = parent[i]
             return i
 
-        rows, cols = np.nonzero(cos >= self.config.merge_similarity)
+        def same(i: int, j: int) -> bool:
+            a, b = insights[i].rule, insights[j].rule
+            if a is None or b is None:
+                return a is None and b is None and cos[i, j] >= self.config.merge_similarity
+            return (
+                a.kind == b.kind
+                and a.actions == b.actions
+                and scope_similarity(a.scope, b.scope) >= self.config.merge_scope_overlap
+            )
+
+        rows, cols = np.nonzero(np.triu(np.ones_like(cos, dtype=bool), k=1))
         for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
-            if i < j:
+            if same(i, j):
                 parent[max(root(i), root(j))] = min(root(i), root(j))
         members: dict[int, list[int]] = {}
         for i in range(len(insights)):

@@ -60,8 +60,11 @@ DERIVE_INSIGHTS_SYSTEM = (
     "`text`), `agree` with an existing lesson the new trajectory confirms (`insight_id`), "
     "or `remove` an existing lesson the evidence clearly contradicts (`insight_id`). "
     "Prefer agree or edit over adding a near-duplicate. Put in `roles` the team roles "
-    "the lesson is for (from the listed roles; empty means every role). Return at least "
-    "one operation when the trajectory contains anything to learn from."
+    "the lesson is for (from the listed roles; empty means every role). With each `add` "
+    "give its `rule`: `kind` require, order, avoid or note, and `actions` copied exactly "
+    "from the trajectories' `procedure` steps (1-3 for require, 2 for order, 1 for "
+    "avoid). Return at least one operation when the trajectory contains anything to "
+    "learn from."
 )
 
 PROJECT_INSIGHTS_SYSTEM = (

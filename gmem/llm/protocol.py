@@ -43,9 +43,25 @@ class StepView(_Strict):
 
 
 class TrajectoryView(_Strict):
+    """One attempt. ``procedure`` is its action skeleton (:mod:`gmem.procedure`): the
+    steps with object names and numbers abstracted, which rules are stated in."""
+
     task: str
     outcome: Literal["success", "failure", "unknown"]
     steps: list[StepView]
+    procedure: list[str] = Field(default_factory=list)
+
+
+class RuleView(_Strict):
+    """A lesson as data. ``kind``: ``require`` (take every step in ``actions``),
+    ``order`` (``actions[0]`` before ``actions[1]``), ``avoid`` (do not ``actions[0]``)
+    or ``note`` (no checkable pattern). ``actions`` must be steps of the shown trajectories'
+    ``procedure`` lists, copied exactly. ``scope``, on existing insights, is the
+    procedure the rule was learned from; the engine sets it for new ones."""
+
+    kind: Literal["require", "order", "avoid", "note"]
+    actions: list[str] = Field(default_factory=list, max_length=3)
+    scope: list[str] = Field(default_factory=list)
 
 
 class InsightView(_Strict):
@@ -53,6 +69,7 @@ class InsightView(_Strict):
     text: str
     score: float = 0.0
     roles: list[str] = Field(default_factory=list)
+    rule: RuleView | None = None
 
 
 class CandidateView(_Strict):
@@ -90,22 +107,33 @@ class KeyStepsResult(_Strict):
 
 
 class InsightRequest(_Strict):
-    """This trajectory, similar past ones, and the insights that already exist."""
+    """This trajectory, past attempts of the same procedure, and the existing insights.
+
+    ``successes`` and ``failures`` followed this trajectory's procedure; ``others`` are
+    successes of similarly worded tasks that followed another procedure, which tell the
+    steps every task takes from the ones this procedure needs.
+    """
 
     trajectory: TrajectoryView
     successes: list[TrajectoryView] = Field(default_factory=list)
     failures: list[TrajectoryView] = Field(default_factory=list)
+    others: list[TrajectoryView] = Field(default_factory=list)
     existing: list[InsightView] = Field(default_factory=list)
     roles: list[str] = Field(default_factory=list)
 
 
 class InsightOp(_Strict):
-    """ADD a new lesson, EDIT an existing one's text, AGREE with one, or REMOVE one."""
+    """ADD a new lesson, EDIT an existing one's text, AGREE with one, or REMOVE one.
+
+    ``rule`` (for ``add``) is the lesson as data; the engine validates it against the
+    trajectories' procedures and keeps it beside ``text``, or stores a ``note``.
+    """
 
     op: Literal["add", "edit", "agree", "remove"]
     insight_id: str | None = None
     text: str | None = None
     roles: list[str] = Field(default_factory=list)
+    rule: RuleView | None = None
 
 
 class InsightResult(_Strict):

@@ -1,17 +1,19 @@
 """Translation between gmem's models and Neo4j property maps.
 
 Neo4j properties hold scalars and homogeneous lists only, so the nested fields of a node
-(``metadata``, an insight's ``provenance``) are stored as JSON text, and everything else
-as native values that read well in Neo4j Browser and in hand-written Cypher: timestamps
-are Neo4j ``DATETIME`` values (so ``ORDER BY created_at`` is chronological), id lists are
-string lists, vectors are float lists. Edge properties are user-defined JSON, so an edge
-keeps its native scalars for the Browser and, when any value is not a plain scalar, the
-whole map as JSON under :data:`EDGE_JSON_KEY` so that it reads back exactly.
+(``metadata``, an insight's ``provenance`` and ``rule``) are stored as JSON text, and
+everything else as native values that read well in Neo4j Browser and in hand-written
+Cypher: timestamps are Neo4j ``DATETIME`` values (so ``ORDER BY created_at`` is
+chronological), id lists are string lists, vectors are float lists. Edge properties are
+user-defined JSON, so an edge keeps its native scalars for the Browser and, when any
+value is not a plain scalar, the whole map as JSON under :data:`EDGE_JSON_KEY` so that it
+reads back exactly.
 """
 
 from __future__ import annotations
 
 import json
+import types
 import typing
 from datetime import UTC, datetime
 from typing import Any
@@ -29,14 +31,21 @@ EDGE_JSON_KEY = "props_json"
 _INT64 = (-(2**63), 2**63 - 1)
 
 
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
 def _is_json_field(annotation: Any) -> bool:
-    """A field whose values Neo4j cannot hold natively: a mapping or a list of models."""
+    """A field whose values Neo4j cannot hold natively: a mapping, a model (optional or
+    not) or a list of models."""
     origin = typing.get_origin(annotation)
-    if origin is dict:
+    if origin is dict or _is_model(annotation):
         return True
     if origin is list:
         (item,) = typing.get_args(annotation)
-        return isinstance(item, type) and issubclass(item, BaseModel)
+        return _is_model(item)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_model(arg) for arg in typing.get_args(annotation))
     return False
 
 

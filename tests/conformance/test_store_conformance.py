@@ -31,7 +31,7 @@ from graph_store.errors import (
     UnknownNamespaceError,
     UserInputError,
 )
-from graph_store.model import new_id, query_id_for
+from graph_store.model import InsightRule, RuleEvidence, new_id, query_id_for
 from graph_store.ops import (
     DeleteNamespace,
     DeleteNodes,
@@ -110,6 +110,12 @@ def test_round_trip_of_every_node_kind(store: GraphStore) -> None:
         score=2.5,
         supporting=[q.id],
         roles=["actor"],
+        rule=InsightRule(
+            kind="order",
+            actions=["clean <obj> with sinkbasin", "put <obj> in cabinet"],
+            scope=["go to sinkbasin", "clean <obj> with sinkbasin", "put <obj> in cabinet"],
+            evidence=RuleEvidence(successes_with=3, successes=3, failures_with=0, failures=2),
+        ),
         embedding=vec(0, 1, 0, 0),
         graph_embedding=vec(
             0,
@@ -125,6 +131,10 @@ def test_round_trip_of_every_node_kind(store: GraphStore) -> None:
     assert isinstance(got_i, Insight) and got_i.props() == ins.props()
     assert got_i.embedding is not None and ins.embedding is not None
     assert got_i.graph_embedding is not None and ins.graph_embedding is not None
+    assert got_i.rule == ins.rule and isinstance(got_i.rule, InsightRule)
+    assert store.get_nodes([ins.id])[0] == got_i.model_copy(
+        update={"embedding": None, "graph_embedding": None}
+    )
     assert np.allclose(got_i.embedding, ins.embedding)
     assert np.allclose(got_i.graph_embedding, ins.graph_embedding)
     bare = store.get_node(q.id)
