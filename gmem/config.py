@@ -236,6 +236,15 @@ class MemoryConfig(BaseModel):
     judge_success_threshold: float = Field(
         0.5, ge=0, le=1, description="A judge's score at or above this counts as success."
     )
+    # --- concurrent writers ------------------------------------------------------------
+    finish_conflict_retries: int = Field(
+        50,
+        ge=0,
+        description="Times a finish is recomputed after another writer changed what it read.",
+    )
+    finish_conflict_backoff_s: float = Field(
+        0.002, ge=0, description="First pause before recomputing a conflicted finish (doubles)."
+    )
     # --- input limits (checked at the public API, before any LLM call or write) --------
     max_text_chars: int = Field(
         1_000_000, ge=1, description="Longest task text, message or metadata string accepted."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from graph_store.errors import (
     ConfigError,
+    ConflictError,
     EmbeddingDimensionError,
     GmemError,
     InvalidIdError,
@@ -56,6 +57,7 @@ class LLMError(GmemError):
 
 __all__ = [
     "ConfigError",
+    "ConflictError",
     "EmbedderOutputError",
     "EmbedderUnavailableError",
     "EmbeddingDimensionError",

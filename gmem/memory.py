@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Self
 from pydantic import JsonValue
 
 from gmem import boundary
+from gmem.commit import ReadTracked, retrying
 from gmem.config import MemoryConfig
 from gmem.embedding import TextEmbedder, cached, make_embedder
 from gmem.errors import (
+    ConflictError,
     InvalidNamespaceError,
     NotFoundError,
     TrajectoryError,
@@ -152,7 +154,11 @@ class Memory:
             self.store, self.embedder, self.llm, self.config, self.structure
         )
         self._projector = RoleProjector(self.llm, self.tokens, self.config)
-        self._evolver = Evolver(self.store, self.embedder, self.llm, self.tokens, self.config)
+        # Evolution reads, decides, then writes: through ReadTracked its writes carry the
+        # versions it read, so racing writers conflict instead of losing updates.
+        self._evolver = Evolver(
+            ReadTracked(self.store), self.embedder, self.llm, self.tokens, self.config
+        )
 
     @classmethod
     def open(cls, store: GraphStore | str | Path, **kwargs: object) -> Memory:
@@ -223,7 +229,12 @@ class Memory:
         return await asyncio.to_thread(self.recall, text, namespace)
 
     def _evolve(self, attempt: Attempt) -> EvolutionReport:
-        report = self._evolver.finish(attempt)
+        cfg = self.config
+        report = retrying(
+            lambda: self._evolver.finish(attempt),
+            cfg.finish_conflict_retries,
+            cfg.finish_conflict_backoff_s,
+        )
         self.structure.task_finished(attempt.namespace, report.query_id)
         return report
 
@@ -283,7 +294,22 @@ class Memory:
                 reward=step.reward,
                 metadata=step.metadata,
             )
-        return task.finish(traj.success, traj.score)
+        try:
+            return task.finish(traj.success, traj.score)
+        except ConflictError:
+            # Another writer may have been ingesting this very trajectory.
+            found = self.store.get_node(ids[0])
+            if not isinstance(found, Utterance):
+                raise
+            return EvolutionReport(
+                query_id=found.query_id,
+                attempt=found.attempt,
+                outcome=Outcome.UNKNOWN,
+                new_query=False,
+                utterances=0,
+                key_steps=0,
+                stored=False,
+            )
 
     async def aingest(
         self, trajectory: Trajectory | Mapping[str, object], namespace: str = DEFAULT_NAMESPACE
@@ -573,7 +599,13 @@ class Memory:
 
     def merge_insights(self, namespace: str = DEFAULT_NAMESPACE) -> list[tuple[str, list[str]]]:
         """Run the periodic near-duplicate merge now."""
-        return self._evolver.merge(check_namespace(namespace))
+        cfg = self.config
+        space = check_namespace(namespace)
+        return retrying(
+            lambda: self._evolver.merge(space),
+            cfg.finish_conflict_retries,
+            cfg.finish_conflict_backoff_s,
+        )
 
     def ingest_many(
         self,

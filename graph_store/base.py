@@ -21,6 +21,7 @@ from graph_store.ops import (
     DeleteTask,
     Direction,
     Expand,
+    ExpectNodes,
     GetEdges,
     GetNodes,
     Hit,
@@ -50,6 +51,9 @@ def check_op(op: Op) -> None:
     match op:
         case GetNodes(ids) | DeleteNodes(ids):
             for node_id in ids:
+                check_id(node_id)
+        case ExpectNodes(expected):
+            for _, node_id, _ in expected:
                 check_id(node_id)
         case DeleteTask(query_id):
             check_id(query_id)

@@ -14,6 +14,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ import numpy.typing as npt
 from graph_store import ops
 from graph_store.base import GraphStore
 from graph_store.errors import (
+    ConflictError,
     NotFoundError,
     StoreCorruptError,
     StoreError,
@@ -114,7 +116,12 @@ class EmbeddedStore(GraphStore):
                 f"{self.path} is not a readable gmem store ({exc}); restore a backup or "
                 "choose another path"
             ) from None
-        self._load()
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._load()  # one snapshot: nodes and edges from the same commit
+            finally:
+                self._db.execute("COMMIT")
 
     # ---- lifecycle -------------------------------------------------------------------
     def _open(self, durability: str) -> None:
@@ -191,15 +198,20 @@ class EmbeddedStore(GraphStore):
         with self._lock:
             if self._closed:
                 raise StoreUnavailableError("the store is closed; open it again")
-            self._refresh_if_changed()
             undo: list[Undo] = []
             has_writes = any(isinstance(op, ops.WRITE_OPS) for op in batch)
             try:
-                if has_writes:
-                    self._db.execute("BEGIN IMMEDIATE")
+                # Every batch is one SQLite transaction: a write batch holds the write lock
+                # from before it checks for other processes' commits until it commits (so
+                # none can slip in between), and a read batch reads one snapshot, mirrors
+                # and rows alike, however many statements it runs.
+                self._db.execute("BEGIN IMMEDIATE" if has_writes else "BEGIN")
+                self._refresh_if_changed()
                 results = work(lambda op: self._run(op, undo))
-                if has_writes:
-                    self._db.execute("COMMIT")
+                # Read before COMMIT: our own commit leaves data_version as it is, and a
+                # commit by another process right after ours must still count as news.
+                version = self._db.execute("PRAGMA data_version").fetchone()[0]
+                self._db.execute("COMMIT")
             except BaseException as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
@@ -208,8 +220,8 @@ class EmbeddedStore(GraphStore):
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"store write failed and was rolled back: {exc}") from exc
                 raise
+            self._data_version = version
             if has_writes:
-                self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
                 for index in self._indexes.values():
                     index.compact()
             erased = any(isinstance(r, ops.Removed) and r.nodes for r in results)
@@ -221,6 +233,12 @@ class EmbeddedStore(GraphStore):
             return results
 
     def _refresh_if_changed(self) -> None:
+        """Reload the mirrors if another connection committed since they were built.
+
+        Called inside the batch's transaction, after a first read has pinned its snapshot,
+        so the reload sees exactly the rows the batch then reads.
+        """
+        self._db.execute("SELECT COUNT(*) FROM meta").fetchone()  # pins the read snapshot
         version = self._db.execute("PRAGMA data_version").fetchone()[0]
         if version != self._data_version:
             self._load()
@@ -248,6 +266,8 @@ class EmbeddedStore(GraphStore):
 
     def _write(self, op: ops.Op, undo: list[Undo]) -> Any:
         match op:
+            case ops.ExpectNodes(expected):
+                return self._expect(expected)
             case ops.PutNodes(nodes):
                 return self._put_nodes(nodes, undo)
             case ops.PutEdges(edges):
@@ -261,6 +281,30 @@ class EmbeddedStore(GraphStore):
         raise UserInputError(f"unknown store operation {type(op).__name__}")
 
     # ---- writes ----------------------------------------------------------------------
+    def _expect(self, expected: Sequence[tuple[NodeKind, str, datetime | None]]) -> None:
+        """Compare under the write lock (BEGIN IMMEDIATE), which no other writer, thread or
+        process, can hold until this batch commits: the check and the writes after it are
+        one atomic step."""
+        wanted = {node_id: at for _, node_id, at in expected}
+        found: dict[str, datetime | None] = {}
+        ids = list(wanted)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT id, json_extract(props, '$.updated_at') FROM nodes WHERE id IN ({marks})",
+                chunk,
+            )
+            for node_id, stamp in rows:
+                found[node_id] = None if stamp is None else datetime.fromisoformat(stamp)
+        for node_id, at in wanted.items():
+            present = node_id in found
+            if (at is None and present) or (at is not None and found.get(node_id) != at):
+                raise ConflictError(
+                    f"node {node_id} was changed by another writer; nothing was written, "
+                    "recompute and retry"
+                )
+
     def _index_for(
         self, kind: str, field: ops.VectorField, vec: npt.NDArray[np.float32], undo: list[Undo]
     ) -> VectorIndex:

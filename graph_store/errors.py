@@ -43,6 +43,12 @@ class StoreError(GmemError):
     """The storage backend failed; the transaction in flight was rolled back."""
 
 
+class ConflictError(StoreError):
+    """Another writer changed what this batch was computed from; nothing was written.
+
+    Raised by :class:`graph_store.ops.ExpectNodes`; the caller recomputes and retries."""
+
+
 class StoreCorruptError(StoreError):
     """The store file is damaged or is not a gmem store."""
 

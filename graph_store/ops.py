@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 import numpy as np
@@ -45,6 +46,23 @@ class DeleteEdges:
     """Remove edges by (kind, src, dst); missing ones are ignored. Result: number removed."""
 
     keys: Sequence[tuple[EdgeKind, str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectNodes:
+    """Optimistic concurrency: fail the batch with :class:`ConflictError` unless every node
+    is still as the caller read it. Result: ``None``.
+
+    Each row is ``(kind, id, updated_at)``: the ``updated_at`` the caller saw, or ``None``
+    for a node it found absent, which must still be absent (a later op of the same batch
+    creates it). A reader that decides what to write from what it read (evolution: the
+    next attempt number, an insight's new score) puts one of these before its writes;
+    the backend checks under the nodes' write locks, held until commit, so of two
+    writers that read the same version exactly one commits and the other recomputes.
+    Nodes without ``updated_at`` (utterances) can only be expected absent.
+    """
+
+    expected: Sequence[tuple[NodeKind, str, datetime | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +173,8 @@ class ListNamespaces:
 
 
 Op = (
-    PutNodes
+    ExpectNodes
+    | PutNodes
     | PutEdges
     | DeleteEdges
     | GetNodes
@@ -173,7 +192,15 @@ Op = (
 
 
 #: Operations that write; a batch with none of them runs in a read transaction.
-WRITE_OPS = (PutNodes, PutEdges, DeleteEdges, DeleteTask, DeleteNodes, DeleteNamespace)
+WRITE_OPS = (
+    ExpectNodes,
+    PutNodes,
+    PutEdges,
+    DeleteEdges,
+    DeleteTask,
+    DeleteNodes,
+    DeleteNamespace,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,7 +83,7 @@ def node_props(node: Node) -> dict[str, Any]:
     return out
 
 
-def _native_time(value: Any) -> Any:
+def native_time(value: Any) -> Any:
     to_native = getattr(value, "to_native", None)
     if to_native is None:
         return value
@@ -105,7 +105,7 @@ def node_from_record(props: dict[str, Any], with_vectors: bool) -> Node:
             data[key] = json.loads(data[key])
     for key in TIME_FIELDS[kind]:
         if key in data:
-            data[key] = _native_time(data[key])
+            data[key] = native_time(data[key])
     if not with_vectors:
         return node_from_props(kind, data)
     emb, gemb = (None if v is None else np.asarray(v, dtype=np.float32) for v in vectors)

@@ -97,9 +97,34 @@ PUT_NODES: dict[NodeKind, str] = {
         f"UNWIND $rows AS row "
         f"OPTIONAL MATCH (o:{ANY} {{id: row.id}}) WHERE NOT o:{k.value} "
         f"MERGE (n:{k.value} {{id: row.id}}) ON CREATE SET n.seq = row.seq "
-        "WITH n, o, row.props AS props "
-        "SET n = props {.*, seq: n.seq} "
+        # coalesce: a node claimed earlier in the batch (EXPECT_ABSENT) has no seq yet.
+        "WITH n, o, row.props AS props, coalesce(n.seq, row.seq) AS seq "
+        "SET n = props {.*, seq: seq} "
         "RETURN collect(o {.id, .node_kind}) AS clashes"
+    )
+    for k in NodeKind
+}
+
+# ---- optimistic concurrency (ExpectNodes) ----------------------------------------------
+#: Takes the write lock of every listed node that exists: setting a property, even to its
+#: own value, locks the node until the transaction ends, so the versions EXPECT_VERSIONS
+#: then reads cannot change before this batch's writes commit. Ids come sorted, so two
+#: batches lock shared nodes in one order (Neo4j would detect the deadlock and the driver
+#: retry the batch, but there is no need to pay for it).
+EXPECT_LOCK = f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}) SET n.seq = n.seq RETURN count(n) AS n"
+EXPECT_VERSIONS = (
+    f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}) RETURN n.id AS id, n.updated_at AS at"
+)
+#: A node expected absent is claimed: MERGE on the label's unique id constraint creates a
+#: placeholder (filled by the PutNodes that follows in the same batch), and a concurrent
+#: claimer blocks on the same index entry until this batch ends, then finds the node and
+#: reports it as not claimed, which is its conflict.
+EXPECT_ABSENT: dict[NodeKind, str] = {
+    k: (
+        f"UNWIND $ids AS id MERGE (n:{k.value} {{id: id}}) "
+        "ON CREATE SET n.gmem_claim = true "
+        "WITH n, coalesce(n.gmem_claim, false) AS claimed REMOVE n.gmem_claim "
+        "RETURN n.id AS id, claimed"
     )
     for k in NodeKind
 }

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graph_store.errors import NotFoundError, UserInputError
+from graph_store.errors import ConflictError, NotFoundError, UserInputError
 from graph_store.model import Edge, EdgeKind, Node, NodeKind
 from graph_store.neo4j import codec, cypher
 from graph_store.ops import (
@@ -25,6 +26,7 @@ from graph_store.ops import (
     DeleteNamespace,
     DeleteNodes,
     Expand,
+    ExpectNodes,
     GetEdges,
     GetNodes,
     Hit,
@@ -62,6 +64,8 @@ class BatchState:
 def program(op: Op, state: BatchState) -> Program:
     """The program of one primitive operation."""
     match op:
+        case ExpectNodes(expected):
+            return _expect_nodes(expected)
         case PutNodes(nodes):
             state.wrote = True
             return _put_nodes(nodes, state.next_seq(len(nodes)))
@@ -113,6 +117,34 @@ def drive(tx: neo4j.ManagedTransaction, program: Program) -> Any:
 
 
 # ---- writes ------------------------------------------------------------------------------
+def _conflict(node_id: str) -> ConflictError:
+    return ConflictError(
+        f"node {node_id} was changed by another writer; nothing was written, recompute and retry"
+    )
+
+
+def _expect_nodes(expected: Sequence[tuple[NodeKind, str, datetime | None]]) -> Program:
+    """Lock, then compare (see the EXPECT_* statements for why this order holds)."""
+    present = sorted({node_id: at for _, node_id, at in expected if at is not None}.items())
+    if present:
+        ids = [node_id for node_id, _ in present]
+        yield cypher.EXPECT_LOCK, {"ids": ids}
+        rows = yield cypher.EXPECT_VERSIONS, {"ids": ids}
+        found = {row["id"]: codec.native_time(row["at"]) for row in rows}
+        for node_id, at in present:
+            if found.get(node_id) != at:
+                raise _conflict(node_id)
+    absent: dict[NodeKind, list[str]] = {}
+    for kind, node_id, seen in expected:
+        if seen is None:
+            absent.setdefault(NodeKind(kind), []).append(node_id)
+    for kind, claims in absent.items():
+        rows = yield cypher.EXPECT_ABSENT[kind], {"ids": sorted(set(claims))}
+        for row in rows:
+            if not row["claimed"]:
+                raise _conflict(row["id"])
+
+
 def _put_nodes(nodes: Sequence[Node], seq: int) -> Program:
     by_kind: dict[NodeKind, list[dict[str, Any]]] = {}
     for i, node in enumerate(nodes):

@@ -1,0 +1,89 @@
+"""ExpectNodes, the optimistic-concurrency check, behaves the same on every backend."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from graph_store import GraphStore
+from graph_store.errors import ConflictError
+from graph_store.model import Insight, NodeKind, QueryNode, Utterance, new_id
+from graph_store.ops import ExpectNodes, GetNodes, PutNodes
+
+
+def _query(**kw: object) -> QueryNode:
+    return QueryNode(text="clean the mug", embedding=np.ones(4, dtype=np.float32), **kw)
+
+
+def test_unchanged_node_passes_and_the_writes_land(store: GraphStore) -> None:
+    q = _query()
+    store.put_nodes([q])
+    moved = q.model_copy(update={"attempts": 1, "updated_at": q.updated_at + timedelta(1)})
+    results = store.batch([ExpectNodes([(NodeKind.QUERY, q.id, q.updated_at)]), PutNodes([moved])])
+    assert results[0] is None
+    got = store.get_node(q.id)
+    assert isinstance(got, QueryNode) and got.attempts == 1
+
+
+def test_changed_node_conflicts_and_nothing_is_written(store: GraphStore) -> None:
+    q = _query()
+    store.put_nodes([q])
+    newer = q.model_copy(update={"attempts": 5, "updated_at": q.updated_at + timedelta(1)})
+    store.put_nodes([newer])
+    stale = q.model_copy(update={"attempts": 1, "updated_at": q.updated_at + timedelta(2)})
+    extra = Insight(text="never written", embedding=np.ones(4, dtype=np.float32))
+    with pytest.raises(ConflictError):
+        store.batch([ExpectNodes([(NodeKind.QUERY, q.id, q.updated_at)]), PutNodes([stale, extra])])
+    got = store.get_node(q.id)
+    assert isinstance(got, QueryNode) and got.attempts == 5
+    assert store.get_node(extra.id) is None
+
+
+def test_expected_absent(store: GraphStore) -> None:
+    q = _query()
+    store.batch([ExpectNodes([(NodeKind.QUERY, q.id, None)]), PutNodes([q])])
+    got = store.get_node(q.id)
+    assert isinstance(got, QueryNode) and got.text == q.text and got.updated_at == q.updated_at
+    with pytest.raises(ConflictError):
+        store.batch([ExpectNodes([(NodeKind.QUERY, q.id, None)]), PutNodes([q])])
+    with pytest.raises(ConflictError):  # a deleted node is not "as it was read"
+        store.batch([ExpectNodes([(NodeKind.QUERY, new_id(), q.updated_at)])])
+
+
+def test_racing_writers_exactly_one_commits(store: GraphStore) -> None:
+    q = _query()
+    store.put_nodes([q])
+    (seen,) = store.batch([GetNodes([q.id])])
+    version = seen[0].updated_at
+    wins: list[int] = []
+    losses: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def write(n: int) -> None:
+        update = {"attempts": n, "updated_at": version + timedelta(seconds=n)}
+        utt = Utterance(query_id=q.id, step=0, agent="a", role="r", content=f"w{n}")
+        barrier.wait()
+        try:
+            store.batch(
+                [
+                    ExpectNodes(
+                        [(NodeKind.QUERY, q.id, version), (NodeKind.UTTERANCE, utt.id, None)]
+                    ),
+                    PutNodes([q.model_copy(update=update), utt]),
+                ]
+            )
+            wins.append(n)
+        except ConflictError:
+            losses.append(n)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(1, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and len(losses) == 3
+    got = store.get_node(q.id)
+    assert isinstance(got, QueryNode) and got.attempts == wins[0]

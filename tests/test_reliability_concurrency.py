@@ -1,0 +1,193 @@
+"""Concurrent writers lose no update and readers never see a torn store (issue 10, items
+1-3): threads sharing one Memory, processes sharing one file (and one Neo4j when
+GMEM_NEO4J_URI is set), task texts shared between writers, readers recalling throughout.
+
+A concurrent run equals *some* serial order of the same finishes, not a fixed one, so the
+checks are what every serial replay satisfies: each query's attempt count, outcome list
+and successes equal the finishes reported for it; each attempt number holds exactly one
+finish's trace; each insight's score equals its initial score plus the agree, reward and
+penalty steps its history records, and those steps are exactly the ones the finishes
+reported.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gmem.config import MemoryConfig
+from gmem.embedding import HashingEmbedder
+from gmem.llm import HeuristicLLM
+from gmem.memory import Memory
+from graph_store import GraphStore
+from graph_store.model import EdgeKind, Insight, NodeKind, Outcome, QueryNode, Utterance
+
+STEPS = 3
+SHARED = ["put a clean mug in the cabinet", "heat an egg and put it on the table"]
+
+
+def _config() -> MemoryConfig:
+    # No periodic merge: a merge folds scores together, which would hide lost updates.
+    return MemoryConfig(merge_every=0, min_relevance=0.0, insight_min_similarity=0.0)
+
+
+def _memory(store: Any) -> Memory:
+    embedder = HashingEmbedder()
+    cfg = _config()
+    return Memory(store, embedder=embedder, llm=HeuristicLLM(embedder, cfg), config=cfg)
+
+
+def _task(worker: int, i: int) -> tuple[str, bool]:
+    text = SHARED[i % 2] if i % 3 == 0 else f"task {i} of writer {worker}: find the key"
+    return text, (worker + i) % 3 != 0
+
+
+def _work(mem: Memory, worker: int, tasks: int) -> list[dict[str, Any]]:
+    out = []
+    for i in range(tasks):
+        text, success = _task(worker, i)
+        with mem.task(text) as t:
+            t.recall("actor")
+            for s in range(STEPS):
+                t.record(f"a{worker}", "actor", f"w{worker} t{i} s{s}", action=f"act {s}")
+            rep = t.finish(success=success)
+        out.append(
+            {
+                "query": rep.query_id,
+                "attempt": rep.attempt,
+                "success": success,
+                "rewarded": rep.rewarded,
+                "penalized": rep.penalized,
+                "agreed": rep.agreed,
+                "added": rep.added,
+            }
+        )
+    return out
+
+
+def _process_worker(url: str, worker: int, tasks: int, queue: Any) -> None:
+    mem = _memory(url)
+    try:
+        queue.put(_work(mem, worker, tasks))
+    finally:
+        mem.close()
+
+
+def _check(store: GraphStore, reports: list[dict[str, Any]]) -> None:
+    cfg = _config()
+    by_query: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in reports:
+        by_query[r["query"]].append(r)
+    queries = {n.id: n for n in store.list_nodes(NodeKind.QUERY) if isinstance(n, QueryNode)}
+    assert set(queries) == set(by_query)
+    for qid, reps in by_query.items():
+        q = queries[qid]
+        assert q.attempts == len(reps), "an attempt was lost"
+        assert sorted(r["attempt"] for r in reps) == list(range(1, len(reps) + 1))
+        assert len(q.attempt_outcomes) == q.attempts
+        assert q.successes == sum(r["success"] for r in reps)
+        assert Counter(q.attempt_outcomes)[Outcome.SUCCESS] == q.successes
+        trace = store.get_edges([qid], [EdgeKind.HAS_TRACE], "out")
+        utts = [u for u in store.get_nodes([e.dst for e in trace]) if isinstance(u, Utterance)]
+        per_attempt = Counter(u.attempt for u in utts)
+        assert per_attempt == dict.fromkeys(range(1, q.attempts + 1), STEPS), "traces merged"
+    steps: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in reports:
+        for key, op in (("rewarded", "reward"), ("penalized", "penalize"), ("agreed", "agree")):
+            for iid in r[key]:
+                steps[iid][op] += 1
+    insights = [n for n in store.list_nodes(NodeKind.INSIGHT) if isinstance(n, Insight)]
+    assert {i.id for i in insights} == {iid for r in reports for iid in r["added"]}
+    for ins in insights:
+        history = Counter(p.operation for p in ins.provenance)
+        assert {op: history[op] for op in ("reward", "penalize", "agree")} == {
+            op: steps[ins.id][op] for op in ("reward", "penalize", "agree")
+        }, "an insight update was lost"
+        expected = (
+            cfg.insight_initial_score
+            + cfg.insight_agree_bonus * history["agree"]
+            + cfg.insight_reward * history["reward"]
+            - cfg.insight_penalty * history["penalize"]
+        )
+        assert ins.score == pytest.approx(expected)
+
+
+def _reader(url: Any, stop: threading.Event, errors: list[BaseException], runs: list[int]) -> None:
+    mem = _memory(url)
+    try:
+        while not stop.is_set():
+            for text in SHARED:
+                recall = mem.recall(text)
+                for traj in recall.trajectories:  # a kept trace is never half a task
+                    assert traj.steps
+                recall.prompt("actor")
+            runs[0] += 1
+    except BaseException as exc:  # noqa: BLE001 - any failure of a reader is the finding
+        errors.append(exc)
+    finally:
+        mem.close()
+
+
+def test_eight_threads_sharing_one_memory_lose_nothing(tmp_path: Path) -> None:
+    url = tmp_path / "memory.db"
+    mem = _memory(url)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    runs = [0]
+    reader = threading.Thread(target=_reader, args=(url, stop, errors, runs))
+    reader.start()
+    results: list[list[dict[str, Any]]] = [[] for _ in range(8)]
+
+    def writer(w: int) -> None:
+        results[w] = _work(mem, w, 12)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    reader.join()
+    assert not errors, errors[0]
+    assert runs[0] > 0
+    _check(mem.store, [r for rs in results for r in rs])
+    mem.close()
+
+
+def _processes(url: str, workers: int, tasks: int) -> list[dict[str, Any]]:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [
+        ctx.Process(target=_process_worker, args=(url, w, tasks, queue)) for w in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    reports = [r for _ in procs for r in queue.get(timeout=300)]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return reports
+
+
+def test_four_processes_on_one_file_lose_nothing(tmp_path: Path) -> None:
+    url = str(tmp_path / "memory.db")
+    _memory(url).close()  # create the file once, before the writers race to
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    runs = [0]
+    reader = threading.Thread(target=_reader, args=(url, stop, errors, runs))
+    reader.start()
+    try:
+        reports = _processes(url, 4, 8)
+    finally:
+        stop.set()
+        reader.join()
+    assert not errors, errors[0]
+    mem = _memory(url)
+    _check(mem.store, reports)
+    mem.close()
