@@ -94,6 +94,13 @@ def native_time(value: Any) -> Any:
     return native
 
 
+def is_live(props: dict[str, Any]) -> bool:
+    """False for a node another transaction deleted after this read matched it: under
+    Neo4j's read-committed isolation the match still yields it, with its properties gone.
+    Readers treat it as absent, as they would had they read a moment later."""
+    return props.get("node_kind") is not None and props.get("id") is not None
+
+
 def node_from_record(props: dict[str, Any], with_vectors: bool) -> Node:
     """Rebuild a model from a node's stored properties."""
     data = dict(props)

@@ -205,7 +205,11 @@ def _delete_nodes(which: list[str] | str, statement: str) -> Program:
 def _get_nodes(ids: Sequence[str], with_vectors: bool) -> Program:
     unique = list(dict.fromkeys(ids))
     rows = yield cypher.GET_NODES[with_vectors], {"ids": unique}
-    found = {row["props"]["id"]: codec.node_from_record(row["props"], with_vectors) for row in rows}
+    found = {
+        row["props"]["id"]: codec.node_from_record(row["props"], with_vectors)
+        for row in rows
+        if codec.is_live(row["props"])
+    }
     return [found.get(i) for i in ids]
 
 
@@ -215,7 +219,11 @@ def _list_nodes(
     key = (kind, namespace is not None, with_vectors, limit is not None)
     params = {"namespace": namespace, "limit": None if limit is None else max(0, int(limit))}
     rows = yield cypher.LIST_NODES[key], params
-    return [codec.node_from_record(row["props"], with_vectors) for row in rows]
+    return [
+        codec.node_from_record(row["props"], with_vectors)
+        for row in rows
+        if codec.is_live(row["props"])
+    ]
 
 
 def _kind_names(kinds: Sequence[EdgeKind] | None) -> list[str] | None:

@@ -22,10 +22,14 @@ item, the common case, is one node.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import json
+import re
+import threading
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ from langchain_core.embeddings import Embeddings
 from langgraph.store.base import (
     BaseStore,
     GetOp,
+    IndexConfig,
     InvalidNamespaceError,
     Item,
     ListNamespacesOp,
@@ -44,10 +49,12 @@ from langgraph.store.base import (
     Result,
     SearchItem,
     SearchOp,
+    TTLConfig,
 )
-from langgraph.store.base.embed import get_text_at_path, tokenize_path
+from langgraph.store.base.embed import ensure_embeddings, get_text_at_path, tokenize_path
 
 from gmem.embedding import TextEmbedder
+from gmem.errors import ConfigError
 from graph_store import GraphStore, open_store
 from graph_store.model import MAX_NAMESPACE_LENGTH, NodeKind
 from graph_store.model import Item as ItemNode
@@ -56,6 +63,98 @@ from graph_store.ops import DeleteNodes, GetNodes, ListNodes, PutNodes, VectorSe
 #: Metadata keys: the number of indexed texts of an item, and a vector node's item id.
 _VECTORS = "vectors"
 _VECTOR_OF = "vector_of"
+#: Metadata keys of an item with a time to live: its TTL in minutes, and when it expires.
+_TTL = "ttl_minutes"
+_EXPIRES = "expires_at"
+#: Filter keys the SQL stores accept: field names, dotted for nested fields.
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
+_ESCAPE = re.compile(r"%(u[0-9A-F]{4}|[0-9A-F]{2})")
+
+
+def _encode_label(label: str) -> str:
+    out = []
+    for ch in label:
+        if ch == "%" or unicodedata.category(ch) == "Cc":
+            out.append(f"%{ord(ch):02X}")
+        elif unicodedata.category(ch) == "Cs":
+            out.append(f"%u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _decode_label(text: str) -> str:
+    return _ESCAPE.sub(lambda m: chr(int(m[1].removeprefix("u"), 16)), text)
+
+
+def _check_filter(filter: Mapping[str, Any] | None) -> None:
+    """Raise ``ValueError`` for what the SQL stores refuse, before anything is read."""
+    for key, wanted in (filter or {}).items():
+        if not isinstance(key, str) or not _PLAIN_KEY.match(key):
+            raise ValueError(
+                f"invalid filter key {key!r}: use a field name, dotted for a nested field "
+                "(letters, digits, _ and -)"
+            )
+        _check_operators(wanted)
+
+
+def _check_operators(wanted: Any) -> None:
+    if not isinstance(wanted, Mapping):
+        return
+    if any(str(k).startswith("$") for k in wanted):
+        for op in wanted:
+            if op not in _OPERATORS:
+                raise ValueError(f"unsupported filter operator {op!r}; use {' '.join(_OPERATORS)}")
+        return
+    for value in wanted.values():
+        _check_operators(value)
+
+
+def _field(value: Mapping[str, Any], key: str) -> Any:
+    """A filter key's value: the field of that name, else the dotted path into nested maps."""
+    if key in value or "." not in key:
+        return value.get(key)
+    found: Any = value
+    for part in key.split("."):
+        if not isinstance(found, Mapping):
+            return None
+        found = found.get(part)
+    return found
+
+
+def _passes(value: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool:
+    return all(_matches(_field(value, k), v) for k, v in (filter or {}).items())
+
+
+def _now() -> datetime:
+    """The store's clock (one place, so that tests can move time instead of waiting)."""
+    return datetime.now(UTC)
+
+
+def _owners(
+    items: Sequence[tuple[ItemNode, tuple[str, ...]]], vector_nodes: Sequence[ItemNode]
+) -> dict[str, str]:
+    """Node id -> the id of the item it holds a text of (an item holds its own)."""
+    live = {node.id: node for node, _ in items}
+    owner = {node_id: node_id for node_id in live}
+    for node in vector_nodes:
+        item = live.get(str(node.metadata[_VECTOR_OF]))
+        # A vector node is written with its item, so a different time means it was
+        # left behind by a concurrent put of the same key and no longer belongs.
+        if item is not None and item.updated_at == node.updated_at:
+            owner[node.id] = item.id
+    return owner
+
+
+def _expires(node: ItemNode) -> datetime | None:
+    text = node.metadata.get(_EXPIRES)
+    return datetime.fromisoformat(text) if isinstance(text, str) else None
+
+
+def _expired(node: ItemNode, now: datetime) -> bool:
+    when = _expires(node)
+    return when is not None and when <= now
 
 
 def _item_id(name: str, key: str) -> str:
@@ -139,39 +238,56 @@ def _namespace_matches(condition: MatchCondition, namespace: tuple[str, ...]) ->
 class GmemStore(BaseStore):
     """A LangGraph ``BaseStore`` whose items live in a gmem graph store.
 
-    ``embedder`` (a gmem :class:`~gmem.embedding.TextEmbedder` or a LangChain
-    ``Embeddings``) turns on semantic ``search(query=...)`` through the store's vector
-    index; ``fields`` are the JSON paths embedded by default (``"$"``: the whole value),
-    as in LangGraph's ``IndexConfig``. TTLs are not supported.
+    ``index`` is LangGraph's ``IndexConfig`` (``{"dims", "embed", "fields"}``), as the
+    LangGraph stores take it; ``embed`` may be a LangChain ``Embeddings``, an embedding
+    function, a ``"provider:model"`` string (resolved here, so an unusable one fails at
+    construction) or a gmem :class:`~gmem.embedding.TextEmbedder`. ``embedder`` and
+    ``fields`` are the older spelling of the same. ``ttl`` is LangGraph's ``TTLConfig``.
     """
 
-    supports_ttl = False
+    supports_ttl = True
 
     def __init__(
         self,
         store: GraphStore | str | Path,
         *,
-        embedder: TextEmbedder | Embeddings | None = None,
+        embedder: TextEmbedder | Embeddings | str | None = None,
         fields: Sequence[str] = ("$",),
         prefix: str = "langgraph:",
+        index: IndexConfig | None = None,
+        ttl: TTLConfig | None = None,
     ) -> None:
         if not prefix:
             raise ValueError(
                 "prefix must not be empty: it keeps store items apart from team memory"
             )
-        self.store = store if isinstance(store, GraphStore) else open_store(store)
-        self.embedder = embedder
+        self.dims: int | None = None
+        if index is not None:
+            if embedder is not None:
+                raise ValueError("give the embedder once: as embedder= or as index['embed']")
+            embedder = index.get("embed")  # type: ignore[assignment]
+            fields = index.get("fields") or ("$",)
+            self.dims = index.get("dims")
+        self.embedder = _resolve_embedder(embedder)
         self.fields = list(fields)
         self.prefix = prefix
+        self.ttl_config = ttl
+        self.store = store if isinstance(store, GraphStore) else open_store(store)
+        self._sweeper: threading.Thread | None = None
+        self._stop = threading.Event()
 
     # ---- namespace mapping -------------------------------------------------------------
     def gmem_namespace(self, namespace: tuple[str, ...]) -> str:
         """The gmem namespace that holds the items of a LangGraph namespace."""
-        if not namespace or any(not label or "." in label for label in namespace):
+        if not namespace or any(
+            not isinstance(label, str) or not label or "." in label or "\x00" in label
+            for label in namespace
+        ):
             raise InvalidNamespaceError(
-                f"invalid namespace {namespace!r}: labels must be non-empty and contain no '.'"
+                f"invalid namespace {namespace!r}: labels must be non-empty strings without "
+                "'.' or NUL"
             )
-        name = self.prefix + ".".join(namespace)
+        name = self.prefix + ".".join(_encode_label(label) for label in namespace)
         if len(name) > MAX_NAMESPACE_LENGTH:
             raise InvalidNamespaceError(
                 f"namespace {namespace!r} is too long for gmem ({len(name)} > "
@@ -182,7 +298,7 @@ class GmemStore(BaseStore):
     def langgraph_namespace(self, name: str) -> tuple[str, ...] | None:
         if not name.startswith(self.prefix):
             return None
-        return tuple(name[len(self.prefix) :].split("."))
+        return tuple(_decode_label(label) for label in name[len(self.prefix) :].split("."))
 
     def _namespaces(self) -> dict[tuple[str, ...], str]:
         out = {}
@@ -222,58 +338,143 @@ class GmemStore(BaseStore):
         embedder = self.embedder
         if isinstance(embedder, Embeddings):
             rows = [embedder.embed_query(texts[0])] if query else embedder.embed_documents(texts)
-            return np.asarray(rows, dtype=np.float32)
-        assert embedder is not None
-        return np.asarray(embedder.embed(texts), dtype=np.float32)
+            matrix = np.asarray(rows, dtype=np.float32)
+        else:
+            assert embedder is not None
+            matrix = np.asarray(embedder.embed(texts), dtype=np.float32)
+        if self.dims is not None and matrix.ndim == 2 and matrix.shape[1] != self.dims:
+            raise ValueError(
+                f"the embedder returned {matrix.shape[1]} dimensions, but index['dims'] is "
+                f"{self.dims}"
+            )
+        return matrix
 
     # ---- operations --------------------------------------------------------------------
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         ops = list(ops)
-        results: list[Result] = [None] * len(ops)
-        puts = [(i, op) for i, op in enumerate(ops) if isinstance(op, PutOp)]
-        texts = {i: self._texts(op) for i, op in puts}
-        flat = [t for i in sorted(texts) for t in texts[i]]
+        now = _now()
+        # 1. Validate every operation, so that a bad one fails the batch before any I/O.
+        final = self._validate(ops)
+        texts = [self._texts(op) for op in final]
+        flat = [t for group in texts for t in group]
         matrix = self._embed(flat) if flat else np.zeros((0, 0), dtype=np.float32)
-        vectors: dict[int, npt.NDArray[np.float32]] = {}
-        row = 0
-        for i in sorted(texts):
-            vectors[i] = matrix[row : row + len(texts[i])]
-            row += len(texts[i])
+        # 2. Reads, all against the state before the batch.
+        wanted = {
+            _item_id(self.gmem_namespace(op.namespace), op.key)
+            for op in ops
+            if isinstance(op, GetOp | PutOp)
+        }
+        before = self._read(sorted(wanted))
+        refresh: dict[str, ItemNode] = {}
+        results: list[Result] = [None] * len(ops)
         for i, op in enumerate(ops):
             if isinstance(op, GetOp):
-                results[i] = self._get(op)
-            elif isinstance(op, PutOp):
-                if op.value is None:
-                    self._delete(op.namespace, op.key)
-                else:
-                    self._put(op, texts[i], vectors[i])
+                results[i] = self._get(op, before, now, refresh)
             elif isinstance(op, SearchOp):
-                results[i] = self._search(op)
+                results[i] = self._search(op, now, refresh)
             elif isinstance(op, ListNamespacesOp):
                 results[i] = self._list_namespaces(op)
-            else:
-                raise ValueError(f"unknown store operation {type(op).__name__}")
+        # 3. Writes, one transaction.
+        nodes, deletes = self._writes(final, texts, matrix, before, now)
+        written = {n.id for n in nodes} | set(deletes)
+        nodes += self._refreshed([n for i, n in refresh.items() if i not in written], now)
+        if nodes or deletes:
+            self.store.batch([PutNodes(nodes), DeleteNodes(deletes)])
         return results
+
+    def _validate(self, ops: Sequence[Op]) -> list[PutOp]:
+        """Check every operation; the puts that take effect (the last one per key)."""
+        puts: dict[tuple[tuple[str, ...], str], PutOp] = {}
+        for op in ops:
+            if isinstance(op, GetOp | PutOp):
+                self.gmem_namespace(op.namespace)
+            if isinstance(op, PutOp):
+                if op.value is not None and not isinstance(op.value, Mapping):
+                    raise ValueError(f"a store value must be a dict, got {type(op.value).__name__}")
+                puts[(op.namespace, op.key)] = op
+            elif isinstance(op, SearchOp):
+                _check_filter(op.filter)
+            elif not isinstance(op, GetOp | ListNamespacesOp):
+                raise ValueError(f"unknown store operation {type(op).__name__}")
+        return list(puts.values())
+
+    def _writes(
+        self,
+        puts: Sequence[PutOp],
+        texts: Sequence[list[str]],
+        matrix: npt.NDArray[np.float32],
+        before: dict[str, ItemNode],
+        now: datetime,
+    ) -> tuple[list[ItemNode], list[str]]:
+        nodes: list[ItemNode] = []
+        deletes: list[str] = []
+        row = 0
+        for op, group in zip(puts, texts, strict=True):
+            vectors = matrix[row : row + len(group)]
+            row += len(group)
+            name = self.gmem_namespace(op.namespace)
+            previous = before.get(_item_id(name, op.key))
+            if op.value is None:
+                if previous is not None:
+                    deletes += [previous.id, *_vector_ids(name, op.key, 1, _vector_count(previous))]
+                continue
+            nodes += self._put_nodes(op, name, previous, group, vectors, now)
+            deletes += _vector_ids(name, op.key, len(group), _vector_count(previous))
+        return nodes, deletes
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         return await asyncio.to_thread(self.batch, list(ops))
 
-    def _get(self, op: GetOp) -> Item | None:
-        name = self.gmem_namespace(op.namespace)
-        (nodes,) = self.store.batch([GetNodes([_item_id(name, op.key)])])
-        node = _as_item(nodes[0])
-        return None if node is None else self._item(node, op.namespace)
+    def _read(self, ids: list[str]) -> dict[str, ItemNode]:
+        if not ids:
+            return {}
+        (nodes,) = self.store.batch([GetNodes(ids)])
+        return {n.id: n for n in map(_as_item, nodes) if n is not None}
 
-    def _put(self, op: PutOp, texts: list[str], vectors: npt.NDArray[np.float32]) -> None:
-        name = self.gmem_namespace(op.namespace)
+    def _refresh_wanted(self, refresh_ttl: bool, node: ItemNode) -> bool:
+        return refresh_ttl and isinstance(node.metadata.get(_TTL), int | float)
+
+    def _get(
+        self, op: GetOp, before: dict[str, ItemNode], now: datetime, refresh: dict[str, ItemNode]
+    ) -> Item | None:
+        node = before.get(_item_id(self.gmem_namespace(op.namespace), op.key))
+        if node is None or _expired(node, now):
+            return None
+        if self._refresh_wanted(op.refresh_ttl, node):
+            refresh[node.id] = node
+        return self._item(node, op.namespace)
+
+    def _refreshed(self, nodes: list[ItemNode], now: datetime) -> list[ItemNode]:
+        """The nodes with their expiry moved to now plus their TTL (read with their
+        vectors, since a put replaces the whole node)."""
+        if not nodes:
+            return []
+        (full,) = self.store.batch([GetNodes([n.id for n in nodes], with_vectors=True)])
+        out = []
+        for node in map(_as_item, full):
+            if node is None:
+                continue
+            minutes = float(node.metadata[_TTL])  # type: ignore[arg-type]
+            expiry = (now + timedelta(minutes=minutes)).isoformat()
+            out.append(node.model_copy(update={"metadata": {**node.metadata, _EXPIRES: expiry}}))
+        return out
+
+    def _put_nodes(
+        self,
+        op: PutOp,
+        name: str,
+        previous: ItemNode | None,
+        texts: list[str],
+        vectors: npt.NDArray[np.float32],
+        now: datetime,
+    ) -> list[ItemNode]:
         item_id = _item_id(name, op.key)
-        # Read first: the item keeps its creation time, and vector nodes of texts the
-        # new value no longer has must go in the same transaction as the put.
-        (old,) = self.store.batch([GetNodes([item_id])])
-        previous = _as_item(old[0])
-        now = datetime.now(UTC)
         created = now if previous is None else previous.created_at
         value = json.loads(json.dumps(dict(op.value or {})))
+        metadata: dict[str, Any] = {_VECTORS: len(texts)}
+        if op.ttl is not None:
+            metadata[_TTL] = float(op.ttl)
+            metadata[_EXPIRES] = (now + timedelta(minutes=float(op.ttl))).isoformat()
         item = ItemNode(
             id=item_id,
             namespace=name,
@@ -281,7 +482,7 @@ class GmemStore(BaseStore):
             value=value,
             created_at=created,
             updated_at=now,
-            metadata={_VECTORS: len(texts)},
+            metadata=metadata,
             embedding=vectors[0] if texts else None,
         )
         extra = [
@@ -297,19 +498,11 @@ class GmemStore(BaseStore):
             )
             for n in range(1, len(texts))
         ]
-        stale = _vector_ids(name, op.key, len(texts), _vector_count(previous))
-        self.store.batch([PutNodes([item, *extra]), DeleteNodes(stale)])
+        return [item, *extra]
 
-    def _delete(self, namespace: tuple[str, ...], key: str) -> None:
-        name = self.gmem_namespace(namespace)
-        item_id = _item_id(name, key)
-        (found,) = self.store.batch([GetNodes([item_id])])
-        node = _as_item(found[0])
-        if node is not None:
-            vectors = _vector_ids(name, key, 1, _vector_count(node))
-            self.store.batch([DeleteNodes([item_id, *vectors])])
-
-    def _search(self, op: SearchOp) -> list[SearchItem]:
+    def _search(
+        self, op: SearchOp, now: datetime, refresh: dict[str, ItemNode]
+    ) -> list[SearchItem]:
         prefix = tuple(op.namespace_prefix)
         spaces = sorted(
             (ns, name) for ns, name in self._namespaces().items() if ns[: len(prefix)] == prefix
@@ -325,40 +518,39 @@ class GmemStore(BaseStore):
                     continue
                 if _VECTOR_OF in node.metadata:
                     vector_nodes.append(node)
-                elif _matches(node.value, op.filter or {}):
+                elif not _expired(node, now) and _passes(node.value, op.filter):
                     items.append((node, ns))
-        live = {node.id: node for node, _ in items}
-        owner = {node.id: node.id for node in live.values()}
-        for node in vector_nodes:
-            item = live.get(str(node.metadata[_VECTOR_OF]))
-            # A vector node is written with its item, so a different time means it was
-            # left behind by a concurrent put of the same key and no longer belongs.
-            if item is not None and item.updated_at == node.updated_at:
-                owner[node.id] = item.id
-        if not (op.query and self.embedder is not None):
-            window = items[op.offset : op.offset + op.limit]
-            return [self._item(node, ns, scored=True) for node, ns in window]  # type: ignore[misc]
-        vector = self._embed([op.query], query=True)[0]
+        best: dict[str, float] = {}
+        if op.query and self.embedder is not None:
+            sizes = [(name, len(nodes)) for (_, name), nodes in zip(spaces, listed, strict=True)]
+            best = self._similarities(op.query, sizes, _owners(items, vector_nodes))
+            scored = sorted(
+                (pair for pair in items if pair[0].id in best), key=lambda pair: -best[pair[0].id]
+            )
+            items = [*scored, *(pair for pair in items if pair[0].id not in best)]
+        window = items[op.offset : op.offset + op.limit]
+        for node, _ in window:
+            if self._refresh_wanted(op.refresh_ttl, node):
+                refresh[node.id] = node
+        return [
+            self._item(node, ns, best.get(node.id), scored=True)  # type: ignore[misc]
+            for node, ns in window
+        ]
+
+    def _similarities(
+        self, query: str, sizes: list[tuple[str, int]], owner: dict[str, str]
+    ) -> dict[str, float]:
+        """Each item's best similarity to ``query`` over its indexed texts."""
+        vector = self._embed([query], query=True)[0]
         hits = self.store.batch(
-            [
-                VectorSearch(NodeKind.ITEM, vector, max(1, len(nodes)), name)
-                for (_, name), nodes in zip(spaces, listed, strict=True)
-            ]
+            [VectorSearch(NodeKind.ITEM, vector, max(1, size), name) for name, size in sizes]
         )
         best: dict[str, float] = {}
         for hit in (h for group in hits for h in group):
             item_id = owner.get(hit.id)
             if item_id is not None:
                 best[item_id] = max(best.get(item_id, -1.0), float(hit.score))
-        scored = sorted(
-            (pair for pair in items if pair[0].id in best), key=lambda pair: -best[pair[0].id]
-        )
-        unscored = [pair for pair in items if pair[0].id not in best]
-        ranked = [*scored, *unscored][op.offset : op.offset + op.limit]
-        return [
-            self._item(node, ns, best.get(node.id), scored=True)  # type: ignore[misc]
-            for node, ns in ranked
-        ]
+        return best
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         spaces = list(self._namespaces())
@@ -368,5 +560,84 @@ class GmemStore(BaseStore):
             spaces = list({ns[: op.max_depth] for ns in spaces})
         return sorted(spaces)[op.offset : op.offset + op.limit]
 
+    # ---- time to live ------------------------------------------------------------------
+    def sweep_ttl(self) -> int:
+        """Delete every expired item (with its vector nodes); returns how many."""
+        now = _now()
+        names = list(self._namespaces().values())
+        if not names:
+            return 0
+        listed = self.store.batch([ListNodes(NodeKind.ITEM, name) for name in names])
+        expired = [
+            node
+            for nodes in listed
+            for node in map(_as_item, nodes)
+            if node is not None and _expired(node, now)
+        ]
+        ids = [
+            i
+            for node in expired
+            for i in (node.id, *_vector_ids(node.namespace, node.key, 1, _vector_count(node)))
+        ]
+        if ids:
+            self.store.batch([DeleteNodes(ids)])
+        return len(expired)
+
+    async def asweep_ttl(self) -> int:
+        return await asyncio.to_thread(self.sweep_ttl)
+
+    def start_ttl_sweeper(
+        self, sweep_interval_minutes: float | None = None
+    ) -> concurrent.futures.Future[None]:
+        """Sweep in a background thread every ``sweep_interval_minutes`` (default: the
+        ``TTLConfig``'s ``sweep_interval_minutes``, else 5) until :meth:`stop_ttl_sweeper`."""
+        minutes = sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes")
+        interval = 60.0 * float(minutes or 5)
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        if self._sweeper is not None and self._sweeper.is_alive():
+            done.set_result(None)
+            return done
+        self._stop.clear()
+
+        def loop() -> None:
+            try:
+                while not self._stop.wait(interval):
+                    self.sweep_ttl()
+                done.set_result(None)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller's future
+                done.set_exception(exc)
+
+        self._sweeper = threading.Thread(target=loop, name="gmem-ttl-sweeper", daemon=True)
+        self._sweeper.start()
+        return done
+
+    def stop_ttl_sweeper(self, timeout: float | None = None) -> bool:
+        """Stop the sweeper thread; True when it has stopped within ``timeout``."""
+        if self._sweeper is None:
+            return True
+        self._stop.set()
+        self._sweeper.join(timeout)
+        stopped = not self._sweeper.is_alive()
+        if stopped:
+            self._sweeper = None
+        return stopped
+
     def close(self) -> None:
+        self.stop_ttl_sweeper(timeout=5)
         self.store.close()
+
+
+def _resolve_embedder(
+    embed: TextEmbedder | Embeddings | str | Any | None,
+) -> TextEmbedder | Embeddings | None:
+    """The embedder as the store uses it; a ``"provider:model"`` string or a function is
+    made a LangChain ``Embeddings`` now, so that an unusable one fails here."""
+    if embed is None or isinstance(embed, Embeddings | TextEmbedder):
+        return embed
+    try:
+        return ensure_embeddings(embed)
+    except Exception as exc:  # noqa: BLE001 - any provider failure means the same to the user
+        raise ConfigError(
+            f"cannot use the embedder {embed!r}: {exc}; pass an Embeddings object, an "
+            "embedding function, or a provider:model whose package is installed"
+        ) from None
