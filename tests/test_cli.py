@@ -84,7 +84,17 @@ def query_id(store: Path, text: str = HEAT_TASK) -> str:
 # ---- every command ----------------------------------------------------------------------
 def test_version_and_help_with_examples() -> None:
     assert gmem("--version").stdout.strip() == f"gmem {__version__}"
-    for command in ("demo", "recall", "ingest", "insights", "show", "stats", "export", "forget"):
+    for command in (
+        "demo",
+        "recall",
+        "ingest",
+        "insights",
+        "show",
+        "stats",
+        "export",
+        "forget",
+        "mcp",
+    ):
         result = gmem(command, "--help")
         assert result.exit_code == 0, result.output
         assert "Example: gmem " in result.stdout, command

@@ -21,6 +21,7 @@ from gmem import __version__
 from gmem.cli import commands
 from gmem.cli.demo import demo
 from gmem.cli.embed import embed
+from gmem.cli.mcp import mcp
 from gmem.cli.settings import DEFAULT_STORE, Settings
 from gmem.errors import GmemError
 
@@ -177,6 +178,7 @@ app.command()(commands.stats)
 app.command()(commands.export)
 app.command()(commands.forget)
 app.command()(commands.migrate)
+app.command()(mcp)
 app.command()(embed)
 
 

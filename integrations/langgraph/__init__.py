@@ -10,6 +10,14 @@ Needs the ``langgraph`` extra (``pip install 'gmem-agents[langgraph]'``).
 
 from integrations.langgraph.run import MemoryUnavailableWarning, TeamRun
 from integrations.langgraph.store import GmemStore
+from integrations.langgraph.tools import memory_tools
 from integrations.langgraph.wrap import MemoryGraph, with_memory
 
-__all__ = ["GmemStore", "MemoryGraph", "MemoryUnavailableWarning", "TeamRun", "with_memory"]
+__all__ = [
+    "GmemStore",
+    "MemoryGraph",
+    "MemoryUnavailableWarning",
+    "TeamRun",
+    "memory_tools",
+    "with_memory",
+]
