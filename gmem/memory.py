@@ -156,9 +156,8 @@ class Memory:
         self._projector = RoleProjector(self.llm, self.tokens, self.config)
         # Evolution reads, decides, then writes: through ReadTracked its writes carry the
         # versions it read, so racing writers conflict instead of losing updates.
-        self._evolver = Evolver(
-            ReadTracked(self.store), self.embedder, self.llm, self.tokens, self.config
-        )
+        self._tracked = ReadTracked(self.store)
+        self._evolver = Evolver(self._tracked, self.embedder, self.llm, self.tokens, self.config)
 
     @classmethod
     def open(cls, store: GraphStore | str | Path, **kwargs: object) -> Memory:
@@ -478,13 +477,24 @@ class Memory:
         for this task go. The embedded store runs with ``secure_delete`` and checkpoints
         its log after a delete, so the words do not linger in the file either.
         """
+        cfg = self.config
+        return retrying(
+            lambda: self._forget_task(query_id),
+            cfg.finish_conflict_retries,
+            cfg.finish_conflict_backoff_s,
+        )
+
+    def _forget_task(self, query_id: str) -> Removed:
+        # Through the tracked view: a finish racing this one conflicts instead of writing
+        # back an insight that still names the task (or this one undoing its update).
+        store = self._tracked
         check_id(query_id)
-        node = self.store.get_node(query_id)
+        node = store.get_node(query_id)
         if not isinstance(node, QueryNode):
             raise NotFoundError(f"no task with id {query_id}")
         insights = {
             n.id: n
-            for n in self.store.list_nodes(NodeKind.INSIGHT, node.namespace, with_vectors=True)
+            for n in store.list_nodes(NodeKind.INSIGHT, node.namespace, with_vectors=True)
             if isinstance(n, Insight)
         }
         authored = _written_by(query_id, insights)
@@ -508,15 +518,16 @@ class Memory:
                             "supporting": [q for q in ins.supporting if q != query_id],
                             "contradicting": [q for q in ins.contradicting if q != query_id],
                             "provenance": provenance,
+                            "updated_at": utcnow(),
                         }
                     )
                 )
         related = [
             e.key
-            for e in self.store.get_edges(list(insights), [EdgeKind.RELATED_TO], "out")
+            for e in store.get_edges(list(insights), [EdgeKind.RELATED_TO], "out")
             if e.props.get("query_id") == query_id
         ]
-        results = self.store.batch(
+        results = store.batch(
             [
                 PutNodes(cleaned),
                 DeleteEdges(related),
@@ -541,15 +552,27 @@ class Memory:
         :meth:`forget_task` or :meth:`forget_namespace` erase for good.
         """
         reason = check_text(reason, "reason", self.config.max_text_chars)
-        node = self.store.get_node(target) if _looks_like_id(target) else None
+        cfg = self.config
+        return retrying(
+            lambda: self._quarantine(target, reason),
+            cfg.finish_conflict_retries,
+            cfg.finish_conflict_backoff_s,
+        )
+
+    def _quarantine(self, target: str, reason: str) -> Quarantined:
+        store = self._tracked
+        node = store.get_node(target) if _looks_like_id(target) else None
         if isinstance(node, QueryNode):
             namespace, queries = node.namespace, [node]
         else:
             self._require_namespace(target)
-            namespace, queries = target, self.queries(target)
+            namespace, queries = (
+                target,
+                [q for q in store.list_nodes(NodeKind.QUERY, target) if isinstance(q, QueryNode)],
+            )
         insights = {
             n.id: n
-            for n in self.store.list_nodes(NodeKind.INSIGHT, namespace, with_vectors=True)
+            for n in store.list_nodes(NodeKind.INSIGHT, namespace, with_vectors=True)
             if isinstance(n, Insight)
         }
         ids = {q.id for q in queries}
@@ -559,7 +582,9 @@ class Memory:
         now = utcnow()
         result = Quarantined(queries=sorted(ids))
         changed: list[QueryNode | Insight] = [
-            q.model_copy(update={"metadata": {**q.metadata, boundary.QUARANTINED: reason}})
+            q.model_copy(
+                update={"metadata": {**q.metadata, boundary.QUARANTINED: reason}, "updated_at": now}
+            )
             for q in queries
         ]
         withdrawn: list[tuple[EdgeKind, str, str]] = []
@@ -587,8 +612,12 @@ class Memory:
                 withdrawn += [
                     (EdgeKind.CONTRADICTS, q, ins.id) for q in ins.contradicting if q in ids
                 ]
-                changed.append(ins.model_copy(update={"supporting": sup, "contradicting": con}))
-        results = self.store.batch([PutNodes(changed), DeleteEdges(withdrawn)])
+                changed.append(
+                    ins.model_copy(
+                        update={"supporting": sup, "contradicting": con, "updated_at": now}
+                    )
+                )
+        results = store.batch([PutNodes(changed), DeleteEdges(withdrawn)])
         result.unlinked = int(results[1])
         return result
 
