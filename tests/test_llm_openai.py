@@ -978,3 +978,44 @@ def test_a_bearer_token_echoed_by_a_proxy_is_masked(server: ScriptedServer) -> N
 
     assert API_KEY not in str(info.value)
     assert "***" in str(info.value)
+
+
+# ---- response formats ------------------------------------------------------------------
+def test_json_mode_is_the_default_response_format(server: ScriptedServer) -> None:
+    server.respond(Reply('{"scores": [0, 0, 0]}'))
+    make_chat(server).score_relevance(RELEVANCE)
+
+    assert server.requests[0]["body"]["response_format"] == {"type": "json_object"}
+
+
+def test_a_schema_narrowed_to_the_request_can_be_sent(server: ScriptedServer) -> None:
+    steps = [StepView(index=i, agent="a", role="actor", content=f"step {i}") for i in (3, 4)]
+    server.respond(
+        Reply('{"scores": [0.5, 0, 1]}'),
+        Reply('{"keep": [4]}'),
+    )
+    chat = make_chat(server, llm_response_format="json_object+schema")
+
+    chat.score_relevance(RELEVANCE)
+    chat.extract_key_steps(KeyStepsRequest(task="t", outcome="success", steps=steps))
+
+    relevance = server.requests[0]["body"]["response_format"]
+    assert relevance["type"] == "json_object"
+    scores = relevance["schema"]["properties"]["scores"]
+    assert scores["minItems"] == scores["maxItems"] == 3
+    assert scores["items"]["enum"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    keep = server.requests[1]["body"]["response_format"]["schema"]["properties"]["keep"]
+    assert keep["items"] == {"enum": [3, 4]}
+
+
+def test_openai_json_schema_and_no_format_are_supported(server: ScriptedServer) -> None:
+    server.respond(Reply('{"scores": [0, 0, 0]}'), Reply('{"scores": [0, 0, 0]}'))
+
+    make_chat(server, llm_response_format="json_schema").score_relevance(RELEVANCE)
+    make_chat(server, llm_response_format="none").score_relevance(RELEVANCE)
+
+    sent = server.requests[0]["body"]["response_format"]
+    assert sent["type"] == "json_schema"
+    assert sent["json_schema"]["name"] == "score_relevance"
+    assert "scores" in sent["json_schema"]["schema"]["properties"]
+    assert "response_format" not in server.requests[1]["body"]

@@ -248,3 +248,33 @@ def check_merge(request: MergeRequest, result: MergeResult) -> MergeResult:
         claimed.update(ids)
         groups.append(MergedInsight(source_ids=ids, text=text))
     return MergeResult(groups=groups)
+
+
+# ---- schemas narrowed to the request ---------------------------------------------------
+# Grammar-constrained decoding (llama.cpp) can bound counts and choices but not the range
+# of a float, so a relevance is asked for on this scale when a schema is sent.
+RELEVANCE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def narrowed_schema(request: BaseModel, schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` (the result model's) narrowed to what this request allows: as many
+    scores as candidates, step indices and insight ids that exist, relevances on
+    :data:`RELEVANCE_LEVELS`. A server that decodes under the schema then cannot produce
+    most of the answers the checks above would reject; the checks still run."""
+    narrowed = json.loads(json.dumps(schema))  # a deep copy of plain JSON
+    props = narrowed.get("properties", {})
+    defs = narrowed.get("$defs", {})
+    levels = {"type": "number", "enum": list(RELEVANCE_LEVELS)}
+    if isinstance(request, RelevanceRequest) and "scores" in props:
+        count = len(request.candidates)
+        props["scores"].update(items=levels, minItems=count, maxItems=count)
+    elif isinstance(request, KeyStepsRequest) and "keep" in props:
+        props["keep"]["items"] = {"enum": [step.index for step in request.steps]}
+    elif isinstance(request, ProjectionRequest) and "ProjectedInsight" in defs:
+        fields = defs["ProjectedInsight"]["properties"]
+        fields["id"] = {"enum": [insight.id for insight in request.insights]}
+        fields["relevance"] = levels
+    elif isinstance(request, MergeRequest) and "MergedInsight" in defs:
+        ids = {"enum": [insight.id for insight in request.insights]}
+        defs["MergedInsight"]["properties"]["source_ids"]["items"] = ids
+    return narrowed

@@ -139,8 +139,10 @@ class _Exchange(Generic[T]):
         *,
         wants_json: bool,
         options: dict[str, Any],
+        schema: dict[str, Any] | None = None,
     ) -> None:
         self.chat = chat
+        self.schema = schema
         self.op = op
         self.base = messages
         self.messages = messages
@@ -175,7 +177,9 @@ class _Exchange(Generic[T]):
             **self.options,
         }
         if self.wants_json and self.chat.json_mode:
-            params["response_format"] = {"type": "json_object"}
+            response_format = self.chat.response_format(self.op, self.schema)
+            if response_format is not None:
+                params["response_format"] = response_format
         return params
 
     def answered(self, response: ChatCompletion | object) -> _Done[T] | None:
@@ -420,6 +424,23 @@ class OpenAIChat:
             self._async_client = openai.AsyncOpenAI(**self._client_options())
         return self._async_client
 
+    def response_format(
+        self, op: OperationName, schema: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """What to send as ``response_format`` (``config.llm_response_format``).
+
+        A schema lets servers that support it constrain decoding to valid results (a
+        grammar in llama.cpp, guided decoding in vLLM); the answer is validated anyway.
+        """
+        kind = self.config.llm_response_format
+        if kind == "none":
+            return None
+        if kind == "json_object" or schema is None:
+            return {"type": "json_object"}
+        if kind == "json_schema":
+            return {"type": "json_schema", "json_schema": {"name": op, "schema": schema}}
+        return {"type": "json_object", "schema": schema}
+
     def backoff(self, failures_so_far: int, response: Any = None) -> float:
         wait = min(self.backoff_s * 2.0**failures_so_far, self.max_backoff_s)
         retry_after = _retry_after_s(response)
@@ -591,7 +612,13 @@ class OpenAIChat:
             return check(request, answers.validated(text, model, **limits))
 
         return _Exchange(
-            self, op, prompt(request), parse, wants_json=True, options={"temperature": 0}
+            self,
+            op,
+            prompt(request),
+            parse,
+            wants_json=True,
+            options={"temperature": 0},
+            schema=answers.narrowed_schema(request, prompts.result_schema_dict(model)),
         )
 
     # ---- the memory operations (each built once, run sync or async) -------------------

@@ -84,9 +84,14 @@ MERGE_INSIGHTS_SYSTEM = (
 )
 
 
-def result_schema(model: type[BaseModel]) -> str:
+def result_schema_dict(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON schema without titles, which cost tokens and carry nothing."""
-    return json.dumps(_drop_titles(model.model_json_schema()), separators=(",", ":"))
+    schema: dict[str, Any] = _drop_titles(model.model_json_schema())
+    return schema
+
+
+def result_schema(model: type[BaseModel]) -> str:
+    return json.dumps(result_schema_dict(model), separators=(",", ":"))
 
 
 def _drop_titles(node: Any) -> Any:
