@@ -71,9 +71,11 @@ OPERATIONS: list[tuple[str, Any]] = [
 
 def real_chat(server: ServerSettings, **config: Any) -> OpenAIChat:
     settings = {
-        "llm_deadline_s": 180.0,  # a 2-core CI machine shared with the rest of the suite
+        "llm_deadline_s": 120.0,  # a 2-core CI machine shared with the rest of the suite
         "llm_timeout_s": 120.0,
-        "llm_max_retries": 2,
+        "llm_max_retries": 1,
+        # A 135M model rambles: a shorter answer bounds each request's time.
+        "llm_max_tokens": 256,
         "llm_response_format": "json_object+schema",
         **config,
     }
@@ -119,8 +121,8 @@ def test_all_five_operations_go_through_the_model(
     for op, _ in OPERATIONS:
         usage = chat.usage.by_operation[op]
         assert usage.calls >= 1 and usage.completion_tokens > 0, op
-        if llm.fallbacks[op]:  # degraded only after the whole retry budget
-            assert usage.failures == usage.calls == 1 + chat.max_retries, op
+        if llm.fallbacks[op]:  # degraded only when every request of it failed
+            assert usage.failures == usage.calls <= 1 + chat.max_retries, op
         else:
             assert usage.failures < usage.calls, op
     # With a JSON-schema grammar the model's answers validate for some operations at
@@ -141,7 +143,9 @@ def test_an_invalid_answer_is_retried_then_degraded_with_one_warning(
             for n in range(12)
         ],
     )
-    chat = real_chat(llm_server, llm_max_tokens=16, llm_response_format="json_object")
+    chat = real_chat(
+        llm_server, llm_max_tokens=16, llm_max_retries=2, llm_response_format="json_object"
+    )
     fallback = heuristic()
     llm = FallbackLLM(chat, fallback)
 
