@@ -261,7 +261,7 @@ def narrowed_schema(request: BaseModel, schema: dict[str, Any]) -> dict[str, Any
     scores as candidates, step indices and insight ids that exist, relevances on
     :data:`RELEVANCE_LEVELS`. A server that decodes under the schema then cannot produce
     most of the answers the checks above would reject; the checks still run."""
-    narrowed = json.loads(json.dumps(schema))  # a deep copy of plain JSON
+    narrowed: dict[str, Any] = json.loads(json.dumps(schema))  # a deep copy of plain JSON
     props = narrowed.get("properties", {})
     defs = narrowed.get("$defs", {})
     levels = {"type": "number", "enum": list(RELEVANCE_LEVELS)}
