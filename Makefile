@@ -64,8 +64,9 @@ test: install-all system-deps local-llm
 	if [ $$llm_started = 1 ]; then PYTHON=$(PY) bash gmem/llm/local_server.sh stop; fi; \
 	exit $$rc
 
+# No extras, no server, no slow end-to-end runs; pytest's header says that Neo4j is left out.
 test-core: install
-	$(PY) -m pytest --ignore=tests/langgraph --ignore=tests/notebooks -m "not torch" $(PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/langgraph --ignore=tests/notebooks -m "not torch and not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

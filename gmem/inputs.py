@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from gmem.embedding.protocol import WrappedEmbedder
 from gmem.errors import EmbedderOutputError, UserInputError
 from graph_store.model import MAX_NAME_CHARS
 
@@ -134,7 +135,7 @@ def check_metadata(value: object, what: str, max_depth: int, max_chars: int) -> 
     return checked
 
 
-class CheckedEmbedder:
+class CheckedEmbedder(WrappedEmbedder):
     """An embedder whose every output is checked before the engine uses it.
 
     A custom embedder that returns NaN, infinities, a flat vector, the wrong number of
@@ -142,17 +143,6 @@ class CheckedEmbedder:
     the store (or, worse, be stored); here it fails at once with
     :class:`EmbedderOutputError`, before anything is written.
     """
-
-    def __init__(self, inner: TextEmbedder) -> None:
-        self.inner = inner
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
 
     def _check(self, texts: Sequence[str], out: object) -> FloatMatrix:
         label = f"embedder {self.inner.name!r}"
@@ -179,9 +169,6 @@ class CheckedEmbedder:
 
     def __getattr__(self, name: str) -> Any:  # the wrapped embedder's other members
         return getattr(self.inner, name)
-
-    def __repr__(self) -> str:
-        return f"CheckedEmbedder({self.inner!r})"
 
 
 def checked_embedder(embedder: TextEmbedder) -> TextEmbedder:

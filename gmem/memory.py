@@ -159,10 +159,6 @@ class Memory:
         self._tracked = ReadTracked(self.store)
         self._evolver = Evolver(self._tracked, self.embedder, self.llm, self.tokens, self.config)
 
-    @classmethod
-    def open(cls, store: GraphStore | str | Path, **kwargs: object) -> Memory:
-        return cls(store, **kwargs)  # type: ignore[arg-type]
-
     # ---- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
         self.store.close()

@@ -8,6 +8,8 @@ missing.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,34 @@ from graph_store import EmbeddedStore, GraphStore
 BACKENDS = ["embedded-memory", "embedded-file"]
 if os.environ.get("GMEM_NEO4J_URI"):
     BACKENDS.append("neo4j")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Say so when a backend is left out, so a green run is never mistaken for a full one."""
+    if os.environ.get("GMEM_NEO4J_URI"):
+        return None
+    return (
+        "gmem: the Neo4j backend is NOT in this conformance run (GMEM_NEO4J_URI is unset); "
+        "`make test` starts a server and runs it"
+    )
+
+
+def run_offline(
+    code: str, env_updates: dict[str, str] | None = None, drop: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """``python -c code`` in a fresh interpreter where any HTTP(S) attempt fails at once
+    (the proxy is a port where nothing listens), without the variables in ``drop``."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(env_updates or {})
+    env.update(HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", NO_PROXY="")
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def open_backend(name: str, tmp_path: Path) -> GraphStore:

@@ -300,6 +300,7 @@ def _script(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # end to end through a subprocess or the whole demo
 def test_script_reports_user_errors_without_traceback(store: Path, tmp_path: Path) -> None:
     done = _script("--store", store, "ingest", MALFORMED, cwd=tmp_path)
     assert done.returncode == 2
@@ -312,6 +313,7 @@ def test_script_reports_user_errors_without_traceback(store: Path, tmp_path: Pat
     assert done.returncode == 0 and done.stdout.strip() == f"gmem {__version__}"
 
 
+@pytest.mark.slow  # end to end through a subprocess or the whole demo
 def test_unreachable_neo4j_is_one_line_and_exit_2() -> None:
     import socket
 
@@ -424,6 +426,7 @@ def test_python_dash_m_gmem_runs(tmp_path: Path) -> None:
     assert done.returncode == 0 and done.stdout.strip() == f"gmem {__version__}", done.stderr
 
 
+@pytest.mark.slow  # end to end through a subprocess or the whole demo
 def test_progress_bars_on_a_terminal_only(tmp_path: Path) -> None:
     """On a pseudo-terminal ingest draws a bar on stderr; piped, stderr stays empty."""
     import pty

@@ -77,6 +77,7 @@ def test_default_demo_store_is_its_own_file_and_recall_after_it_works(scratch: P
     one_line_error(gmem("recall", task), "--store ./.gmem/demo.db")
 
 
+@pytest.mark.slow  # end to end through a subprocess or the whole demo
 def test_a_rerun_replaces_only_what_the_demo_wrote(scratch: Path) -> None:
     assert demo().exit_code == 0
     first = stats(scratch / ".gmem" / "demo.db")
@@ -108,6 +109,7 @@ def export(store: Path, namespace: str) -> object:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow  # end to end through a subprocess or the whole demo
 def test_a_store_holding_other_memory_is_refused_or_shared(scratch: Path) -> None:
     mine = user_store(scratch / "mine.db")
     before = stats(mine)

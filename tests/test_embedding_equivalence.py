@@ -60,27 +60,13 @@ def test_auto_backend_uses_torch_only_on_a_gpu() -> None:
 def test_loading_the_torch_runtime_leaves_the_host_environment_alone() -> None:
     """The model loads from its local directory without the hub, and without setting
     HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE for the host application."""
-    import os
-    import subprocess
-    import sys
+    from tests.conftest import run_offline
 
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    }
-    # Any HTTP(S) attempt goes to a port where nothing listens and fails at once.
-    env.update(HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", NO_PROXY="")
     code = (
         "import os; from gmem.embedding import MiniLMEmbedder; "
         "e = MiniLMEmbedder(backend='sentence-transformers'); e.embed(['a']); "
         "print(e.backend, 'HF_HUB_OFFLINE' in os.environ, 'TRANSFORMERS_OFFLINE' in os.environ)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_offline(code, drop=("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["sentence-transformers", "False", "False"]

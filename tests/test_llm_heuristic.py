@@ -397,12 +397,6 @@ def test_usage_counts_calls_without_tokens(llm: HeuristicLLM) -> None:
     assert llm.usage.total_tokens == 0
 
 
-async def test_async_twins_answer_like_the_sync_methods(llm: HeuristicLLM) -> None:
-    request = KeyStepsRequest(task="t", outcome="success", steps=success(1).steps)
-
-    assert await llm.aextract_key_steps(request) == llm.extract_key_steps(request)
-
-
 def test_derived_insights_keep_the_task_text_and_its_digits(llm: HeuristicLLM) -> None:
     def attempt(outcome: str, *actions: str) -> TrajectoryView:
         return trajectory("what is 2 plus 3", outcome, *(act("solver", a) for a in actions))

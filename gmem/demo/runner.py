@@ -9,7 +9,7 @@ can drive it directly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from gmem.demo.hints import MemoryHints
@@ -20,8 +20,6 @@ from gmem.memory import Memory
 from gmem.recall import PastTrajectory, Recall, RoleMemory
 from gmem.task import Task as MemoryTask
 from graph_store.model import Outcome
-
-TeamFactory = Callable[[], Team]
 
 
 @dataclass(frozen=True)
@@ -135,7 +133,6 @@ def success_blocks(runs: Sequence[bool], block: int = 10) -> list[tuple[int, int
 
 __all__ = [
     "TaskRun",
-    "TeamFactory",
     "hints_from",
     "play_with_memory",
     "play_without_memory",

@@ -15,13 +15,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gmem.embedding.protocol import FloatMatrix, TextEmbedder, check_texts
+from gmem.embedding.protocol import FloatMatrix, TextEmbedder, WrappedEmbedder, check_texts
 
 #: Texts whose vectors one cache keeps (about 6 MiB at 384 dimensions).
 CACHE_SIZE = 4096
 
 
-class CachedEmbedder:
+class CachedEmbedder(WrappedEmbedder):
     """``inner``'s vectors, each text encoded once while it stays among the last ``size``.
 
     Safe to share between threads (the async twins of Memory and Task embed from worker
@@ -30,18 +30,10 @@ class CachedEmbedder:
     """
 
     def __init__(self, inner: TextEmbedder, size: int = CACHE_SIZE) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.size = size
         self._rows: OrderedDict[str, FloatMatrix] = OrderedDict()
         self._lock = threading.Lock()
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
 
     def embed(self, texts: Sequence[str]) -> FloatMatrix:
         items = check_texts(texts)
@@ -64,9 +56,6 @@ class CachedEmbedder:
             while len(self._rows) > self.size:
                 self._rows.popitem(last=False)
         return np.stack([found[t] for t in items]).astype(np.float32, copy=False)
-
-    def __repr__(self) -> str:
-        return f"CachedEmbedder({self.inner!r})"
 
 
 def _well_formed(rows: object, count: int, dim: int) -> bool:

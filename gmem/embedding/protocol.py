@@ -91,3 +91,22 @@ class Embedder:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+class WrappedEmbedder:
+    """An embedder in front of another (a cache, a check): the same name and dimension,
+    since it changes neither the vector space nor the vectors."""
+
+    def __init__(self, inner: TextEmbedder) -> None:
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.inner!r})"

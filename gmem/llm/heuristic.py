@@ -287,19 +287,3 @@ class HeuristicLLM:
                 MergedInsight(source_ids=[insights[i].id for i in group], text=texts[keeper])
             )
         return MergeResult(groups=groups)
-
-    # ---- async twins: the work is CPU-bound and quick, so they simply call through -----
-    async def ascore_relevance(self, request: RelevanceRequest) -> RelevanceResult:
-        return self.score_relevance(request)
-
-    async def aextract_key_steps(self, request: KeyStepsRequest) -> KeyStepsResult:
-        return self.extract_key_steps(request)
-
-    async def aderive_insights(self, request: InsightRequest) -> InsightResult:
-        return self.derive_insights(request)
-
-    async def aproject_insights(self, request: ProjectionRequest) -> ProjectionResult:
-        return self.project_insights(request)
-
-    async def amerge_insights(self, request: MergeRequest) -> MergeResult:
-        return self.merge_insights(request)

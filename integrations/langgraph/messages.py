@@ -17,7 +17,6 @@ from langchain_core.messages import (
     BaseMessage,
     RemoveMessage,
     SystemMessage,
-    ToolMessage,
     convert_to_messages,
 )
 
@@ -92,7 +91,3 @@ def memory_message(text: str, role: str) -> SystemMessage:
 def is_recordable(message: BaseMessage) -> bool:
     """Agent speech and tool results are recorded; prompts and removals are not."""
     return not isinstance(message, SystemMessage | RemoveMessage)
-
-
-def is_tool_result(message: BaseMessage) -> bool:
-    return isinstance(message, ToolMessage)

@@ -194,12 +194,10 @@ def test_statements_are_fixed_text_with_no_data_in_them() -> None:
 # ---- faults ------------------------------------------------------------------------------
 def test_wrong_password_is_a_one_line_unavailable_error(neo4j_settings: Neo4jSettings) -> None:
     wrong = Neo4jSettings(neo4j_settings.uri, neo4j_settings.user, "not-the-password")
-    started = time.monotonic()
     with pytest.raises(StoreUnavailableError) as info:
         wrong.open()
     message = str(info.value)
     assert "\n" not in message and "password" in message and neo4j_settings.uri in message
-    assert time.monotonic() - started < 10
     time.sleep(0.2)  # leave the server's failed-login counter alone for the next test
 
 
@@ -209,13 +207,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.timeout(60)  # a connect timeout that failed would hang here
 def test_server_down_is_a_one_line_unavailable_error(neo4j_settings: Neo4jSettings) -> None:
     down = Neo4jSettings(f"bolt://127.0.0.1:{_free_port()}", "neo4j", "x")
-    started = time.monotonic()
     with pytest.raises(StoreUnavailableError) as info:
         down.open(connect_timeout_s=2.0)
     assert "\n" not in str(info.value) and "server.sh start" in str(info.value)
-    assert time.monotonic() - started < 10
 
 
 def test_failure_between_statements_leaves_no_partial_task(
@@ -275,13 +272,16 @@ def test_transient_errors_are_retried_then_bounded(
         assert store.count().nodes == {"Query": 1, "Utterance": 3}
 
         def always(tx: Any, program: Any) -> Any:
+            attempts["n"] += 1
             raise neo4j.exceptions.TransientError("injected, forever")
 
+        attempts["n"] = 0
         monkeypatch.setattr(programs_module, "drive", always)
-        started = time.monotonic()
-        with pytest.raises(StoreUnavailableError):
+        with pytest.raises(StoreUnavailableError, match="stayed unavailable"):
             store.batch([PutNodes([a_task("never")[0]])])
-        assert time.monotonic() - started < 10
+        assert attempts["n"] >= 2  # retried, then gave up within retry_s
+        monkeypatch.undo()
+        assert store.count().nodes == {"Query": 1, "Utterance": 3}
     finally:
         monkeypatch.undo()
         store.close()
@@ -418,6 +418,7 @@ def test_server_restart_mid_batch_is_retried_without_partial_writes(
         store.close()
 
 
+@pytest.mark.timeout(120)  # an outage past retry_s must end in an error, not a hang
 def test_server_down_longer_than_the_retry_budget_fails_cleanly(
     neo4j_store: Neo4jStore,
     neo4j_settings: Neo4jSettings,
@@ -435,10 +436,8 @@ def test_server_down_longer_than_the_retry_budget_fails_cleanly(
 
         q, utts, edges = a_task("lost to an outage", n=4)
         monkeypatch.setattr(programs_module, "drive", restart_for_long)
-        started = time.monotonic()
         with pytest.raises(StoreUnavailableError) as info:
             store.batch([PutNodes([q, *utts]), PutEdges(edges)])
-        assert time.monotonic() - started < 20
         assert "\n" not in str(info.value)
         assert raw_count(neo4j_store) == 0
     finally:
