@@ -1018,3 +1018,17 @@ def test_openai_json_schema_and_no_format_are_supported(server: ScriptedServer) 
     assert sent["json_schema"]["name"] == "score_relevance"
     assert "scores" in sent["json_schema"]["schema"]["properties"]
     assert "response_format" not in server.requests[1]["body"]
+
+
+async def test_the_async_twin_discovers_the_model_under_the_deadline(
+    server: ScriptedServer,
+) -> None:
+    server.respond(Reply('{"scores": [0, 0, 0]}'))
+    chat = OpenAIChat(base_url=server.url, config=MemoryConfig(llm_max_retries=0))
+    try:
+        result = await chat.ascore_relevance(RELEVANCE)
+    finally:
+        await chat.aclose()
+
+    assert result.scores == [0.0, 0.0, 0.0]
+    assert server.requests[0]["body"]["model"] == "served-model"
