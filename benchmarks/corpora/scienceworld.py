@@ -300,7 +300,18 @@ def generate(
         for task, lines, seconds in pool.map(_worker, jobs):
             by_task[task] = lines
             print(f"{task}: {len(lines)} trajectories in {seconds:.1f} s", file=sys.stderr)
-    return [line for name in names for line in by_task[name]]
+    return mark_seen_text([line for name in names for line in by_task[name]])
+
+
+def mark_seen_text(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mark each test probe whose description a train trajectory has word for word (the
+    lifespan types have one description for all variations), so a benchmark can tell
+    recall by wording from recall by structure."""
+    train_texts = {line["task"] for line in lines if line["metadata"]["split"] == "train"}
+    for line in lines:
+        if line["metadata"]["split"] == "test":
+            line["metadata"]["text_in_train"] = line["task"] in train_texts
+    return lines
 
 
 def write(lines: list[dict[str, Any]], out: Path) -> None:
