@@ -23,8 +23,10 @@ def summarise(path: Path) -> str:
     columns = ["train success", "train failure", "test success", "test failure"]
     families = sorted({family for family, _ in counts})
     rows = [f"| family | {' | '.join(columns)} |", "|---|" + "---:|" * len(columns)]
-    for family in families:
-        rows.append(f"| {family} | " + " | ".join(str(counts[(family, c)]) for c in columns) + " |")
+    rows.extend(
+        f"| {family} | " + " | ".join(str(counts[(family, c)]) for c in columns) + " |"
+        for family in families
+    )
     totals = [sum(counts[(f, c)] for f in families) for c in columns]
     rows.append("| **all** | " + " | ".join(str(n) for n in totals) + " |")
     size = path.stat().st_size

@@ -267,18 +267,18 @@ def task_lines(
     return lines + golds(test_order, "test", plan.test)
 
 
-_worker_sim: Simulator | None = None
+# The simulator of this worker process, started on its first job and kept for the rest.
+_WORKER_SIM: dict[str, Simulator] = {}
 
 
 def _worker(
     args: tuple[str, Plan, Path | None],
 ) -> tuple[str, list[dict[str, Any]], float]:
-    global _worker_sim
-    if _worker_sim is None:
-        _worker_sim = Simulator()
+    if "sim" not in _WORKER_SIM:
+        _WORKER_SIM["sim"] = Simulator()
     task, plan, cache_dir = args
     start = time.perf_counter()
-    lines = task_lines(_worker_sim, task, plan, cache_dir)
+    lines = task_lines(_WORKER_SIM["sim"], task, plan, cache_dir)
     return task, lines, time.perf_counter() - start
 
 
