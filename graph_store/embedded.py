@@ -22,15 +22,12 @@ import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
-from graph_store import ops
+from graph_store import ops, refusals
 from graph_store.base import GraphStore
 from graph_store.errors import (
-    ConflictError,
-    NotFoundError,
     StoreCorruptError,
     StoreError,
     StoreUnavailableError,
-    UserInputError,
 )
 from graph_store.model import (
     Edge,
@@ -262,7 +259,7 @@ class EmbeddedStore(GraphStore):
             case ops.ListNamespaces():
                 rows = self._db.execute("SELECT DISTINCT namespace FROM nodes ORDER BY namespace")
                 return [r[0] for r in rows]
-        raise UserInputError(f"unknown store operation {type(op).__name__}")
+        raise refusals.unknown_operation(op)
 
     def _write(self, op: ops.Op, undo: list[Undo]) -> Any:
         match op:
@@ -278,7 +275,7 @@ class EmbeddedStore(GraphStore):
                 return self._remove_nodes(ids, undo)
             case ops.DeleteNamespace(namespace):
                 return self._delete_namespace(namespace, undo)
-        raise UserInputError(f"unknown store operation {type(op).__name__}")
+        raise refusals.unknown_operation(op)
 
     # ---- writes ----------------------------------------------------------------------
     def _expect(self, expected: Sequence[tuple[NodeKind, str, datetime | None]]) -> None:
@@ -300,10 +297,7 @@ class EmbeddedStore(GraphStore):
         for node_id, at in wanted.items():
             present = node_id in found
             if (at is None and present) or (at is not None and found.get(node_id) != at):
-                raise ConflictError(
-                    f"node {node_id} was changed by another writer; nothing was written, "
-                    "recompute and retry"
-                )
+                raise refusals.changed_by_another_writer(node_id)
 
     def _index_for(
         self, kind: str, field: ops.VectorField, vec: npt.NDArray[np.float32], undo: list[Undo]
@@ -335,7 +329,7 @@ class EmbeddedStore(GraphStore):
                     undo.append(index.remove(node.id))
             old = dict(self._graph.nodes[node.id]) if node.id in self._graph else None
             if old is not None and old["kind"] != kind:
-                raise UserInputError(f"node {node.id} exists as a {old['kind']}, not a {kind}")
+                raise refusals.kind_clash(node.id, old["kind"], kind)
             self._graph.add_node(node.id, kind=kind, ns=node.namespace)
             undo.append(self._node_restorer(node.id, old))
             rows.append(
@@ -371,7 +365,7 @@ class EmbeddedStore(GraphStore):
         for edge in edges:
             for end in (edge.src, edge.dst):
                 if end not in self._graph:
-                    raise NotFoundError(f"cannot add {edge.kind.value} edge: node {end} not found")
+                    raise refusals.missing_endpoint(edge.kind.value, end)
             kind = edge.kind.value
             if kind not in _TRACE_ONLY:
                 old = self._graph.get_edge_data(edge.src, edge.dst, key=kind)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graph_store.errors import ConflictError, NotFoundError, UserInputError
+from graph_store import refusals
 from graph_store.model import Edge, EdgeKind, Node, NodeKind
 from graph_store.neo4j import codec, cypher
 from graph_store.ops import (
@@ -100,7 +100,7 @@ def _read_program(op: Op, state: BatchState) -> Program:
             return _count(namespace)
         case ListNamespaces():
             return _list_namespaces()
-    raise UserInputError(f"unknown store operation {type(op).__name__}")
+    raise refusals.unknown_operation(op)
 
 
 def drive(tx: neo4j.ManagedTransaction, program: Program) -> Any:
@@ -117,12 +117,6 @@ def drive(tx: neo4j.ManagedTransaction, program: Program) -> Any:
 
 
 # ---- writes ------------------------------------------------------------------------------
-def _conflict(node_id: str) -> ConflictError:
-    return ConflictError(
-        f"node {node_id} was changed by another writer; nothing was written, recompute and retry"
-    )
-
-
 def _expect_nodes(expected: Sequence[tuple[NodeKind, str, datetime | None]]) -> Program:
     """Lock, then compare (see the EXPECT_* statements for why this order holds)."""
     present = sorted({node_id: at for _, node_id, at in expected if at is not None}.items())
@@ -133,7 +127,7 @@ def _expect_nodes(expected: Sequence[tuple[NodeKind, str, datetime | None]]) -> 
         found = {row["id"]: codec.native_time(row["at"]) for row in rows}
         for node_id, at in present:
             if found.get(node_id) != at:
-                raise _conflict(node_id)
+                raise refusals.changed_by_another_writer(node_id)
     absent: dict[NodeKind, list[str]] = {}
     for kind, node_id, seen in expected:
         if seen is None:
@@ -142,7 +136,7 @@ def _expect_nodes(expected: Sequence[tuple[NodeKind, str, datetime | None]]) -> 
         rows = yield cypher.EXPECT_ABSENT[kind], {"ids": sorted(set(claims))}
         for row in rows:
             if not row["claimed"]:
-                raise _conflict(row["id"])
+                raise refusals.changed_by_another_writer(row["id"])
 
 
 def _put_nodes(nodes: Sequence[Node], seq: int) -> Program:
@@ -154,9 +148,7 @@ def _put_nodes(nodes: Sequence[Node], seq: int) -> Program:
         (result,) = yield cypher.PUT_NODES[kind], {"rows": rows}
         if result["clashes"]:
             clash = result["clashes"][0]
-            raise UserInputError(
-                f"node {clash['id']} exists as a {clash['node_kind']}, not a {kind.value}"
-            )
+            raise refusals.kind_clash(clash["id"], clash["node_kind"], kind.value)
 
 
 def _put_edges(edges: Sequence[Edge]) -> Program:
@@ -176,8 +168,8 @@ def _put_edges(edges: Sequence[Edge]) -> Program:
         ends = list(dict.fromkeys(i for row in rows for i in (row["src"], row["dst"])))
         missing = yield cypher.MISSING_NODES, {"ids": ends}
         node_id = missing[0]["id"] if missing else "?"
-        kind = next((r["kind"] for r in rows if node_id in (r["src"], r["dst"])), "an")
-        raise NotFoundError(f"cannot add {kind} edge: node {node_id} not found")
+        kind = next((str(r["kind"]) for r in rows if node_id in (r["src"], r["dst"])), "an")
+        raise refusals.missing_endpoint(kind, node_id)
 
 
 def _delete_edges(keys: Sequence[tuple[EdgeKind, str, str]]) -> Program:
