@@ -7,38 +7,50 @@
 
 // name: One task's trace
 // params: {"search": "apple"}
-// The best full-text match among task texts, with every message of its attempts in
-// order (NEXT) and who answered whom (REPLIES_TO).
-CALL db.index.fulltext.queryNodes('gmem_query_text', $search) YIELD node AS q
-WITH q ORDER BY q.seq DESC LIMIT 1
-MATCH trace = (q)-[:HAS_TRACE]->(u:Utterance)
+// The task whose text best matches $search (full-text score, newest on a tie), linked to
+// the first message of each attempt; the messages follow in order along NEXT, with who
+// answered whom (REPLIES_TO), so a trace reads as a chain rather than a star.
+CALL db.index.fulltext.queryNodes('gmem_query_text', $search) YIELD node AS q, score
+WITH q ORDER BY score DESC, q.seq DESC LIMIT 1
+MATCH start = (q)-[:HAS_TRACE]->(:Utterance {step: 0})
+MATCH (q)-[:HAS_TRACE]->(u:Utterance)
 OPTIONAL MATCH talk = (u)-[:NEXT|REPLIES_TO]->(:Utterance)
-RETURN trace, talk;
+RETURN start, talk;
 
 // name: Insights supporting a task
-// params: {"search": "apple"}
-// The lessons the best-matching task supports or contradicts, and the lessons used
-// together with them.
-CALL db.index.fulltext.queryNodes('gmem_query_text', $search) YIELD node AS q
-WITH q ORDER BY q.seq DESC LIMIT 1
+// params: {"search": "plate"}
+// The lessons that the task best matching $search supports or contradicts (among tasks
+// that bear on any lesson), and the lessons used together with them.
+CALL db.index.fulltext.queryNodes('gmem_query_text', $search) YIELD node AS q, score
+WHERE EXISTS { (q)-[:SUPPORTS|CONTRADICTS]->(:Insight) }
+WITH q ORDER BY score DESC, q.seq DESC LIMIT 1
 MATCH evidence = (q)-[:SUPPORTS|CONTRADICTS]->(i:Insight)
 OPTIONAL MATCH together = (i)-[:RELATED_TO]-(:Insight)
 RETURN evidence, together;
 
 // name: The hierarchy of a namespace
 // params: {"namespace": "default"}
-// The three tiers of one namespace: its insights, the 10 newest tasks with the query
-// graph between them, and their traces.
+// The 10 newest tasks of a namespace, the query graph among them (SIMILAR_TO,
+// USED_MEMORY_OF) and the insights they support or contradict, with the lessons used
+// together among those. Traces are left out (they are most of the nodes): see "One
+// task's trace".
 MATCH (q:Query {namespace: $namespace})
 WITH q ORDER BY q.seq DESC LIMIT 10
-CALL (q) {
-  MATCH p = (q)-[:SUPPORTS|CONTRADICTS|SIMILAR_TO|USED_MEMORY_OF]->()
+WITH collect(q) AS tasks
+UNWIND tasks AS q
+CALL (q, tasks) {
+  MATCH p = (q)
   RETURN p
   UNION
-  MATCH p = (q)-[:HAS_TRACE]->(:Utterance)
+  MATCH p = (q)-[:SIMILAR_TO|USED_MEMORY_OF]->(other:Query)
+  WHERE other IN tasks
   RETURN p
   UNION
-  MATCH p = (q)-[:SUPPORTS]->(:Insight)-[:RELATED_TO]-(:Insight)
+  MATCH p = (q)-[:SUPPORTS|CONTRADICTS]->(:Insight)
+  RETURN p
+  UNION
+  MATCH p = (q)-[:SUPPORTS|CONTRADICTS]->(:Insight)-[:RELATED_TO]-(:Insight)<-[:SUPPORTS|CONTRADICTS]-(other:Query)
+  WHERE other IN tasks
   RETURN p
 }
 RETURN p;
