@@ -8,7 +8,14 @@ with the same words through these.
 
 from __future__ import annotations
 
-from graph_store.errors import ConflictError, NotFoundError, UserInputError
+from typing import Any
+
+from graph_store.errors import (
+    ConflictError,
+    EmbeddingDimensionError,
+    NotFoundError,
+    UserInputError,
+)
 
 
 def unknown_operation(op: object) -> UserInputError:
@@ -26,4 +33,11 @@ def kind_clash(node_id: str, stored: str, given: str) -> UserInputError:
 def changed_by_another_writer(node_id: str) -> ConflictError:
     return ConflictError(
         f"node {node_id} was changed by another writer; nothing was written, recompute and retry"
+    )
+
+
+def wrong_dimension(what: str, vec: Any, dim: int) -> EmbeddingDimensionError:
+    return EmbeddingDimensionError(
+        f"{what} has dimension {vec.shape[0]}, but this store holds {dim}-d vectors"
+        "; it was written with another embedder: use that one, or a new store"
     )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from graph_store.errors import EmbeddingDimensionError
+from graph_store import refusals
 from graph_store.ops import Hit
 
 Undo = Callable[[], None]
@@ -40,10 +40,7 @@ class VectorIndex:
 
     def check(self, vec: npt.NDArray[np.float32], what: str) -> None:
         if vec.shape != (self.dim,):
-            raise EmbeddingDimensionError(
-                f"{what} has dimension {vec.shape[0]}, but this store holds {self.dim}-d vectors"
-                "; it was written with another embedder: use that one, or a new store"
-            )
+            raise refusals.wrong_dimension(what, vec, self.dim)
 
     def upsert(self, node_id: str, vec: npt.NDArray[np.float32], namespace: str) -> Undo:
         self.check(vec, f"vector of node {node_id}")

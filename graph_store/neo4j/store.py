@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
-import numpy.typing as npt
 
+from graph_store import refusals
 from graph_store.base import GraphStore
 from graph_store.errors import (
     ConfigError,
@@ -287,12 +287,12 @@ class Neo4jStore(GraphStore):
                         if dim is None:
                             pending[key] = int(vec.shape[0])
                         elif vec.shape != (dim,):
-                            raise _dimension_error(f"vector of node {node.id}", vec, dim)
+                            raise refusals.wrong_dimension(f"vector of node {node.id}", vec, dim)
             elif isinstance(op, VectorSearch):
                 dim = expected((NodeKind(op.kind), op.field))
                 vector = np.asarray(op.vector, dtype=np.float32)
                 if dim is not None and vector.shape != (dim,):
-                    raise _dimension_error("query vector", vector, dim)
+                    raise refusals.wrong_dimension("query vector", vector, dim)
         if pending:
             self._call(lambda: self._create_vector_indexes(pending))
         return BatchState(dict(self._dims), self._oversample, self._next_seq)
@@ -337,10 +337,3 @@ def _lost_vector_index(error: Exception) -> bool:
 def _one_line(exc: Exception) -> str:
     message = getattr(exc, "message", None) or str(exc)
     return " ".join(redact(str(message)).split())[:300]
-
-
-def _dimension_error(what: str, vec: npt.NDArray[np.float32], dim: int) -> EmbeddingDimensionError:
-    return EmbeddingDimensionError(
-        f"{what} has dimension {vec.shape[0]}, but this store holds {dim}-d vectors"
-        "; it was written with another embedder: use that one, or a new database"
-    )
