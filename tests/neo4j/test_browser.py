@@ -168,7 +168,8 @@ def test_browser_renders_a_saved_query(
             browser.close()
     assert not crashed, f"Neo4j Browser crashed; see {shot}"
     assert nodes >= 8  # at least every task (traces have a query of their own)
-    tier_colors = {style[f"node.{label}"]["color"].lower() for label in ("Query", "Utterance")}
+    # The hierarchy shows tasks and their insights (traces have a query of their own).
+    tier_colors = {style[f"node.{label}"]["color"].lower() for label in ("Query", "Insight")}
     assert tier_colors <= {(f or "").lower() for f in fills}, "gmem's style was not applied"
     assert shot.stat().st_size > 20_000
 
