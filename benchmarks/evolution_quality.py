@@ -20,7 +20,8 @@ file corpus, and draws a different task list for the demo world):
 - shown-success precision: of the successful trajectories rendered, the share of the
   task's family.
 
-``--demo-seeds`` also plays the demo (30 tasks per seed) with memory off and on.
+``--demo-seeds`` also plays the demo (30 tasks per seed) with memory off and on;
+``--sweep`` replays seed 0 with one recall default changed at a time.
 
 Run: ``.venv/bin/python benchmarks/evolution_quality.py [--seeds 3] [--json]``
 """
@@ -49,6 +50,13 @@ from graph_store import EmbeddedStore
 from graph_store.model import Insight, Outcome
 
 CORPORA = Path(__file__).with_name("corpora")
+# Recall defaults revisited: each value replayed alone, the others at their defaults.
+SWEEP: dict[str, tuple[Any, ...]] = {
+    "min_relevance": (0.4, 0.6),
+    "relevance_margin": (0.15, 0.5),
+    "success_k": (1, 3),
+    "role_token_budget": (300, 900),
+}
 
 
 def read_corpus(path: Path) -> list[Trajectory]:
@@ -79,6 +87,7 @@ def replay(
     shown_counts: Counter[str] = Counter()
     shown_families: dict[str, set[str]] = {}
     recalls = ins_total = ins_hits = succ_total = succ_hits = 0
+    tokens: list[int] = []
     finish_ms: list[float] = []
     for traj in trajectories:
         fam = str(traj.metadata["family"])
@@ -88,6 +97,7 @@ def replay(
             shown_traj: dict[str, None] = {}
             for role in roles:
                 rm = task.recall(role)
+                tokens.append(rm.tokens)
                 ins_ids = getattr(rm, "rendered_insights", None)
                 if ins_ids is None:  # before RoleMemory said what was rendered
                     ins_ids = [i.id for i in rm.insights]
@@ -147,6 +157,8 @@ def replay(
         "top_shown_families": len(shown_families.get(top_id, ())),
         "success_precision": succ_hits / succ_total if succ_total else None,
         "successes_shown": succ_total,
+        "successes_per_recall": succ_total / recalls if recalls else 0.0,
+        "prompt_tokens_mean": statistics.fmean(tokens) if tokens else 0.0,
         "finish_ms_p50": statistics.median(finish_ms),
     }
 
@@ -174,6 +186,8 @@ def demo_on_off(seeds: Sequence[int], embedder: TextEmbedder, config: MemoryConf
 
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if not rows:
+        return out
     for key in rows[0]:
         values = [r[key] for r in rows if r[key] is not None]
         if not values:
@@ -198,6 +212,11 @@ def main() -> None:
         help="a JSONL(.gz) corpus with metadata.family (default: benchmarks/corpora/*.jsonl*)",
     )
     parser.add_argument("--demo-seeds", type=int, default=5)
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also replay seed 0 of each corpus with one recall default changed at a time",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -223,6 +242,17 @@ def main() -> None:
             random.Random(s).shuffle(order)
             runs.append(replay(order, embedder, config))
         result["corpora"][path.name] = {"runs": runs, "summary": _summary(runs)}
+    if args.sweep:
+        corpora = {"demo world": play(args.demo_tasks, seed=0)}
+        corpora.update({p.name: read_corpus(p) for p in files})
+        result["sweep"] = {
+            f"{key}={value}": {
+                name: replay(trajs, embedder, config.model_copy(update={key: value}))
+                for name, trajs in corpora.items()
+            }
+            for key, values in SWEEP.items()
+            for value in values
+        }
     if args.demo_seeds:
         result["demo"] = demo_on_off(range(args.demo_seeds), embedder, config)
     if args.json:

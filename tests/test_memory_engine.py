@@ -708,3 +708,24 @@ def test_a_model_written_rule_is_validated_against_the_procedures(make_memory) -
     assert isinstance(invented, Insight) and invented.rule is not None
     assert invented.rule.kind == "note" and invented.rule.actions == []
     assert invented.rule.scope == typed.rule.scope
+
+
+def test_the_maintenance_pass_decays_unused_scores_and_bounds_live_insights(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(
+        merge_every=0, insight_initial_score=2.0, insight_decay=0.5, max_live_insights=2
+    )
+    texts = ["Rinse the mug first.", "Heat the egg in the microwave.", "Look under the lamp."]
+    nodes = [
+        Insight(text=t, score=s, embedding=mem.embedder.embed([t])[0])
+        for t, s in zip(texts, (6.0, 1.0, 3.0), strict=True)
+    ]
+    mem.store.put_nodes(nodes)
+    mem.merge_insights()
+    after = {n.id: n for n in mem.insights(include_retired=True)}
+    # Nothing credited them since the pass began: halfway back toward the neutral 2.0.
+    assert after[nodes[0].id].score == pytest.approx(4.0)
+    assert after[nodes[2].id].score == pytest.approx(2.5)
+    # Three live insights, room for two: the lowest scored retires, with its reason.
+    weakest = after[nodes[1].id]
+    assert weakest.retired and weakest.provenance[-1].operation == "retire"
+    assert {i.id for i in mem.insights()} == {nodes[0].id, nodes[2].id}
