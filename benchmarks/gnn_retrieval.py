@@ -28,6 +28,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,14 @@ from graph_store import EmbeddedStore  # noqa: E402
 from graph_store.model import Outcome  # noqa: E402
 
 RECALL = {"hops": 0, "insight_k": 0, "seed_k": 10, "min_relevance": 0.0, "relevance_margin": 1.0}
+
+
+@dataclass
+class Probe:
+    """A held-out task: only its text and family are used."""
+
+    task: str
+    metadata: dict[str, Any]
 
 
 def load_corpus(name: str) -> tuple[list[Trajectory], list[Trajectory], dict[str, tuple[str, ...]]]:
@@ -63,9 +72,12 @@ def load_corpus(name: str) -> tuple[list[Trajectory], list[Trajectory], dict[str
             return train, test, groups
     if name != "demo":
         raise SystemExit(f"corpus {name!r} is not committed under benchmarks/corpora")
+    # Without the committed file: the demo world played afresh (train), new task texts (test).
     from gmem.demo.corpus import play
+    from gmem.demo.world import make_tasks
 
-    return play(400, seed=1), play(150, seed=2, episode_seed=10_000), {}
+    probes = [Probe(t.text, {"family": t.family}) for t in make_tasks(100, seed=9)]
+    return play(200, seed=1), probes, {}
 
 
 def precision(hits: Sequence[bool], k: int) -> float:
@@ -118,18 +130,25 @@ def main() -> None:
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.3, 0.5, 0.7])
     parser.add_argument("--encoders", nargs="+", default=["hetero-sage", "mlp"])
     parser.add_argument("--json", type=Path, help="Also write the results here.")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="Memory file: reused when it exists (built from the corpus's"
+        " train split otherwise), so several runs share one ingest.",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
     train, test, groups = load_corpus(args.corpus)
     embedder = MiniLMEmbedder()
     base = MemoryConfig(**RECALL)  # type: ignore[arg-type]
-    memory = Memory(
-        EmbeddedStore(":memory:"), embedder=embedder, llm=HeuristicLLM(embedder, base), config=base
-    )
+    reuse = args.store is not None and args.store.exists()
+    store = EmbeddedStore(args.store if args.store is not None else ":memory:")
+    memory = Memory(store, embedder=embedder, llm=HeuristicLLM(embedder, base), config=base)
     t0 = time.perf_counter()
-    for traj in train:
-        memory.ingest(traj)
+    if not reuse:
+        for traj in train:
+            memory.ingest(traj)
     ingest_s = time.perf_counter() - t0
     family = {q.id: str(q.metadata["family"]) for q in memory.queries()}
     solved = Counter(family[q.id] for q in memory.queries() if q.successes)

@@ -259,14 +259,14 @@ class MemoryConfig(BaseModel):
     )
     # --- structural (GNN) embeddings: gmem.gnn, behind the `gnn` extra -----------------
     gnn_alpha: float = Field(
-        1.0,
+        0.5,
         ge=0,
         le=1,
         description="Weight of text similarity in seeding and ranking; 1 - alpha goes to the"
-        " structural embedding (1: text-only, no torch needed).",
+        " structural embedding once `gmem embed` has trained one (1: text-only always).",
     )
     gnn_encoder: Literal["hetero-sage", "mlp"] = Field(
-        "hetero-sage",
+        "mlp",
         description="Structural encoder: message passing over the memory graph, or the"
         " text-to-procedure MLP baseline without message passing.",
     )

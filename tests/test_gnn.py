@@ -66,6 +66,7 @@ def corpus() -> list[dict[str, object]]:
 
 def small_config(**overrides: object) -> MemoryConfig:
     values: dict[str, object] = {
+        "gnn_encoder": "hetero-sage",
         "gnn_epochs": 40,
         "gnn_dim": 16,
         "gnn_hidden": 32,
@@ -169,6 +170,9 @@ def test_unseen_task_gets_an_embedding_and_alpha_one_is_text_only(tmp_path: Path
     z = model.encode_task(vec, neighbours)
     assert z.shape == (config.gnn_dim,) and np.isfinite(z).all()
     assert abs(float(np.linalg.norm(z)) - 1.0) < 1e-4
+    # The folded numpy path is the encoder's own arithmetic on the task's subgraph.
+    assert np.allclose(z, model.encode_task_subgraph(vec, neighbours), atol=1e-5)
+    assert np.allclose(model.encode_task(vec, []), model.encode_task_subgraph(vec, []), atol=1e-5)
     # Hybrid ranking differs from text-only for some task; alpha = 1 gives text-only exactly.
     text_cfg = config.model_copy(update={"gnn_alpha": 1.0})
     emb = memory.embedder
@@ -187,12 +191,13 @@ def test_unseen_task_gets_an_embedding_and_alpha_one_is_text_only(tmp_path: Path
     assert hybrid != [[q.id for q in text_only.recall(t).queries] for t in tasks]
 
 
-def test_save_load_reproduces_embeddings(tmp_path: Path) -> None:
+@pytest.mark.parametrize("encoder", ["hetero-sage", "mlp"])
+def test_save_load_reproduces_embeddings(tmp_path: Path, encoder: str) -> None:
     from gmem.gnn import model_dir
     from gmem.gnn.embed import embed_namespace
     from gmem.gnn.runtime import StructuralModel
 
-    config = small_config(gnn_alpha=0.5)
+    config = small_config(gnn_alpha=0.5, gnn_encoder=encoder)
     store = EmbeddedStore(tmp_path / "m.db")
     memory = filled(store, config)
     model, _ = embed_namespace(store, "default", config, memory.embedder.name)
@@ -285,3 +290,21 @@ def test_cli_embed_then_stats_reports_current(tmp_path: Path) -> None:
     assert status["state"] == "current" and status["version"] == report["version"]
     bad = runner.invoke(app, [*args, "embed", "--device", "tpu"], env=env)
     assert bad.exit_code == 2 and "unknown device" in bad.output
+
+
+def test_default_config_without_a_model_is_quietly_text_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Nobody asked for structure and nobody trained it: an INFO line, not a warning."""
+    config = small_config()
+    memory = filled(EmbeddedStore(":memory:"), config)
+    default = MemoryConfig()
+    emb = memory.embedder
+    plain = Memory(memory.store, embedder=emb, llm=HeuristicLLM(emb, default), config=default)
+    with caplog.at_level(logging.INFO, logger="gmem.gnn"):
+        assert plain.recall("put a hot cup in the drawer").queries
+    if default.gnn_alpha < 1:
+        assert [r.levelno for r in caplog.records] == [logging.INFO]
+        assert "text-only" in caplog.text
+    else:
+        assert not caplog.records

@@ -102,7 +102,15 @@ class StructureIndex:
     def _text_only(self, namespace: str, why: str) -> None:
         self._models[namespace] = None
         self.reason[namespace] = why
-        log.warning("retrieval in namespace %r is text-only: %s", namespace, why)
+        # A warning when the user asked for structure; by default, a memory nobody has
+        # trained an encoder for is simply text-only, and says so quietly.
+        asked = "gnn_alpha" in self.config.model_fields_set
+        log.log(
+            logging.WARNING if asked else logging.INFO,
+            "retrieval in namespace %r is text-only: %s",
+            namespace,
+            why,
+        )
 
     def encoder(self, namespace: str) -> TaskEncoder | None:
         """The namespace's encoder, or ``None`` (text-only, reason logged once)."""
@@ -123,15 +131,14 @@ class StructureIndex:
                 "gnn_model_path to load one from; run `gmem embed`",
             )
             return None
+        path = artifact_stem(directory, namespace).with_suffix(".pt")
+        if not path.exists():  # checked before torch is imported: that takes seconds
+            self._text_only(namespace, f"no trained model at {path}; run `gmem embed`")
+            return None
         from gmem.gnn.runtime import StaleModelError, StructuralModel
 
         try:
-            model = StructuralModel.load(
-                artifact_stem(directory, namespace).with_suffix(".pt"),
-                self.config,
-                self.embedder,
-                self.text_dim,
-            )
+            model = StructuralModel.load(path, self.config, self.embedder, self.text_dim)
         except StaleModelError as exc:
             self._text_only(namespace, str(exc))
             return None
