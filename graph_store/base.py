@@ -3,6 +3,7 @@ algorithms and every convenience call are written here once."""
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, Self
@@ -52,9 +53,8 @@ def check_op(op: Op) -> None:
         case GetNodes(ids) | DeleteNodes(ids):
             for node_id in ids:
                 check_id(node_id)
-        case ExpectNodes(expected):
-            for _, node_id, _ in expected:
-                check_id(node_id)
+        case ExpectNodes() | PutNodes():
+            _check_write(op)
         case DeleteTask(query_id):
             check_id(query_id)
         case DeleteNamespace(namespace):
@@ -75,6 +75,27 @@ def check_op(op: Op) -> None:
                 raise UserInputError(f"direction must be 'out', 'in' or 'both', not {direction!r}")
         case _:
             pass
+
+
+def _check_write(op: ExpectNodes | PutNodes) -> None:
+    if isinstance(op, ExpectNodes):
+        for _, node_id, _ in op.expected:
+            check_id(node_id)
+    else:
+        for node in op.nodes:
+            _check_unicode(node)
+
+
+def _check_unicode(node: Node) -> None:
+    """Text both backends can store: a lone surrogate, which a Python string can hold but
+    no UTF-8 file or Neo4j string can, is refused the same way everywhere (the embedded
+    store would otherwise keep it and a later migration to Neo4j fail on it)."""
+    try:
+        json.dumps(node.props(), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserInputError(
+            f"node {node.id} holds a lone surrogate (U+D800..U+DFFF); store valid Unicode text"
+        ) from None
 
 
 class GraphStore(ABC):
