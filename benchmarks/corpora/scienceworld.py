@@ -48,8 +48,9 @@ SOURCE = "scienceworld"
 SUCCESS_SCORE = 100
 # The simulator picks among equivalent objects by iterating hash sets keyed by identity
 # hashes, which differ with the py4j thread that serves a call; a constant identity hash
-# makes that order the insertion order, so a regenerate gives the same bytes.
-JAVA_OPTS = ["-XX:+UnlockExperimentalVMOptions", "-XX:hashCode=2"]
+# makes that order the insertion order, so a regenerate gives the same bytes. The heap cap
+# keeps a JVM to its share of a shared machine (left to itself it grew past 3 GB).
+JAVA_OPTS = ["-XX:+UnlockExperimentalVMOptions", "-XX:hashCode=2", "-Xmx1g"]
 DEFAULT_OUT = Path(__file__).with_name("scienceworld.jsonl.gz")
 
 
