@@ -605,26 +605,6 @@ def test_plain_chat_passes_options_and_counts_under_chat(server: ScriptedServer)
     assert chat.usage.by_operation["chat"].total_tokens == 36
 
 
-async def test_async_twins_share_the_retry_logic(server: ScriptedServer) -> None:
-    server.respond(
-        Status(429),
-        Reply("not json"),
-        Reply('{"scores": [0.4, 0.5, 0.6]}'),
-        Reply("hello"),
-    )
-    chat = make_chat(server)
-    try:
-        result = await chat.ascore_relevance(RELEVANCE)
-        answer = await chat.achat([{"role": "user", "content": "hi"}])
-    finally:
-        await chat.aclose()
-
-    assert result.scores == [0.4, 0.5, 0.6]
-    assert answer == "hello"
-    usage = chat.usage.by_operation["score_relevance"]
-    assert (usage.calls, usage.failures) == (3, 2)
-
-
 def test_model_is_discovered_from_the_server_when_not_set(server: ScriptedServer) -> None:
     server.respond(Reply('{"scores": [0, 0, 0]}'))
     chat = OpenAIChat(base_url=server.url, config=MemoryConfig(llm_max_retries=0))
@@ -709,17 +689,6 @@ def test_a_hung_endpoint_is_cut_at_the_deadline(server: ScriptedServer) -> None:
 
     with pytest.raises(LLMError, match="deadline"):
         chat.score_relevance(RELEVANCE)
-    assert len(server.requests) == 1
-
-
-async def test_the_async_twin_is_cut_at_the_deadline(server: ScriptedServer) -> None:
-    server.respond(then=Drip(Reply('{"scores": [1, 1, 1]}'), interval=0.05))
-    chat = make_chat(server, retries=3, timeout=5.0, llm_deadline_s=0.4)
-    try:
-        with pytest.raises(LLMError, match="deadline"):
-            await chat.ascore_relevance(RELEVANCE)
-    finally:
-        await chat.aclose()
     assert len(server.requests) == 1
 
 
@@ -1018,17 +987,3 @@ def test_openai_json_schema_and_no_format_are_supported(server: ScriptedServer) 
     assert sent["json_schema"]["name"] == "score_relevance"
     assert "scores" in sent["json_schema"]["schema"]["properties"]
     assert "response_format" not in server.requests[1]["body"]
-
-
-async def test_the_async_twin_discovers_the_model_under_the_deadline(
-    server: ScriptedServer,
-) -> None:
-    server.respond(Reply('{"scores": [0, 0, 0]}'))
-    chat = OpenAIChat(base_url=server.url, config=MemoryConfig(llm_max_retries=0))
-    try:
-        result = await chat.ascore_relevance(RELEVANCE)
-    finally:
-        await chat.aclose()
-
-    assert result.scores == [0.0, 0.0, 0.0]
-    assert server.requests[0]["body"]["model"] == "served-model"

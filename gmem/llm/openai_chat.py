@@ -18,7 +18,8 @@ Every operation also runs under one total deadline (``config.llm_deadline_s``), 
 waits and model discovery included. A timeout per read cannot give that: a server that
 sends one byte a second never lets a read time out. So each synchronous request runs in
 a daemon thread that the caller stops waiting for at the deadline (the HTTP read still
-ends at its own timeout), and each asynchronous one is cancelled. Operations that keep
+ends at its own timeout). Async callers go through ``Memory``'s ``a*`` twins, which run
+this code in a worker thread (see docs/architecture.md). Operations that keep
 failing on the endpoint open a :class:`~gmem.llm.breaker.CircuitBreaker`, after which
 calls fail at once until its cool-down has passed. Every failure ends in one
 :class:`~gmem.errors.LLMError` that names the operation and the last problem on one
@@ -27,14 +28,13 @@ line, with the endpoint's credentials masked (see :mod:`gmem.llm.endpoint`).
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -111,23 +111,11 @@ def _call_within(seconds: float, call: Callable[[], T]) -> T:
     return value
 
 
-async def _await_within(seconds: float, awaitable: Awaitable[T]) -> T:
-    """``awaitable``, cancelled after ``seconds``."""
-    if seconds <= 0:
-        if asyncio.iscoroutine(awaitable):
-            awaitable.close()
-        raise _DeadlinePassed
-    try:
-        return await asyncio.wait_for(awaitable, seconds)
-    except TimeoutError:
-        raise _DeadlinePassed from None
-
-
 class _Exchange(Generic[T]):
     """One operation call across its attempts.
 
     Holds the attempt budget, the deadline, what to send next and what went wrong last,
-    so the sync and async request loops stay a few lines each and cannot drift apart.
+    so the request loop stays a few lines.
     """
 
     def __init__(
@@ -386,7 +374,6 @@ class OpenAIChat:
             what=f"the LLM endpoint {self.base_url}",
             clock=clock,
         )
-        self._async_client: openai.AsyncOpenAI | None = None
         self.name = f"openai-chat:{self.model or '(server default)'}"
 
     def _client_options(self) -> dict[str, Any]:
@@ -406,23 +393,11 @@ class OpenAIChat:
     def close(self) -> None:
         self._client.close()
 
-    async def aclose(self) -> None:
-        if self._async_client is not None:
-            await self._async_client.close()
-
     def __enter__(self) -> OpenAIChat:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @property
-    def async_client(self) -> openai.AsyncOpenAI:
-        # Built on first use: an async client made outside a running loop in sync-only
-        # programs would hold resources for nothing.
-        if self._async_client is None:
-            self._async_client = openai.AsyncOpenAI(**self._client_options())
-        return self._async_client
 
     def response_format(
         self, op: OperationName, schema: dict[str, Any] | None
@@ -480,20 +455,6 @@ class OpenAIChat:
             raise self._listing_failed(exc) from None
         return self._adopt_model(listed)
 
-    async def _aresolve_model(self, exchange: _Exchange[Any]) -> str:
-        if self.model is not None:
-            return self.model
-        timeout = exchange.read_timeout_s()
-
-        async def listing() -> list[str]:
-            return [m.id async for m in self.async_client.models.list(timeout=timeout)]
-
-        try:
-            listed = await _await_within(exchange.remaining_s(), listing())
-        except openai.APIError as exc:
-            raise self._listing_failed(exc) from None
-        return self._adopt_model(listed)
-
     # ---- request loops ----------------------------------------------------------------
     def _admit(self, op: OperationName) -> None:
         """Refuse at once while the circuit breaker is open."""
@@ -523,16 +484,6 @@ class OpenAIChat:
         self._settle(exchange, failed=False)
         return value
 
-    async def _arun(self, exchange: _Exchange[T]) -> T:
-        self._admit(exchange.op)
-        try:
-            value = await self._aattempts(exchange)
-        except LLMError:
-            self._settle(exchange, failed=True)
-            raise
-        self._settle(exchange, failed=False)
-        return value
-
     def _attempts(self, exchange: _Exchange[T]) -> T:
         try:
             model = self._resolve_model(exchange)
@@ -551,36 +502,6 @@ class OpenAIChat:
                     exchange.failed(exc)
                     continue
                 except ValueError:  # the client's JSONDecodeError on a cut-off 200 body
-                    exchange.unreadable()
-                    continue
-                done = exchange.answered(response)
-                if done is not None:
-                    return done.value
-        except _DeadlinePassed:
-            exchange.out_of_time()
-        else:
-            if exchange.attempts <= self.max_retries:  # the deadline stopped it, not the budget
-                exchange.out_of_time()
-        raise exchange.error()
-
-    async def _aattempts(self, exchange: _Exchange[T]) -> T:
-        try:
-            model = await self._aresolve_model(exchange)
-            while exchange.wants_attempt():
-                if exchange.pause_s:
-                    if exchange.pause_s >= exchange.remaining_s():
-                        break
-                    await asyncio.sleep(exchange.pause_s)
-                params = exchange.request(model)
-                try:
-                    response = await _await_within(
-                        exchange.remaining_s(),
-                        self.async_client.chat.completions.create(**params),
-                    )
-                except openai.APIError as exc:
-                    exchange.failed(exc)
-                    continue
-                except ValueError:
                     exchange.unreadable()
                     continue
                 done = exchange.answered(response)
@@ -621,7 +542,7 @@ class OpenAIChat:
             schema=answers.narrowed_schema(request, prompts.result_schema_dict(model)),
         )
 
-    # ---- the memory operations (each built once, run sync or async) -------------------
+    # ---- the memory operations (each built once) -------------------
     def _relevance(self, request: RelevanceRequest) -> _Exchange[RelevanceResult]:
         return self._json_exchange(
             "score_relevance",
@@ -696,29 +617,3 @@ class OpenAIChat:
         ``options`` go to the endpoint as they are (``temperature``, ``max_tokens``...).
         """
         return self._run(self._chat(messages, options))
-
-    async def ascore_relevance(self, request: RelevanceRequest) -> RelevanceResult:
-        if not request.candidates:
-            return RelevanceResult(scores=[])
-        return await self._arun(self._relevance(request))
-
-    async def aextract_key_steps(self, request: KeyStepsRequest) -> KeyStepsResult:
-        if not request.steps:
-            return KeyStepsResult(keep=[])
-        return await self._arun(self._key_steps(request))
-
-    async def aderive_insights(self, request: InsightRequest) -> InsightResult:
-        return await self._arun(self._insights(request))
-
-    async def aproject_insights(self, request: ProjectionRequest) -> ProjectionResult:
-        if not request.insights:
-            return ProjectionResult(insights=[])
-        return await self._arun(self._projection(request))
-
-    async def amerge_insights(self, request: MergeRequest) -> MergeResult:
-        if len(request.insights) < 2:
-            return MergeResult(groups=[])
-        return await self._arun(self._merge(request))
-
-    async def achat(self, messages: list[dict[str, str]], **options: Any) -> str:
-        return await self._arun(self._chat(messages, options))
