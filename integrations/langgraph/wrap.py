@@ -9,45 +9,32 @@ still runs the graph: checkpoints, interrupts, retries, ``Send`` and ``Command``
 all behave as before, because the wrapper returns exactly what the node returned (less
 the injected memory message, which must never enter the team's state).
 
-The wrapper is the object that starts and ends runs (``invoke``/``stream`` and their async
-twins), because only there is it known when a run is over: a checkpointed run that stops
-at an interrupt is resumed later and finished then, once.
+The pieces live apart: :mod:`integrations.langgraph.session` puts memory into a node's
+input and takes its messages out of the output, :mod:`integrations.langgraph.rebuild`
+copies and recompiles the graph with wrapped nodes, and this module holds the run
+lifecycle. The wrapper is the object that starts and ends runs (``invoke``/``stream``
+and their async twins), because only there is it known when a run is over: a
+checkpointed run that stops at an interrupt is resumed later and finished then, once.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import logging
-import threading
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackManager
-from langchain_core.messages import BaseMessage, RemoveMessage
 from langchain_core.runnables import Runnable, RunnableConfig
-
-# The runnable LangGraph itself wraps node functions in: it passes ``config`` through and
-# adds no tracing layer of its own, so a wrapped node traces exactly like the original.
-from langgraph._internal._runnable import RunnableCallable
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.errors import ParentCommand
 from langgraph.graph.state import CompiledStateGraph, StateGraph
 from langgraph.types import Command
-from pydantic import BaseModel
 
 from gmem.evolution import EvolutionReport
 from gmem.memory import Memory
 from graph_store.model import DEFAULT_NAMESPACE
-from integrations.langgraph.messages import (
-    as_message_list,
-    ensure_id,
-    is_memory_message,
-    is_recordable,
-    memory_message,
-)
+from integrations.langgraph.rebuild import node_paths, rebuild
 from integrations.langgraph.run import (
     MemoryUnavailableWarning,
     TeamRun,
@@ -55,222 +42,13 @@ from integrations.langgraph.run import (
     default_task_text,
     verdict_to_outcome,
 )
+from integrations.langgraph.session import RUN_KEY, Inject, Session
 
 logger = logging.getLogger("gmem.langgraph")
 
-#: The configurable key that tells a wrapped node which run it belongs to. The leading
-#: underscores keep it out of checkpoint metadata.
-RUN_KEY = "__gmem_run"
 
-Inject = Literal["system", "state"]
 Roles = Mapping[str, str] | Sequence[str] | None
 Judge = Callable[[Any], Verdict]
-
-
-class _Session:
-    """What every wrapped node of one ``with_memory`` call shares: the open runs."""
-
-    def __init__(
-        self,
-        memory: Memory,
-        namespace: str,
-        task_text: Callable[[Any], str],
-        inject: Inject,
-        messages_key: str,
-        memory_key: str,
-    ) -> None:
-        self.memory = memory
-        self.namespace = namespace
-        self.task_text = task_text
-        self.inject = inject
-        self.messages_key = messages_key
-        self.memory_key = memory_key
-        self.runs: dict[str, TeamRun] = {}
-        self.lock = threading.Lock()
-
-    def run_for(self, config: RunnableConfig | None) -> TeamRun | None:
-        key = ((config or {}).get("configurable") or {}).get(RUN_KEY)
-        return self.runs.get(key) if isinstance(key, str) else None
-
-    # ---- what the node sees --------------------------------------------------------------
-    def messages_of(self, state: Any) -> list[BaseMessage]:
-        value = (
-            state.get(self.messages_key)
-            if isinstance(state, Mapping)
-            else getattr(state, self.messages_key, None)
-        )
-        if not isinstance(value, list | tuple):
-            return []
-        return [m for m in value if isinstance(m, BaseMessage)]
-
-    def with_memory_text(self, state: Any, text: str, role: str) -> Any:
-        if not text:
-            return state
-        if self.inject == "state":
-            if isinstance(state, Mapping):
-                return {**state, self.memory_key: text}
-            if isinstance(state, BaseModel):
-                return state.model_copy(update={self.memory_key: text})
-            return state
-        messages = self.messages_of(state)
-        update = [memory_message(text, role), *messages]
-        if isinstance(state, Mapping):
-            return {**state, self.messages_key: update}
-        if isinstance(state, BaseModel) and hasattr(state, self.messages_key):
-            return state.model_copy(update={self.messages_key: update})
-        return state
-
-    # ---- what the node said ------------------------------------------------------------
-    def capture(self, run: TeamRun, node: str, role: str, state: Any, output: Any) -> Any:
-        """Record the messages ``output`` adds and return it without the injected memory."""
-        consumed = self.messages_of(state)
-        known = {m.id for m in consumed if m.id}
-        produced: list[BaseMessage] = []
-
-        def clean(value: Any) -> Any:
-            messages = as_message_list(value)
-            if messages is None:
-                return value
-            kept: list[BaseMessage] = []
-            for message in messages:
-                if is_memory_message(message):
-                    continue
-                if not isinstance(message, RemoveMessage) and (
-                    message.id is None or message.id not in known
-                ):
-                    ensure_id(message)
-                    if is_recordable(message):
-                        produced.append(message)
-                kept.append(message)
-            return kept
-
-        cleaned = self._map_updates(output, clean)
-        if produced:
-            run.record(node, role, state, consumed, produced)
-        return cleaned
-
-    def _map_updates(self, output: Any, clean: Callable[[Any], Any]) -> Any:
-        key = self.messages_key
-        if isinstance(output, Command):
-            return dataclasses.replace(output, update=self._map_updates(output.update, clean))
-        if isinstance(output, Mapping):
-            if key not in output:
-                return output
-            return {**output, key: clean(output[key])}
-        if (
-            isinstance(output, list | tuple)
-            and output
-            and all(isinstance(o, Command) for o in output)
-        ):
-            return type(output)(self._map_updates(o, clean) for o in output)
-        if isinstance(output, list | tuple) and all(
-            isinstance(o, tuple) and len(o) == 2 for o in output
-        ):  # Command update pairs
-            return [(k, clean(v) if k == key else v) for k, v in output]
-        return output
-
-
-def _memory_node(
-    session: _Session, path: str, role: str, inject: bool, inner: Runnable[Any, Any]
-) -> Runnable[Any, Any]:
-    """One node with memory in and records out. The closures call ``inner.invoke`` by name
-    so that LangGraph still finds a subgraph inside (it inspects a node function's
-    nonlocals), which keeps ``get_state(subgraphs=True)`` and subgraph interrupts working."""
-
-    def node(state: Any, config: RunnableConfig) -> Any:
-        run = session.run_for(config)
-        if run is None:
-            return inner.invoke(state, config)
-        given = session.with_memory_text(state, run.recall(role, state), role) if inject else state
-        try:
-            output = inner.invoke(given, config)
-        except ParentCommand as exc:
-            command = session.capture(run, path, role, state, exc.args[0])
-            raise ParentCommand(command) from exc
-        return session.capture(run, path, role, state, output)
-
-    async def anode(state: Any, config: RunnableConfig) -> Any:
-        run = session.run_for(config)
-        if run is None:
-            return await inner.ainvoke(state, config)
-        given = (
-            session.with_memory_text(state, await run.arecall(role, state), role)
-            if inject
-            else state
-        )
-        try:
-            output = await inner.ainvoke(given, config)
-        except ParentCommand as exc:
-            command = session.capture(run, path, role, state, exc.args[0])
-            raise ParentCommand(command) from exc
-        return session.capture(run, path, role, state, output)
-
-    return RunnableCallable(node, anode, name=path.rsplit("/", 1)[-1], trace=False, recurse=False)
-
-
-def _compile_like(
-    builder: StateGraph[Any], original: CompiledStateGraph[Any] | None
-) -> CompiledStateGraph[Any]:
-    if original is None:
-        return builder.compile()
-    before, after = original.interrupt_before_nodes, original.interrupt_after_nodes
-    graph = builder.compile(
-        checkpointer=original.checkpointer,
-        store=original.store,
-        cache=original.cache,
-        interrupt_before=before if before == "*" else list(before),
-        interrupt_after=after if after == "*" else list(after),
-        debug=original.debug,
-        name=original.name,
-    )
-    if original.config:
-        graph = graph.with_config(original.config)
-    return graph
-
-
-def _rebuild(
-    session: _Session,
-    graph: StateGraph[Any] | CompiledStateGraph[Any],
-    roles: Mapping[str, str],
-    inject_all: bool,
-    prefix: str = "",
-) -> CompiledStateGraph[Any]:
-    if isinstance(graph, CompiledStateGraph):
-        original: CompiledStateGraph[Any] | None = graph
-        builder: StateGraph[Any] = graph.builder
-    elif isinstance(graph, StateGraph):
-        original, builder = None, graph
-    else:
-        raise TypeError(
-            f"with_memory needs a StateGraph or a compiled StateGraph, got {type(graph).__name__}"
-        )
-    copied = copy.copy(builder)
-    copied.nodes = {}
-    copied.compiled = False
-    for name, spec in builder.nodes.items():
-        path = f"{prefix}{name}"
-        runnable = cast(Runnable[Any, Any], spec.runnable)
-        inner_roles = {k[len(path) + 1 :]: v for k, v in roles.items() if k.startswith(f"{path}/")}
-        if inner_roles:
-            if not isinstance(runnable, CompiledStateGraph):
-                raise ValueError(
-                    f"roles name nodes inside {path!r}, but that node is not a compiled StateGraph"
-                )
-            runnable = _rebuild(session, runnable, roles, inject_all, f"{path}/")
-        role = roles.get(path, path)
-        wrapped = _memory_node(session, path, role, inject_all or path in roles, runnable)
-        copied.nodes[name] = dataclasses.replace(spec, runnable=wrapped)
-    return _compile_like(copied, original)
-
-
-def _node_paths(graph: StateGraph[Any] | CompiledStateGraph[Any], prefix: str = "") -> set[str]:
-    builder = graph.builder if isinstance(graph, CompiledStateGraph) else graph
-    paths = set()
-    for name, spec in builder.nodes.items():
-        paths.add(f"{prefix}{name}")
-        if isinstance(spec.runnable, CompiledStateGraph):
-            paths |= _node_paths(spec.runnable, f"{prefix}{name}/")
-    return paths
 
 
 class _FinalOutput(AsyncCallbackHandler):
@@ -294,7 +72,7 @@ class MemoryGraph(Runnable[Any, Any]):
     """
 
     def __init__(
-        self, graph: CompiledStateGraph[Any], session: _Session, judge: Judge | None
+        self, graph: CompiledStateGraph[Any], session: Session, judge: Judge | None
     ) -> None:
         self.graph = graph
         self.session = session
@@ -551,7 +329,7 @@ def with_memory(
         role_map, inject_all = dict(roles), False
     else:
         role_map, inject_all = {str(n): str(n) for n in roles}, False
-    unknown = sorted(set(role_map) - _node_paths(graph))
+    unknown = sorted(set(role_map) - node_paths(graph))
     if unknown:
         raise ValueError(f"roles name nodes the graph does not have: {', '.join(unknown)}")
     task_text: Callable[[Any], str]
@@ -560,5 +338,5 @@ def with_memory(
         task_text = lambda _state: text  # noqa: E731
     else:
         task_text = task or default_task_text(messages_key)
-    session = _Session(memory, namespace, task_text, inject, messages_key, memory_key)
-    return MemoryGraph(_rebuild(session, graph, role_map, inject_all), session, judge)
+    session = Session(memory, namespace, task_text, inject, messages_key, memory_key)
+    return MemoryGraph(rebuild(session, graph, role_map, inject_all), session, judge)
