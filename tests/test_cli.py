@@ -21,22 +21,12 @@ from gmem import __version__
 from gmem.cli import app
 from graph_store import EmbeddedStore, Insight
 from graph_store.neo4j.dump import literal, split, string
+from tests.cli import ENV, gmem
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOOD = FIXTURES / "trajectories.jsonl"
 MALFORMED = FIXTURES / "malformed.jsonl"  # line 3: broken JSON; line 5: bad replies_to
-ENV = {
-    "GMEM_EMBEDDER": "hashing",
-    "GMEM_LLM_BASE_URL": "",
-    "GMEM_LLM_MODEL": "",
-    "GMEM_STORE": None,
-    "COLUMNS": "160",
-}
 HEAT_TASK = "put a hot apple on the diningtable."
-
-
-def gmem(*args: str | Path) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
 
 
 def counts(store: Path) -> dict[str, object]:

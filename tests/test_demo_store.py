@@ -10,24 +10,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from gmem.cli import app
 from gmem.demo.ownership import DEMO_NAMESPACE, DemoStoreError, claim
 from graph_store import EmbeddedStore, GraphStore, QueryNode
+from tests.cli import gmem
 
 FIXTURES = Path(__file__).parent / "fixtures"
-ENV = {
-    "GMEM_EMBEDDER": "hashing",
-    "GMEM_LLM_BASE_URL": "",
-    "GMEM_LLM_MODEL": "",
-    "GMEM_STORE": None,
-    "COLUMNS": "160",
-}
-
-
-def gmem(*args: str | Path, env: dict[str, str | None] | None = None) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args], env={**ENV, **(env or {})})
 
 
 def demo(*args: str | Path) -> Result:

@@ -12,17 +12,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from gmem.cli import app
+from tests.cli import gmem
 
-ENV = {
-    "GMEM_EMBEDDER": "hashing",
-    "GMEM_LLM_BASE_URL": "",
-    "GMEM_LLM_MODEL": "",
-    "GMEM_STORE": None,
-    "COLUMNS": "160",
-}
 MARKUP = "[/bold] [/INST] [red]x[/] [link=file:///etc/passwd]y[/link]"
 
 _TEXT = st.text(
@@ -33,10 +26,6 @@ _SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-def gmem(*args: str | Path) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
 
 
 def _digest(path: Path) -> str:

@@ -5,29 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
 
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from gmem.cli import app
 from graph_store import EmbeddedStore, NodeKind
 from graph_store.neo4j import Neo4jStore, dump
+from tests.cli import gmem
 from tests.neo4j.conftest import Neo4jSettings
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-ENV = {
-    "GMEM_EMBEDDER": "hashing",
-    "GMEM_LLM_BASE_URL": "",
-    "GMEM_LLM_MODEL": "",
-    "GMEM_STORE": None,
-    "COLUMNS": "160",
-}
-
-
-def gmem(*args: str | Path, env: Mapping[str, str | None] | None = None) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args], env={**ENV, **(env or {})})
 
 
 def one_line_error(result: Result, *needles: str) -> str:
