@@ -56,7 +56,7 @@ SCHEMA: tuple[str, ...] = (
         for k in NodeKind
     ),
     # Eventually consistent: updated after commit, off the write path (only people
-    # search text, in the Browser); a synchronous update costs ~10 ms per commit.
+    # search text, in the Browser); a synchronous update would lengthen every commit.
     *(
         f"CREATE FULLTEXT INDEX gmem_{_snake(k)}_text IF NOT EXISTS FOR (n:{k.value}) "
         "ON EACH [n.text] OPTIONS {indexConfig: {`fulltext.eventually_consistent`: true}}"

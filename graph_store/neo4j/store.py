@@ -186,10 +186,10 @@ class Neo4jStore(GraphStore):
         """Rebuild every vector index from the stored vectors, after a bulk import.
 
         Neo4j's HNSW indexes are Lucene segments, one more per committed batch until
-        Lucene merges them, and a search visits every segment: 10,000 tasks written in
-        200 batches searched in about 15 ms, the same index rebuilt in one pass in 1.5 ms
-        (rebuilding takes about a second per 10,000 vectors). Searches that run while an
-        index is rebuilt recreate it themselves, so the store stays usable.
+        Lucene merges them, and a search visits every segment, so an index written in many
+        small commits searches much slower than the same index rebuilt in one pass
+        (docs/benchmarks.md, "Neo4j vs the embedded store", has the figures). Searches that
+        run while an index is rebuilt recreate it themselves, so the store stays usable.
         """
         self._ensure_open()
 
