@@ -445,7 +445,7 @@ class Memory:
         """Retrain the structural encoder (needs the ``gnn`` extra) and embed every task."""
         self._require_namespace(namespace)
         if not torch_available():
-            raise UserInputError("gmem embed needs torch: pip install 'gmem[gnn]'")
+            raise UserInputError("gmem embed needs torch: pip install 'gmem-agents[gnn]'")
         return self.structure.train(namespace, epochs, device, progress)
 
     def embedding_status(self, namespace: str) -> EmbeddingStatus:

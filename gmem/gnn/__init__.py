@@ -120,7 +120,8 @@ class StructureIndex:
             return self._models[namespace]
         if not torch_available():
             self._text_only(
-                namespace, "torch and torch-geometric are not installed (pip install 'gmem[gnn]')"
+                namespace,
+                "torch and torch-geometric are not installed (pip install 'gmem-agents[gnn]')",
             )
             return None
         directory = model_dir(self.store, self.config)
