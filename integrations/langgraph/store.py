@@ -93,7 +93,8 @@ def _check_filter(filter: Mapping[str, Any] | None) -> None:
     for key, wanted in (filter or {}).items():
         if not isinstance(key, str) or not _PLAIN_KEY.match(key):
             raise ValueError(
-                f"invalid filter key {key!r}: use a field name, dotted for a nested field "
+                # LangGraph's SQL stores word it so; callers match on the capital.
+                f"Invalid filter key {key!r}: use a field name, dotted for a nested field "
                 "(letters, digits, _ and -)"
             )
         _check_operators(wanted)
