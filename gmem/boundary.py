@@ -110,14 +110,20 @@ def quarantined(query: QueryNode) -> bool:
 
 def is_provisional(insight: Insight) -> bool:
     """An insight is provisional while a single task backs it: the task that wrote it and
-    nothing since (no other task agreed, edited or succeeded with it, no merge). Recall
-    ranks provisional insights below corroborated ones, so one record, poisoned or just
-    unlucky, cannot outrank what several tasks confirmed. An insight with no recorded
-    history was put there by a person or an adapter and is taken as given."""
+    nothing since (no other task's trajectory showed its pattern, no other task agreed,
+    edited or succeeded with it, no merge). Recall ranks provisional insights below
+    corroborated ones, so one record, poisoned or just unlucky, cannot outrank what
+    several tasks confirmed. A lesson mined from several successes is corroborated from
+    the start: its supporting tasks are evidence the evolver checked in their own
+    trajectories. An insight with no recorded history was put there by a person or an
+    adapter and is taken as given."""
     if any(p.operation == "merge" for p in insight.provenance):
         return False
     tasks = {p.query_id for p in insight.provenance if p.operation in _EVIDENCE_OPS}
     tasks.discard(None)
+    if not tasks:
+        return False
+    tasks.update(insight.supporting)
     return len(tasks) == 1
 
 

@@ -115,6 +115,9 @@ def test_single_task_insights_rank_below_corroborated_ones() -> None:
         embedding=embedder.embed([text])[0],
     )
     assert boundary.is_provisional(lone) and not boundary.is_provisional(backed)
+    mined = lone.model_copy(update={"supporting": [qid, "1" * 32]})
+    assert not boundary.is_provisional(mined), "a lesson mined from two successes is backed"
+    assert boundary.is_provisional(lone.model_copy(update={"supporting": [qid]}))
     mem.store.put_nodes([lone, backed])
     ranked = [i.id for i in mem.recall("clean the mug and store it in the cabinet").insights]
     assert ranked.index(backed.id) < ranked.index(lone.id)
