@@ -1,0 +1,370 @@
+"""How the memory grows: reopen, peak memory, size, recall and finish() cost per store size.
+
+One store is grown through the sizes in turn (default 1,000, 10,000, 30,000 and 100,000
+tasks). The first ``--evolve`` tasks (default 10,000) go through the full evolution
+(``Memory.ingest``: the reasoner's insights, merging and retirement, similarity and
+used-memory edges), so the insight tier is real; the rest are bulk-written through the
+store protocol (each query with its embedding, its trace with HAS_TRACE / NEXT /
+REPLIES_TO edges, SIMILAR_TO edges to its nearest earlier queries), which is what
+evolution writes minus the reasoner's work. Trajectories are a pool of demo-world
+episodes, replayed with a numbered task text so that every task is a distinct query.
+
+At each size the store is closed and a fresh process measures it, so that its peak RSS
+is that of a process that opened the store and served it:
+
+- reopen: opening the store (and the Memory over it);
+- recall p50/p95 with the task's embedding computed, and without it (the text's
+  embedding already cached, so only the traversal is timed);
+- ``finish()`` of new tasks through full evolution (p50/p95);
+- live and retired insights; on-disk size (file plus write-ahead log).
+
+The bulk phase reports messages (utterances) written per second, with and without the
+time spent embedding task texts. Results go to ``docs/img/scale-<label>.json`` and a plot
+to ``docs/img/scale-<label>.png``.
+
+Run: ``python benchmarks/scale.py [--sizes 1000 10000] [--store sqlite:///tmp/s.db]``
+(a ``neo4j://`` URL measures a Neo4j server the same way; it must start empty or hold
+a store this benchmark grew). ``--embedder hashing`` skips MiniLM for a quick check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from gmem.config import MemoryConfig
+from gmem.demo.corpus import play
+from gmem.demo.world import make_tasks
+from gmem.embedding import HashingEmbedder, MiniLMEmbedder, TextEmbedder
+from gmem.llm import HeuristicLLM
+from gmem.memory import Memory
+from gmem.trajectory import Trajectory
+from graph_store import (
+    Edge,
+    EdgeKind,
+    GraphStore,
+    NodeKind,
+    Outcome,
+    QueryNode,
+    Utterance,
+    open_store,
+)
+from graph_store.model import Insight, query_id_for
+from graph_store.ops import Op, PutEdges, PutNodes, VectorSearch
+from graph_store.url import parse_store_url
+
+NAMESPACE = "default"
+POOL = 2000  # distinct episodes replayed; task texts are made distinct by a number
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_embedder(name: str) -> TextEmbedder:
+    return HashingEmbedder() if name == "hashing" else MiniLMEmbedder()
+
+
+def make_memory(store: GraphStore, embedder: TextEmbedder) -> Memory:
+    cfg = MemoryConfig()
+    return Memory(store, embedder=embedder, llm=HeuristicLLM(embedder, cfg), config=cfg)
+
+
+def job(pool: list[Trajectory], i: int) -> Trajectory:
+    base = pool[i % len(pool)]
+    return base.model_copy(update={"task": f"{base.task} (job {i})"})
+
+
+def stored_tasks(store: GraphStore) -> int:
+    return int(store.count(NAMESPACE).nodes.get("Query", 0)) if store.namespaces() else 0
+
+
+def bulk_ops(
+    store: GraphStore, traj: Trajectory, vec: Any, similar_k: int, similar_min: float
+) -> tuple[list[Op], int]:
+    outcome = Outcome.SUCCESS if traj.success else Outcome.FAILURE
+    q = QueryNode(
+        id=query_id_for(NAMESPACE, traj.task),
+        namespace=NAMESPACE,
+        text=traj.task,
+        outcome=outcome,
+        score=traj.score,
+        attempts=1,
+        successes=int(bool(traj.success)),
+        failures=int(not traj.success),
+        attempt_outcomes=[outcome],
+        metadata=traj.metadata,
+        embedding=vec,
+    )
+    (near,) = store.batch([VectorSearch(NodeKind.QUERY, vec, similar_k, NAMESPACE)])
+    utts = [
+        Utterance(
+            query_id=q.id,
+            namespace=NAMESPACE,
+            step=j,
+            agent=s.agent,
+            role=s.role,
+            content=s.content,
+            action=s.action,
+            observation=s.observation,
+            reward=s.reward,
+            key_step=s.action is not None,
+        )
+        for j, s in enumerate(traj.steps)
+    ]
+    edges = [Edge(kind=EdgeKind.HAS_TRACE, src=q.id, dst=u.id) for u in utts]
+    edges += [Edge(kind=EdgeKind.NEXT, src=a.id, dst=b.id) for a, b in pairwise(utts)]
+    edges += [
+        Edge(kind=EdgeKind.REPLIES_TO, src=utts[j].id, dst=utts[r].id)
+        for j, s in enumerate(traj.steps)
+        for r in s.replies_to
+    ]
+    edges += [
+        Edge(kind=EdgeKind.SIMILAR_TO, src=q.id, dst=h.id, props={"score": round(h.score, 4)})
+        for h in near
+        if h.score >= similar_min and h.id != q.id
+    ]
+    return [PutNodes([q, *utts]), PutEdges(edges)], len(utts)
+
+
+def grow(
+    url: str, pool: list[Trajectory], start: int, stop: int, evolve: int, embedder: TextEmbedder
+) -> dict[str, float]:
+    """Add tasks ``start..stop-1``: evolved below ``evolve``, bulk-written above."""
+    store = open_store(url)
+    mem = make_memory(store, embedder)
+    similar_min = mem.config.similar_edge_threshold
+    stats = {"evolved": 0.0, "evolve_s": 0.0, "bulk_msgs": 0.0, "bulk_s": 0.0, "embed_s": 0.0}
+    t0 = time.perf_counter()
+    for i in range(start, min(stop, evolve)):
+        mem.ingest(job(pool, i))
+        stats["evolved"] += 1
+    stats["evolve_s"] = time.perf_counter() - t0
+    chunk = 200
+    for lo in range(max(start, evolve), stop, chunk):
+        part = [job(pool, i) for i in range(lo, min(stop, lo + chunk))]
+        t = time.perf_counter()
+        vectors = embedder.embed([p.task for p in part])
+        stats["embed_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        ops: list[Op] = []
+        for traj, vec in zip(part, vectors, strict=True):
+            more, msgs = bulk_ops(store, traj, vec, mem.config.similar_edge_k, similar_min)
+            ops += more
+            stats["bulk_msgs"] += msgs
+            if len(ops) >= 40:
+                store.batch(ops)
+                ops = []
+        if ops:
+            store.batch(ops)
+        stats["bulk_s"] += time.perf_counter() - t
+        if lo // chunk % 25 == 0:
+            print(f"  bulk {lo + len(part)}/{stop}", file=sys.stderr, flush=True)
+    mem.close()
+    return stats
+
+
+def percentile(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
+
+
+def summary(xs: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(statistics.median(xs), 2),
+        "p95": round(percentile(xs, 95), 2),
+        "n": len(xs),
+    }
+
+
+def disk_bytes(url: str) -> int | None:
+    file = parse_store_url(url).file
+    if file is None:
+        return None
+    return sum(
+        p.stat().st_size for p in (file, Path(f"{file}-wal"), Path(f"{file}-shm")) if p.exists()
+    )
+
+
+def measure(url: str, embedder_name: str, probes: int, finishes: int, pool_size: int) -> None:
+    """Run in a fresh process: open, recall, finish; print one JSON line."""
+    embedder = make_embedder(embedder_name)
+    embedder.embed(["warm the model up"])
+    t0 = time.perf_counter()
+    store = open_store(url)
+    mem = make_memory(store, embedder)
+    reopen_s = time.perf_counter() - t0
+    tasks = stored_tasks(store)
+    texts = [t.text for t in make_tasks(2 * probes + 1, seed=11)]
+    t = time.perf_counter()
+    mem.recall(f"{texts[0]} (first probe)")
+    first_ms = (time.perf_counter() - t) * 1000
+    for text in texts[1:11]:  # warm caches
+        mem.recall(f"{text} (warm)")
+    cached = [f"{text} (cached probe {i})" for i, text in enumerate(texts[1 : probes + 1])]
+    fresh = [f"{text} (fresh probe {i})" for i, text in enumerate(texts[probes + 1 :])]
+    mem.embedder.embed(cached)  # their embeddings are in the cache now
+    without, with_ = [], []
+    for a, b in zip(cached, fresh, strict=True):
+        t = time.perf_counter()
+        mem.recall(a)
+        without.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        mem.recall(b)
+        with_.append((time.perf_counter() - t) * 1000)
+    pool = play(min(pool_size, finishes), seed=5)
+    finish_ms = []
+    for i, traj in enumerate(pool[:finishes]):
+        task = mem.task(f"{traj.task} (finish probe {tasks}-{i})", NAMESPACE)
+        task.recall("actor")
+        for s in traj.steps:
+            task.record(s.agent, s.role, s.content, action=s.action, observation=s.observation)
+        t = time.perf_counter()
+        task.finish(traj.success, traj.score)
+        finish_ms.append((time.perf_counter() - t) * 1000)
+    insights = [n for n in store.list_nodes(NodeKind.INSIGHT, NAMESPACE) if isinstance(n, Insight)]
+    counts = store.count(NAMESPACE)
+    mem.close()
+    result = {
+        "tasks": tasks,
+        "utterances": counts.nodes.get("Utterance", 0),
+        "edges": counts.total_edges,
+        "reopen_s": round(reopen_s, 3),
+        "first_recall_ms": round(first_ms, 1),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "disk_mib": None if (b := disk_bytes(url)) is None else round(b / 2**20, 1),
+        "recall_ms_without_embedding": summary(without),
+        "recall_ms_with_embedding": summary(with_),
+        "finish_ms": summary(finish_ms),
+        "insights_live": sum(not n.retired for n in insights),
+        "insights_retired": sum(n.retired for n in insights),
+    }
+    print(json.dumps(result))
+
+
+def plot(results: list[dict[str, Any]], png: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [r["tasks"] for r in results]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    ax = axes[0][0]
+    ax.plot(xs, [r["reopen_s"] for r in results], "o-")
+    ax.set_ylabel("reopen (s)")
+    ax = axes[0][1]
+    ax.plot(xs, [r["peak_rss_mib"] for r in results], "o-", label="peak RSS")
+    if all(r["disk_mib"] is not None for r in results):
+        ax.plot(xs, [r["disk_mib"] for r in results], "s--", label="on disk")
+    ax.set_ylabel("MiB")
+    ax.legend()
+    ax = axes[1][0]
+    for key, label in (
+        ("recall_ms_without_embedding", "recall, embedding cached"),
+        ("recall_ms_with_embedding", "recall, embedding computed"),
+    ):
+        ax.plot(xs, [r[key]["p50"] for r in results], "o-", label=f"{label} p50")
+        ax.plot(xs, [r[key]["p95"] for r in results], "x:", label=f"{label} p95")
+    ax.set_ylabel("ms")
+    ax.legend(fontsize=7)
+    ax = axes[1][1]
+    ax.plot(xs, [r["finish_ms"]["p50"] for r in results], "o-", label="finish() p50")
+    ax.plot(xs, [r["finish_ms"]["p95"] for r in results], "x:", label="finish() p95")
+    ax.set_ylabel("ms")
+    ax.legend()
+    for ax in axes.flat:
+        ax.set_xscale("log")
+        ax.set_xlabel("stored tasks")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 30_000, 100_000])
+    parser.add_argument("--evolve", type=int, default=10_000, help="tasks through evolution")
+    parser.add_argument("--store", default=None, help="store URL (default: a new temp file)")
+    parser.add_argument("--embedder", choices=["minilm", "hashing"], default="minilm")
+    parser.add_argument("--probes", type=int, default=200, help="recalls per measurement")
+    parser.add_argument("--finishes", type=int, default=30, help="finish() calls measured")
+    parser.add_argument("--label", default=None, help="output name (default: the backend)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    url = args.store or f"sqlite:///{Path(tempfile.mkdtemp()) / 'scale.db'}"
+    if args.measure:
+        measure(url, args.embedder, args.probes, args.finishes, POOL)
+        return
+    label = args.label or parse_store_url(url).backend
+    embedder = make_embedder(args.embedder)
+    pool = play(POOL, seed=3)
+    results: list[dict[str, Any]] = []
+    store = open_store(url)
+    done = stored_tasks(store)
+    store.close()
+    for size in sorted(args.sizes):
+        if size > done:
+            print(f"growing to {size} tasks", file=sys.stderr, flush=True)
+            stats = grow(url, pool, done, size, args.evolve, embedder)
+            done = size
+        else:
+            stats = {}
+        print(f"measuring at {size}", file=sys.stderr, flush=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--measure",
+                "--store",
+                url,
+                "--embedder",
+                args.embedder,
+                "--probes",
+                str(args.probes),
+                "--finishes",
+                str(args.finishes),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        done = row["tasks"]  # the measured finishes added a few tasks
+        if stats.get("bulk_s"):
+            row["ingest_msgs_per_s"] = round(stats["bulk_msgs"] / stats["bulk_s"])
+            row["ingest_msgs_per_s_with_embedding"] = round(
+                stats["bulk_msgs"] / (stats["bulk_s"] + stats["embed_s"])
+            )
+        if stats.get("evolved"):
+            row["evolve_ms_per_task"] = round(1000 * stats["evolve_s"] / stats["evolved"], 1)
+        results.append(row)
+        print(json.dumps(row), flush=True)
+        report = {
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(),
+            "store": label,
+            "embedder": args.embedder,
+            "evolved_tasks": args.evolve,
+            "results": results,
+        }
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"scale-{label}.json").write_text(json.dumps(report, indent=2) + "\n")
+        plot(results, args.out / f"scale-{label}.png", f"gmem {label} store growth")
+
+
+if __name__ == "__main__":
+    main()
