@@ -14,6 +14,7 @@ import numpy.typing as npt
 from graph_store.errors import UserInputError
 from graph_store.model import Edge, EdgeKind, Node, NodeKind, check_id, check_namespace
 from graph_store.ops import (
+    COMPARISONS,
     Count,
     Counts,
     DeleteEdges,
@@ -36,6 +37,7 @@ from graph_store.ops import (
     Removed,
     VectorField,
     VectorSearch,
+    Where,
 )
 from graph_store.programs import Runner, run_op
 
@@ -59,6 +61,8 @@ def check_op(op: Op) -> None:
             check_id(query_id)
         case DeleteNamespace(namespace):
             check_namespace(namespace)
+        case ListNodes(where=where, offset=offset, limit=limit):
+            _check_listing(where, offset, limit)
         case VectorSearch(namespace=namespace, field=field):
             if namespace is not None:
                 check_namespace(namespace)
@@ -75,6 +79,17 @@ def check_op(op: Op) -> None:
                 raise UserInputError(f"direction must be 'out', 'in' or 'both', not {direction!r}")
         case _:
             pass
+
+
+def _check_listing(where: Sequence[Where], offset: int, limit: int | None) -> None:
+    if offset < 0 or (limit is not None and limit < 0):
+        raise UserInputError("offset and limit must be 0 or more")
+    for condition in where:
+        if not condition.path or condition.op not in COMPARISONS:
+            raise UserInputError(
+                f"bad condition {condition!r}: give a property path and one of "
+                f"{' '.join(COMPARISONS)}"
+            )
 
 
 def _check_write(op: ExpectNodes | PutNodes) -> None:
@@ -165,8 +180,11 @@ class GraphStore(ABC):
         namespace: str | None = None,
         with_vectors: bool = False,
         limit: int | None = None,
+        where: Sequence[Where] = (),
+        offset: int = 0,
     ) -> list[Node]:
-        return list(self.batch([ListNodes(kind, namespace, with_vectors, limit)])[0])
+        op = ListNodes(kind, namespace, with_vectors, limit, tuple(where), offset)
+        return list(self.batch([op])[0])
 
     def get_edges(
         self,

@@ -246,8 +246,8 @@ class EmbeddedStore(GraphStore):
         match op:
             case ops.GetNodes(ids, with_vectors):
                 return self._get_nodes(ids, with_vectors)
-            case ops.ListNodes(kind, namespace, with_vectors, limit):
-                return self._list_nodes(kind, namespace, with_vectors, limit)
+            case ops.ListNodes(kind, namespace, with_vectors, limit, where, offset):
+                return self._list_nodes(kind, namespace, with_vectors, limit, where, offset)
             case ops.GetEdges(ids, kinds, direction):
                 return list(self._edges_of(ids, kinds, direction))
             case ops.Expand(ids, kinds, direction, exclude):
@@ -480,7 +480,13 @@ class EmbeddedStore(GraphStore):
         return [found.get(i) for i in ids]
 
     def _list_nodes(
-        self, kind: NodeKind, namespace: str | None, with_vectors: bool, limit: int | None
+        self,
+        kind: NodeKind,
+        namespace: str | None,
+        with_vectors: bool,
+        limit: int | None,
+        where: Sequence[ops.Where] = (),
+        offset: int = 0,
     ) -> list[Node]:
         cols = (
             "kind, props, embedding, graph_embedding"
@@ -493,10 +499,29 @@ class EmbeddedStore(GraphStore):
             sql += " AND namespace=?"
             params.append(namespace)
         sql += " ORDER BY seq"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
-        return self._rows_to_nodes(self._db.execute(sql, params), with_vectors)
+        if not where:
+            if limit is not None or offset:
+                sql += " LIMIT ? OFFSET ?"
+                params += [-1 if limit is None else int(limit), int(offset)]
+            return self._rows_to_nodes(self._db.execute(sql, params), with_vectors)
+        # Conditions are decided on the decoded JSON, before a node is built (building is
+        # most of a listing's cost), so a page of a large namespace builds only its page.
+        out: list[Node] = []
+        skip = offset
+        for kind_, props, emb, gemb in self._db.execute(sql, params):
+            data = json.loads(props)
+            if not ops.passes(where, data):
+                continue
+            if skip:
+                skip -= 1
+                continue
+            if limit is not None and len(out) >= limit:
+                break
+            if with_vectors:
+                out.append(node_from_props(kind_, data, _vec(emb), _vec(gemb)))
+            else:
+                out.append(node_from_props(kind_, data))
+        return out
 
     def _edge(self, src: str, dst: str, kind: str, data: dict[str, Any]) -> Edge:
         return Edge.model_construct(kind=EdgeKind(kind), src=src, dst=dst, props=data["props"])

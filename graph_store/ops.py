@@ -13,10 +13,10 @@ in :mod:`graph_store.programs`, so that no backend knows the algorithm.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +25,8 @@ from graph_store.model import Edge, EdgeKind, Node, NodeKind
 
 Direction = Literal["out", "in", "both"]
 VectorField = Literal["embedding", "graph_embedding"]
+Comparison = Literal["eq", "ne", "gt", "gte", "lt", "lte"]
+COMPARISONS: tuple[Comparison, ...] = ("eq", "ne", "gt", "gte", "lt", "lte")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +76,71 @@ class GetNodes:
 
 
 @dataclass(frozen=True, slots=True)
+class Where:
+    """A condition on a node's stored properties (their JSON form, ``Node.props()``).
+
+    ``path`` is a property name, then keys into the JSON maps below it; a path that runs
+    into a missing key or a non-map reads as ``None`` (JSON null). ``eq``/``ne``: equal
+    JSON values (maps and lists compared whole). ``gt gte lt lte``: numerically when both
+    sides convert to numbers (numeric strings included, as JSON stores that cast), as text
+    when both are other strings, otherwise false. ``or_none``: a node whose value is
+    ``None`` passes whatever the comparison says (an optional expiry, for instance).
+
+    Conditions let a backend drop nodes before it builds them, which is where listing
+    many nodes spends its time, and so apply ``ListNodes.limit`` to the nodes wanted.
+    """
+
+    path: tuple[str, ...]
+    op: Comparison
+    value: Any = None
+    or_none: bool = False
+
+    def holds(self, props: Mapping[str, Any]) -> bool:
+        """Whether a node with these stored properties passes; every backend decides
+        with this one function, so the semantics cannot drift between them."""
+        found: Any = props
+        for part in self.path:
+            found = found.get(part) if isinstance(found, Mapping) else None
+        if found is None and self.or_none:
+            return True
+        if self.op == "eq":
+            return bool(found == self.value)
+        if self.op == "ne":
+            return bool(found != self.value)
+        return _ordered(found, self.op, self.value)
+
+
+def _ordered(left: Any, op: Comparison, right: Any) -> bool:
+    try:
+        a: Any = float(left)
+        b: Any = float(right)
+    except (TypeError, ValueError):
+        if not (isinstance(left, str) and isinstance(right, str)):
+            return False
+        a, b = left, right
+    if op == "gt":
+        return bool(a > b)
+    if op == "gte":
+        return bool(a >= b)
+    if op == "lt":
+        return bool(a < b)
+    return bool(a <= b)
+
+
+@dataclass(frozen=True, slots=True)
 class ListNodes:
-    """All nodes of one kind in a namespace (or every namespace), oldest first."""
+    """All nodes of one kind in a namespace (or every namespace), oldest first.
+
+    With ``where``, only the nodes every condition holds for; ``offset`` and ``limit``
+    then page through those (the first ``offset`` skipped, at most ``limit`` returned).
+    """
 
     kind: NodeKind
     namespace: str | None = None
     with_vectors: bool = False
     limit: int | None = None
+    where: Sequence[Where] = ()
+    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +261,11 @@ WRITE_OPS = (
     DeleteNodes,
     DeleteNamespace,
 )
+
+
+def passes(where: Sequence[Where], props: Mapping[str, Any]) -> bool:
+    """Whether stored properties pass every condition of a :class:`ListNodes`."""
+    return all(condition.holds(props) for condition in where)
 
 
 @dataclass(frozen=True, slots=True)

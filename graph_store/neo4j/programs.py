@@ -38,6 +38,7 @@ from graph_store.ops import (
     PutNodes,
     Removed,
     VectorSearch,
+    passes,
 )
 
 if TYPE_CHECKING:
@@ -88,7 +89,9 @@ def _read_program(op: Op, state: BatchState) -> Program:
     match op:
         case GetNodes(ids, with_vectors):
             return _get_nodes(ids, with_vectors)
-        case ListNodes(kind, namespace, with_vectors, limit):
+        case ListNodes(kind, namespace, with_vectors, limit, where, offset):
+            if where or offset:
+                return _list_where(op)
             return _list_nodes(NodeKind(kind), namespace, with_vectors, limit)
         case GetEdges(ids, kinds, direction):
             return _get_edges(ids, kinds, direction)
@@ -216,6 +219,15 @@ def _list_nodes(
         for row in rows
         if codec.is_live(row["props"])
     ]
+
+
+def _list_where(op: ListNodes) -> Program:
+    """A listing with conditions, decided on each node's JSON properties (as every
+    backend decides them, :meth:`Where.holds`), then paged."""
+    nodes = yield from _list_nodes(NodeKind(op.kind), op.namespace, op.with_vectors, None)
+    kept = [n for n in nodes if passes(op.where, n.props())]
+    stop = None if op.limit is None else op.offset + op.limit
+    return kept[op.offset : stop]
 
 
 def _kind_names(kinds: Sequence[EdgeKind] | None) -> list[str] | None:

@@ -56,9 +56,19 @@ from langgraph.store.base.embed import ensure_embeddings, get_text_at_path, toke
 from gmem.embedding import TextEmbedder
 from gmem.errors import ConfigError
 from graph_store import GraphStore, open_store
+from graph_store.errors import ConflictError
 from graph_store.model import MAX_NAMESPACE_LENGTH, NodeKind
 from graph_store.model import Item as ItemNode
-from graph_store.ops import DeleteNodes, GetNodes, ListNodes, PutNodes, VectorSearch
+from graph_store.ops import (
+    Count,
+    DeleteNodes,
+    ExpectNodes,
+    GetNodes,
+    ListNodes,
+    PutNodes,
+    VectorSearch,
+    Where,
+)
 
 #: Metadata keys: the number of indexed texts of an item, and a vector node's item id.
 _VECTORS = "vectors"
@@ -69,6 +79,8 @@ _EXPIRES = "expires_at"
 #: Filter keys the SQL stores accept: field names, dotted for nested fields.
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
 _OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
+#: How often a batch is redone when another writer changed an item it read.
+_ATTEMPTS = 5
 _ESCAPE = re.compile(r"%(u[0-9A-F]{4}|[0-9A-F]{2})")
 
 
@@ -131,6 +143,39 @@ def _passes(value: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool:
 def _now() -> datetime:
     """The store's clock (one place, so that tests can move time instead of waiting)."""
     return datetime.now(UTC)
+
+
+#: Conditions of the graph store's listings: an item (not one of its vector nodes), a
+#: vector node. ``expires_at`` is always written in UTC by ``isoformat``, so its text
+#: order is its time order.
+_IS_ITEM = Where(("metadata", _VECTOR_OF), "eq", None)
+_IS_VECTOR = Where(("metadata", _VECTOR_OF), "ne", None)
+
+
+def _live(now: datetime) -> Where:
+    return Where(("metadata", _EXPIRES), "gt", now.isoformat(), or_none=True)
+
+
+def _pushed_filter(filter: Mapping[str, Any] | None) -> tuple[list[Where], bool]:
+    """The part of a LangGraph filter the graph store decides exactly as :func:`_passes`
+    does, and whether that is all of it (only then may the store page the results)."""
+    pushed: list[Where] = []
+    exact = True
+    for key, wanted in (filter or {}).items():
+        path = ("value", key)
+        if "." in key:
+            exact = False  # a field named "a.b" or the path a -> b, whichever exists
+        elif isinstance(wanted, Mapping) and wanted and all(k in _OPERATORS for k in wanted):
+            for op, arg in wanted.items():
+                if op in ("$eq", "$ne") or isinstance(arg, int | float):
+                    pushed.append(Where(path, op[1:], arg))
+                else:
+                    exact = False
+        elif wanted is None or isinstance(wanted, str | int | float):
+            pushed.append(Where(path, "eq", wanted))
+        else:
+            exact = False  # nested maps and lists match part by part
+    return pushed, exact
 
 
 def _owners(
@@ -276,6 +321,12 @@ class GmemStore(BaseStore):
         self.store = store if isinstance(store, GraphStore) else open_store(store)
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()
+        self._queue_lock = threading.Lock()
+        self._queues: dict[
+            asyncio.AbstractEventLoop, list[tuple[list[Op], asyncio.Future[list[Result]]]]
+        ] = {}
+        self._draining: set[asyncio.AbstractEventLoop] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- namespace mapping -------------------------------------------------------------
     def gmem_namespace(self, namespace: tuple[str, ...]) -> str:
@@ -353,12 +404,29 @@ class GmemStore(BaseStore):
     # ---- operations --------------------------------------------------------------------
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         ops = list(ops)
-        now = _now()
         # 1. Validate every operation, so that a bad one fails the batch before any I/O.
         final = self._validate(ops)
         texts = [self._texts(op) for op in final]
         flat = [t for group in texts for t in group]
         matrix = self._embed(flat) if flat else np.zeros((0, 0), dtype=np.float32)
+        for attempt in range(_ATTEMPTS):
+            try:
+                return self._attempt(ops, final, texts, matrix)
+            except ConflictError:
+                # Another writer changed an item this batch read: read again and redo it,
+                # so that the batch behaves as one transaction.
+                if attempt == _ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _attempt(
+        self,
+        ops: Sequence[Op],
+        final: Sequence[PutOp],
+        texts: Sequence[list[str]],
+        matrix: npt.NDArray[np.float32],
+    ) -> list[Result]:
+        now = _now()
         # 2. Reads, all against the state before the batch.
         wanted = {
             _item_id(self.gmem_namespace(op.namespace), op.key)
@@ -368,19 +436,32 @@ class GmemStore(BaseStore):
         before = self._read(sorted(wanted))
         refresh: dict[str, ItemNode] = {}
         results: list[Result] = [None] * len(ops)
+        listing = any(isinstance(op, SearchOp | ListNamespacesOp) for op in ops)
+        spaces = self._namespaces() if listing else {}
         for i, op in enumerate(ops):
             if isinstance(op, GetOp):
                 results[i] = self._get(op, before, now, refresh)
             elif isinstance(op, SearchOp):
-                results[i] = self._search(op, now, refresh)
+                results[i] = self._search(op, spaces, now, refresh)
             elif isinstance(op, ListNamespacesOp):
-                results[i] = self._list_namespaces(op)
-        # 3. Writes, one transaction.
+                results[i] = self._list_namespaces(op, spaces)
+        # 3. Writes, one transaction, which commits only if every item the writes were
+        # computed from is still as it was read.
         nodes, deletes = self._writes(final, texts, matrix, before, now)
         written = {n.id for n in nodes} | set(deletes)
-        nodes += self._refreshed([n for i, n in refresh.items() if i not in written], now)
-        if nodes or deletes:
-            self.store.batch([PutNodes(nodes), DeleteNodes(deletes)])
+        refreshed = self._refreshed([n for i, n in refresh.items() if i not in written], now)
+        if nodes or deletes or refreshed:
+            seen = {**refresh, **before}
+            expected = [
+                (NodeKind.ITEM, node_id, seen[node_id].updated_at if node_id in seen else None)
+                for node_id in sorted(
+                    {_item_id(self.gmem_namespace(op.namespace), op.key) for op in final}
+                    | {n.id for n in refreshed}
+                )
+            ]
+            self.store.batch(
+                [ExpectNodes(expected), PutNodes([*nodes, *refreshed]), DeleteNodes(deletes)]
+            )
         return results
 
     def _validate(self, ops: Sequence[Op]) -> list[PutOp]:
@@ -424,7 +505,61 @@ class GmemStore(BaseStore):
         return nodes, deletes
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        return await asyncio.to_thread(self.batch, list(ops))
+        """Concurrent calls on one event loop are answered by one :meth:`batch` (one
+        transaction of the graph store), formed while the previous one runs."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[Result]] = loop.create_future()
+        with self._queue_lock:
+            queue = self._queues.setdefault(loop, [])
+            queue.append((list(ops), answer))
+            start = len(queue) == 1 and loop not in self._draining
+            if start:
+                self._draining.add(loop)
+        if start:
+            task = loop.create_task(self._drain(loop))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await answer
+
+    async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            while True:
+                await asyncio.sleep(0)  # let the calls made in this tick join
+                with self._queue_lock:
+                    group = self._queues.pop(loop, [])
+                    if not group:
+                        self._draining.discard(loop)
+                        return
+                await self._answer(group)
+        except BaseException:
+            with self._queue_lock:
+                self._draining.discard(loop)
+            raise
+
+    async def _answer(self, group: list[tuple[list[Op], asyncio.Future[list[Result]]]]) -> None:
+        flat = [op for ops, _ in group for op in ops]
+        try:
+            results = await asyncio.to_thread(self.batch, flat) if len(group) > 1 else None
+        except Exception:  # noqa: BLE001 - each caller gets its own error below
+            results = None
+        if results is None:
+            # Alone, or one caller's operations failed the shared batch: each call is
+            # then its own batch, so an error reaches only the caller that caused it.
+            for ops, answer in group:
+                try:
+                    mine = await asyncio.to_thread(self.batch, ops)
+                except Exception as exc:  # noqa: BLE001 - handed to the caller
+                    if not answer.done():
+                        answer.set_exception(exc)
+                else:
+                    if not answer.done():
+                        answer.set_result(mine)
+            return
+        start = 0
+        for ops, answer in group:
+            if not answer.done():
+                answer.set_result(results[start : start + len(ops)])
+            start += len(ops)
 
     def _read(self, ids: list[str]) -> dict[str, ItemNode]:
         if not ids:
@@ -502,28 +637,50 @@ class GmemStore(BaseStore):
         return [item, *extra]
 
     def _search(
-        self, op: SearchOp, now: datetime, refresh: dict[str, ItemNode]
+        self,
+        op: SearchOp,
+        namespaces: Mapping[tuple[str, ...], str],
+        now: datetime,
+        refresh: dict[str, ItemNode],
     ) -> list[SearchItem]:
         prefix = tuple(op.namespace_prefix)
         spaces = sorted(
-            (ns, name) for ns, name in self._namespaces().items() if ns[: len(prefix)] == prefix
+            (ns, name) for ns, name in namespaces.items() if ns[: len(prefix)] == prefix
         )
         if not spaces:
             return []
-        listed = self.store.batch([ListNodes(NodeKind.ITEM, name) for _, name in spaces])
-        items: list[tuple[ItemNode, tuple[str, ...]]] = []
-        vector_nodes: list[ItemNode] = []
-        for (ns, _), nodes in zip(spaces, listed, strict=True):
-            for node in nodes:
-                if not isinstance(node, ItemNode):
-                    continue
-                if _VECTOR_OF in node.metadata:
-                    vector_nodes.append(node)
-                elif not _expired(node, now) and _passes(node.value, op.filter):
-                    items.append((node, ns))
+        pushed, exact = _pushed_filter(op.filter)
+        where = (_IS_ITEM, _live(now), *pushed)
+        semantic = bool(op.query) and self.embedder is not None
+        # The graph store pages only when it decides the whole filter; the rest of the
+        # filter (dotted keys, nested maps, lists) is decided here, on every item.
+        page = op.offset + op.limit if exact and not semantic else None
+        reads: list[Any] = [
+            ListNodes(NodeKind.ITEM, name, limit=page, where=where) for _, name in spaces
+        ]
+        if semantic:
+            reads += [ListNodes(NodeKind.ITEM, name, where=(_IS_VECTOR,)) for _, name in spaces]
+            reads += [Count(name) for _, name in spaces]
+        listed = self.store.batch(reads)
+        items = [
+            (node, ns)
+            for (ns, _), nodes in zip(spaces, listed, strict=False)
+            for node in map(_as_item, nodes)
+            if node is not None and not _expired(node, now) and _passes(node.value, op.filter)
+        ]
         best: dict[str, float] = {}
-        if op.query and self.embedder is not None:
-            sizes = [(name, len(nodes)) for (_, name), nodes in zip(spaces, listed, strict=True)]
+        if semantic:
+            assert op.query is not None
+            vector_nodes = [
+                n
+                for nodes in listed[len(spaces) : 2 * len(spaces)]
+                for n in nodes
+                if isinstance(n, ItemNode)
+            ]
+            sizes = [
+                (name, counts.nodes.get(NodeKind.ITEM.value, 0))
+                for (_, name), counts in zip(spaces, listed[2 * len(spaces) :], strict=True)
+            ]
             best = self._similarities(op.query, sizes, _owners(items, vector_nodes))
             scored = sorted(
                 (pair for pair in items if pair[0].id in best), key=lambda pair: -best[pair[0].id]
@@ -553,8 +710,10 @@ class GmemStore(BaseStore):
                 best[item_id] = max(best.get(item_id, -1.0), float(hit.score))
         return best
 
-    def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
-        spaces = list(self._namespaces())
+    def _list_namespaces(
+        self, op: ListNamespacesOp, namespaces: Mapping[tuple[str, ...], str]
+    ) -> list[tuple[str, ...]]:
+        spaces = list(namespaces)
         for condition in op.match_conditions or ():
             spaces = [ns for ns in spaces if _namespace_matches(condition, ns)]
         if op.max_depth is not None:
@@ -568,7 +727,8 @@ class GmemStore(BaseStore):
         names = list(self._namespaces().values())
         if not names:
             return 0
-        listed = self.store.batch([ListNodes(NodeKind.ITEM, name) for name in names])
+        where = (_IS_ITEM, Where(("metadata", _EXPIRES), "lte", now.isoformat()))
+        listed = self.store.batch([ListNodes(NodeKind.ITEM, name, where=where) for name in names])
         expired = [
             node
             for nodes in listed
