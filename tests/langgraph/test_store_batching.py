@@ -105,11 +105,13 @@ def test_concurrent_async_calls_share_one_batch_and_keep_their_own_answers(
 
 def test_a_failing_call_fails_alone_when_calls_are_combined(store: GmemStore) -> None:
     async def run() -> list[Any]:
-        return await asyncio.gather(
-            store.aput(("n",), "good", {"v": 1}),
-            store.abatch([SearchOp(("n",), filter={"bad key!": 1})]),
-            store.aput(("n",), "also", {"v": 2}),
-            return_exceptions=True,
+        return list(
+            await asyncio.gather(
+                store.aput(("n",), "good", {"v": 1}),
+                store.abatch([SearchOp(("n",), filter={"bad key!": 1})]),
+                store.aput(("n",), "also", {"v": 2}),
+                return_exceptions=True,
+            )
         )
 
     first, second, third = asyncio.run(run())
@@ -121,7 +123,7 @@ def test_a_failing_call_fails_alone_when_calls_are_combined(store: GmemStore) ->
 def test_a_batch_is_redone_when_another_writer_changed_what_it_read(store: GmemStore) -> None:
     graph = store.store
     original = graph.batch
-    raced = []
+    raced: list[bool] = []
 
     def racing(ops: Sequence[Any]) -> list[Any]:
         # Right after the batch has read the (absent) item, another writer creates it
