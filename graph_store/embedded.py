@@ -1,10 +1,17 @@
 """The default backend: networkx in memory for traversal, SQLite (WAL) on disk.
 
-SQLite is the source of truth; the networkx graph and the vector matrices are mirrors
-rebuilt on open. A batch writes SQLite inside one ``BEGIN IMMEDIATE`` transaction and
-updates the mirrors as it goes, recording an undo step for each change, so a failure
-anywhere rolls back both. Another process committing to the same file is noticed through
-``PRAGMA data_version`` and the mirrors are reloaded before the next batch.
+SQLite is the source of truth. Two mirrors sit beside it: a networkx graph of the query
+and insight tiers (their nodes and the edges between them), which recall traverses, and
+one vector matrix per (node kind, field), read in one pass the first time it is searched.
+Utterances, their trace edges and adapter items are never mirrored: they are most of a
+store and are read one task at a time, so they are read from SQLite when asked for, and
+reopening a store costs what its query and insight tiers cost, not its traces.
+
+A batch writes SQLite inside one ``BEGIN IMMEDIATE`` transaction and updates the mirrors
+as it goes, recording an undo step for each change, so a failure anywhere rolls back
+both. Triggers in the file append every change that touches a mirror to a change log in
+the same transaction; another process's commit is noticed through ``PRAGMA data_version``
+and the mirrors replay the log since the last entry they saw, instead of reloading.
 """
 
 from __future__ import annotations
@@ -67,13 +74,54 @@ CREATE INDEX IF NOT EXISTS edges_src ON edges (src);
 CREATE INDEX IF NOT EXISTS edges_dst ON edges (dst);
 """
 
+# The change log the mirrors follow other processes by. Triggers write it, so every
+# writer of the file logs, whatever it is; rows that no mirror holds (an utterance
+# without vectors, a trace edge) are not logged, which keeps bulk writes cheap.
+_MIRRORED_SQL = "('Query','Insight')"
+_TRACE_SQL = "('HAS_TRACE','NEXT','REPLIES_TO')"
+_CHANGE_LOG = f"""
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    node TEXT,
+    kind TEXT,
+    src TEXT,
+    dst TEXT
+);
+CREATE TRIGGER IF NOT EXISTS log_node_insert AFTER INSERT ON nodes
+WHEN NEW.kind IN {_MIRRORED_SQL} OR NEW.embedding IS NOT NULL
+    OR NEW.graph_embedding IS NOT NULL
+BEGIN INSERT INTO changes (node) VALUES (NEW.id); END;
+CREATE TRIGGER IF NOT EXISTS log_node_update AFTER UPDATE ON nodes
+WHEN NEW.kind IN {_MIRRORED_SQL} OR NEW.embedding IS NOT NULL
+    OR NEW.graph_embedding IS NOT NULL OR OLD.embedding IS NOT NULL
+    OR OLD.graph_embedding IS NOT NULL
+BEGIN INSERT INTO changes (node) VALUES (NEW.id); END;
+CREATE TRIGGER IF NOT EXISTS log_node_delete AFTER DELETE ON nodes
+WHEN OLD.kind IN {_MIRRORED_SQL} OR OLD.embedding IS NOT NULL
+    OR OLD.graph_embedding IS NOT NULL
+BEGIN INSERT INTO changes (node) VALUES (OLD.id); END;
+CREATE TRIGGER IF NOT EXISTS log_edge_insert AFTER INSERT ON edges
+WHEN NEW.kind NOT IN {_TRACE_SQL}
+BEGIN INSERT INTO changes (kind, src, dst) VALUES (NEW.kind, NEW.src, NEW.dst); END;
+CREATE TRIGGER IF NOT EXISTS log_edge_update AFTER UPDATE ON edges
+WHEN NEW.kind NOT IN {_TRACE_SQL}
+BEGIN INSERT INTO changes (kind, src, dst) VALUES (NEW.kind, NEW.src, NEW.dst); END;
+CREATE TRIGGER IF NOT EXISTS log_edge_delete AFTER DELETE ON edges
+WHEN OLD.kind NOT IN {_TRACE_SQL}
+BEGIN INSERT INTO changes (kind, src, dst) VALUES (OLD.kind, OLD.src, OLD.dst); END;
+"""
+
+#: Node kinds the networkx mirror holds; every other kind is read from SQLite.
+_MIRRORED = frozenset({NodeKind.QUERY.value, NodeKind.INSIGHT.value})
+#: Change-log entries kept; a process further behind than this reloads its mirrors whole.
+CHANGE_LOG_KEEP = 50_000
+_CHUNK = 500
+
 Undo = Callable[[], None]
 
-# Edges inside one trace (NEXT, REPLIES_TO) are most of a store's edges and are only read
-# one task at a time, never traversed across tasks: they stay in SQLite and are read from
-# there, which keeps reopening fast and the in-memory graph small.
-_TRACE_ONLY = (EdgeKind.NEXT.value, EdgeKind.REPLIES_TO.value)
-_TRACE_ONLY_SQL = ",".join(f"'{k}'" for k in _TRACE_ONLY)
+# Trace edges (a query to its utterances, utterances to each other) are most of a store's
+# edges and are only read one task at a time: they stay in SQLite, whatever they connect.
+_TRACE_ONLY = (EdgeKind.HAS_TRACE.value, EdgeKind.NEXT.value, EdgeKind.REPLIES_TO.value)
 
 
 def _blob(vec: npt.NDArray[np.float32] | None) -> bytes | None:
@@ -89,17 +137,21 @@ class EmbeddedStore(GraphStore):
 
     ``durability="full"`` fsyncs every commit (survives power loss); ``"normal"`` is
     faster and still survives a killed process, which is what WAL guarantees.
+    ``change_log_keep`` is how many change-log entries stay in the file for other
+    processes to catch up from; one further behind reloads its mirrors whole.
     """
 
     def __init__(
         self,
         path: str | Path = ":memory:",
         durability: Literal["full", "normal"] = "full",
+        change_log_keep: int = CHANGE_LOG_KEEP,
     ) -> None:
         self.path = str(path)
         self.url = "sqlite://:memory:" if self.path == ":memory:" else f"sqlite:///{self.path}"
         self._lock = threading.RLock()
         self._closed = False
+        self._keep = max(1, int(change_log_keep))
         if self.path != ":memory:":
             parent = Path(self.path).expanduser().resolve().parent
             if not parent.is_dir():
@@ -138,7 +190,7 @@ class EmbeddedStore(GraphStore):
         if app_id == 0:
             # One script, one transaction: a crash leaves either no schema or all of it.
             db.executescript(
-                f"BEGIN IMMEDIATE;{_SCHEMA}"
+                f"BEGIN IMMEDIATE;{_SCHEMA}{_CHANGE_LOG}"
                 f"PRAGMA application_id={APPLICATION_ID};"
                 f"INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
                 "COMMIT;"
@@ -152,33 +204,50 @@ class EmbeddedStore(GraphStore):
                 raise StoreCorruptError(
                     f"{self.path} has an unknown schema version; upgrade gmem to open it"
                 )
+            if "changes" not in tables:
+                # A store written before the change log: add it (and its triggers), which
+                # changes no row. Writers of any version log from then on.
+                db.executescript(f"BEGIN IMMEDIATE;{_CHANGE_LOG}COMMIT;")
 
     def _load(self) -> None:
-        """Rebuild the in-memory mirrors from SQLite."""
+        """Rebuild the mirrors from SQLite: the query and insight tiers into networkx;
+        vector matrices are dropped, to be read again when first searched."""
         graph = nx.MultiDiGraph()
-        indexes: dict[tuple[str, str], VectorIndex] = {}
-        dims = dict(self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'dim:%'"))
-        for key, value in dims.items():
-            _, kind, field = key.split(":")
-            indexes[(kind, field)] = VectorIndex(int(value))
         rows = self._db.execute(
-            "SELECT id, kind, namespace, embedding, graph_embedding FROM nodes ORDER BY seq"
+            f"SELECT id, kind, namespace FROM nodes WHERE kind IN {_MIRRORED_SQL} ORDER BY seq"
         )
-        for node_id, kind, namespace, emb, gemb in rows:
-            graph.add_node(node_id, kind=kind, ns=namespace)
-            for field, blob in (("embedding", emb), ("graph_embedding", gemb)):
-                if blob is not None:
-                    vec = _vec(blob)
-                    assert vec is not None
-                    indexes[(kind, field)].upsert(node_id, vec, namespace)
+        graph.add_nodes_from((node_id, {"kind": kind, "ns": ns}) for node_id, kind, ns in rows)
+        split: set[str] = set()
+        marks = ",".join("?" * len(_TRACE_ONLY))
         rows = self._db.execute(
-            f"SELECT kind, src, dst, props FROM edges WHERE kind NOT IN ({_TRACE_ONLY_SQL})"
+            f"SELECT kind, src, dst, props FROM edges WHERE kind NOT IN ({marks})", _TRACE_ONLY
         )
+        mirrored = []
         for kind, src, dst, props in rows:
-            graph.add_edge(src, dst, key=kind, props=json.loads(props))
+            if src in graph and dst in graph:
+                mirrored.append((src, dst, kind, {"props": props}))
+            else:
+                split.add(kind)
+        graph.add_edges_from(mirrored)
         self._graph = graph
-        self._indexes = indexes
+        # Edge kinds some edge of which has an end outside the mirror: edges of these
+        # kinds (and trace edges) are also looked up in SQLite when a node's are read.
+        self._split = split
+        self._dims = self._read_dims()
+        self._indexes: dict[tuple[str, str], VectorIndex] = {}
+        self._seq = self._last_change()
         self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+
+    def _read_dims(self) -> dict[tuple[str, str], int]:
+        dims: dict[tuple[str, str], int] = {}
+        for key, value in self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'dim:%'"):
+            _, kind, field = key.split(":")
+            dims[(kind, field)] = int(value)
+        return dims
+
+    def _last_change(self) -> int:
+        row = self._db.execute("SELECT MAX(seq) FROM changes").fetchone()
+        return int(row[0] or 0)
 
     def close(self) -> None:
         with self._lock:
@@ -205,6 +274,10 @@ class EmbeddedStore(GraphStore):
                 self._db.execute("BEGIN IMMEDIATE" if has_writes else "BEGIN")
                 self._refresh_if_changed()
                 results = work(lambda op: self._run(op, undo))
+                seq = self._seq
+                if has_writes:
+                    seq = self._last_change()
+                    self._db.execute("DELETE FROM changes WHERE seq <= ?", (seq - self._keep,))
                 # Read before COMMIT: our own commit leaves data_version as it is, and a
                 # commit by another process right after ours must still count as news.
                 version = self._db.execute("PRAGMA data_version").fetchone()[0]
@@ -217,7 +290,9 @@ class EmbeddedStore(GraphStore):
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"store write failed and was rolled back: {exc}") from exc
                 raise
+            # Our own log entries describe what the mirrors already hold.
             self._data_version = version
+            self._seq = seq
             if has_writes:
                 for index in self._indexes.values():
                     index.compact()
@@ -230,15 +305,79 @@ class EmbeddedStore(GraphStore):
             return results
 
     def _refresh_if_changed(self) -> None:
-        """Reload the mirrors if another connection committed since they were built.
+        """Bring the mirrors up to the snapshot if another connection committed since.
 
         Called inside the batch's transaction, after a first read has pinned its snapshot,
-        so the reload sees exactly the rows the batch then reads.
+        so the mirrors then hold exactly the rows the batch reads. The change log since
+        the last entry seen names what changed; a process so far behind that the log no
+        longer reaches back to it reloads everything.
         """
         self._db.execute("SELECT COUNT(*) FROM meta").fetchone()  # pins the read snapshot
         version = self._db.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._data_version:
+        if version == self._data_version:
+            return
+        self._data_version = version
+        first = self._db.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
+        if first is not None and first > self._seq + 1:
             self._load()
+            return
+        rows = self._db.execute(
+            "SELECT seq, node, kind, src, dst FROM changes WHERE seq > ? ORDER BY seq",
+            (self._seq,),
+        ).fetchall()
+        if not rows:
+            return
+        self._seq = rows[-1][0]
+        nodes = list(dict.fromkeys(r[1] for r in rows if r[1] is not None))
+        edges = list(dict.fromkeys((r[2], r[3], r[4]) for r in rows if r[1] is None))
+        self._dims = self._read_dims()
+        self._replay_nodes(nodes)
+        self._replay_edges(edges)
+
+    def _replay_nodes(self, ids: list[str]) -> None:
+        found: dict[str, tuple[str, str, bytes | None, bytes | None]] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT id, kind, namespace, embedding, graph_embedding FROM nodes "
+                f"WHERE id IN ({marks})",
+                chunk,
+            )
+            for node_id, kind, ns, emb, gemb in rows:
+                found[node_id] = (kind, ns, emb, gemb)
+        for node_id in ids:
+            row = found.get(node_id)
+            if row is None:
+                if node_id in self._graph:
+                    self._graph.remove_node(node_id)
+                for gone in self._indexes.values():
+                    gone.remove(node_id)
+                continue
+            kind, ns, emb, gemb = row
+            if kind in _MIRRORED:
+                self._graph.add_node(node_id, kind=kind, ns=ns)
+            for field, blob in (("embedding", emb), ("graph_embedding", gemb)):
+                index = self._indexes.get((kind, field))
+                if index is None:
+                    continue
+                vec = _vec(blob)
+                if vec is None:
+                    index.remove(node_id)
+                else:
+                    index.upsert(node_id, vec, ns)
+
+    def _replay_edges(self, keys: list[tuple[str, str, str]]) -> None:
+        for kind, src, dst in keys:
+            row = self._db.execute(
+                "SELECT props FROM edges WHERE kind=? AND src=? AND dst=?", (kind, src, dst)
+            ).fetchone()
+            if row is None:
+                if self._graph.has_edge(src, dst, key=kind):
+                    self._graph.remove_edge(src, dst, key=kind)
+            elif src in self._graph and dst in self._graph:
+                self._graph.add_edge(src, dst, key=kind, props=row[0])
+            else:
+                self._split.add(kind)
 
     def _run(self, op: ops.Op, undo: list[Undo]) -> Any:
         if isinstance(op, ops.WRITE_OPS):
@@ -253,12 +392,11 @@ class EmbeddedStore(GraphStore):
             case ops.Expand(ids, kinds, direction, exclude):
                 return self._expand(ids, kinds, direction, exclude)
             case ops.VectorSearch(kind, vector, k, namespace, field, exclude_ids):
-                return self._vector_search(kind, vector, k, namespace, field, exclude_ids)
+                return self._vector_search(kind, vector, k, namespace, field, exclude_ids, undo)
             case ops.Count(namespace):
                 return self._count(namespace)
             case ops.ListNamespaces():
-                rows = self._db.execute("SELECT DISTINCT namespace FROM nodes ORDER BY namespace")
-                return [r[0] for r in rows]
+                return self._namespaces()
         raise refusals.unknown_operation(op)
 
     def _write(self, op: ops.Op, undo: list[Undo]) -> Any:
@@ -277,6 +415,23 @@ class EmbeddedStore(GraphStore):
                 return self._delete_namespace(namespace, undo)
         raise refusals.unknown_operation(op)
 
+    # ---- lookups of what the mirror does not hold -----------------------------------
+    def _kinds_of(self, ids: Iterable[str]) -> dict[str, str]:
+        """The kind of each id that names a node: from the mirror, else from SQLite."""
+        kinds: dict[str, str] = {}
+        rest = []
+        for node_id in dict.fromkeys(ids):
+            attrs = self._graph.nodes.get(node_id)
+            if attrs is not None:
+                kinds[node_id] = attrs["kind"]
+            else:
+                rest.append(node_id)
+        for chunk in _chunks(rest):
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT id, kind FROM nodes WHERE id IN ({marks})", chunk)
+            kinds.update(rows)
+        return kinds
+
     # ---- writes ----------------------------------------------------------------------
     def _expect(self, expected: Sequence[tuple[NodeKind, str, datetime | None]]) -> None:
         """Compare under the write lock (BEGIN IMMEDIATE), which no other writer, thread or
@@ -284,9 +439,7 @@ class EmbeddedStore(GraphStore):
         one atomic step."""
         wanted = {node_id: at for _, node_id, at in expected}
         found: dict[str, datetime | None] = {}
-        ids = list(wanted)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for chunk in _chunks(list(wanted)):
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
                 f"SELECT id, json_extract(props, '$.updated_at') FROM nodes WHERE id IN ({marks})",
@@ -299,39 +452,51 @@ class EmbeddedStore(GraphStore):
             if (at is None and present) or (at is not None and found.get(node_id) != at):
                 raise refusals.changed_by_another_writer(node_id)
 
-    def _index_for(
-        self, kind: str, field: ops.VectorField, vec: npt.NDArray[np.float32], undo: list[Undo]
-    ) -> VectorIndex:
-        index = self._indexes.get((kind, field))
-        if index is None:
-            index = self._indexes[(kind, field)] = VectorIndex(int(vec.shape[0]))
-            self._db.execute(
-                "INSERT INTO meta VALUES (?, ?)", (f"dim:{kind}:{field}", str(vec.shape[0]))
-            )
+    def _check_dim(
+        self,
+        kind: str,
+        field: ops.VectorField,
+        vec: npt.NDArray[np.float32],
+        node_id: str,
+        undo: list[Undo],
+    ) -> None:
+        """The first vector of a (kind, field) fixes its dimension; later ones must match."""
+        dim = self._dims.get((kind, field))
+        if dim is None:
+            dim = self._dims[(kind, field)] = int(vec.shape[0])
+            self._db.execute("INSERT INTO meta VALUES (?, ?)", (f"dim:{kind}:{field}", str(dim)))
 
             def drop() -> None:
-                self._indexes.pop((kind, field), None)
+                self._dims.pop((kind, field), None)
 
             undo.append(drop)
-        return index
+        if vec.shape != (dim,):
+            raise refusals.wrong_dimension(f"vector of node {node_id}", vec, dim)
 
     def _put_nodes(self, nodes: Sequence[Node], undo: list[Undo]) -> None:
         rows = []
+        stored = self._kinds_of(n.id for n in nodes)
         for node in nodes:
             kind = node.kind.value
+            old_kind = stored.get(node.id)
+            if old_kind is not None and old_kind != kind:
+                raise refusals.kind_clash(node.id, old_kind, kind)
+            stored[node.id] = kind
             for field in _FIELDS:
                 vec = getattr(node, field)
-                index = self._indexes.get((kind, field))
                 if vec is not None:
-                    index = self._index_for(kind, field, vec, undo)
-                    undo.append(index.upsert(node.id, vec, node.namespace))
-                elif index is not None:
-                    undo.append(index.remove(node.id))
-            old = dict(self._graph.nodes[node.id]) if node.id in self._graph else None
-            if old is not None and old["kind"] != kind:
-                raise refusals.kind_clash(node.id, old["kind"], kind)
-            self._graph.add_node(node.id, kind=kind, ns=node.namespace)
-            undo.append(self._node_restorer(node.id, old))
+                    self._check_dim(kind, field, vec, node.id, undo)
+                loaded = self._indexes.get((kind, field))
+                if loaded is None:
+                    continue  # not read yet: it will be, from the rows written here
+                if vec is not None:
+                    undo.append(loaded.upsert(node.id, vec, node.namespace))
+                else:
+                    undo.append(loaded.remove(node.id))
+            if kind in _MIRRORED:
+                old = dict(self._graph.nodes[node.id]) if node.id in self._graph else None
+                self._graph.add_node(node.id, kind=kind, ns=node.namespace)
+                undo.append(self._node_restorer(node.id, old))
             rows.append(
                 (
                     node.id,
@@ -361,18 +526,27 @@ class EmbeddedStore(GraphStore):
         return restore
 
     def _put_edges(self, edges: Sequence[Edge], undo: list[Undo]) -> None:
+        kinds = self._kinds_of(end for edge in edges for end in (edge.src, edge.dst))
         rows = []
         for edge in edges:
             for end in (edge.src, edge.dst):
-                if end not in self._graph:
+                if end not in kinds:
                     raise refusals.missing_endpoint(edge.kind.value, end)
             kind = edge.kind.value
+            props = json.dumps(edge.props, separators=(",", ":"))
             if kind not in _TRACE_ONLY:
-                old = self._graph.get_edge_data(edge.src, edge.dst, key=kind)
-                self._graph.add_edge(edge.src, edge.dst, key=kind, props=dict(edge.props))
-                undo.append(self._edge_restorer(edge.src, edge.dst, kind, old))
-            rows.append((kind, edge.src, edge.dst, json.dumps(edge.props, separators=(",", ":"))))
-        self._db.executemany("INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?)", rows)
+                if edge.src in self._graph and edge.dst in self._graph:
+                    old = self._graph.get_edge_data(edge.src, edge.dst, key=kind)
+                    self._graph.add_edge(edge.src, edge.dst, key=kind, props=props)
+                    undo.append(self._edge_restorer(edge.src, edge.dst, kind, old))
+                else:
+                    self._split.add(kind)  # kept if rolled back: it only costs a lookup
+            rows.append((kind, edge.src, edge.dst, props))
+        self._db.executemany(
+            "INSERT INTO edges VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(kind, src, dst) DO UPDATE SET props=excluded.props",
+            rows,
+        )
 
     def _edge_restorer(self, src: str, dst: str, kind: str, old: dict[str, Any] | None) -> Undo:
         def restore() -> None:
@@ -388,55 +562,45 @@ class EmbeddedStore(GraphStore):
         removed = 0
         for kind_, src, dst in keys:
             kind = EdgeKind(kind_).value
-            if kind in _TRACE_ONLY:
-                cur = self._db.execute(
-                    "DELETE FROM edges WHERE kind=? AND src=? AND dst=?", (kind, src, dst)
-                )
-                removed += cur.rowcount
-                continue
             old = self._graph.get_edge_data(src, dst, key=kind)
-            if old is None:
-                continue
-            self._graph.remove_edge(src, dst, key=kind)
-            undo.append(self._edge_restorer(src, dst, kind, old))
-            self._db.execute("DELETE FROM edges WHERE kind=? AND src=? AND dst=?", (kind, src, dst))
-            removed += 1
+            if old is not None:
+                self._graph.remove_edge(src, dst, key=kind)
+                undo.append(self._edge_restorer(src, dst, kind, old))
+            cur = self._db.execute(
+                "DELETE FROM edges WHERE kind=? AND src=? AND dst=?", (kind, src, dst)
+            )
+            removed += cur.rowcount
         return removed
 
     def _remove_nodes(self, ids: Iterable[str], undo: list[Undo]) -> ops.Removed:
-        ids = [i for i in dict.fromkeys(ids) if i in self._graph]
-        edge_count = 0
-        for node_id in ids:
-            edges = [
-                (s, d, k, dict(data))
-                for s, d, k, data in (
-                    *self._graph.out_edges(node_id, keys=True, data=True),
-                    *self._graph.in_edges(node_id, keys=True, data=True),
-                )
-            ]
-            attrs = dict(self._graph.nodes[node_id])
+        kinds = self._kinds_of(ids)
+        doomed = list(kinds)
+        for node_id in doomed:
             for (kind, _field), index in self._indexes.items():
-                if kind == attrs["kind"]:
+                if kind == kinds[node_id]:
                     undo.append(index.remove(node_id))
-            self._graph.remove_node(node_id)
-            # An edge between two removed nodes is gone with the first, so no double count.
-            edge_count += len({(s, d, k) for s, d, k, _ in edges})
-            undo.append(self._node_readder(node_id, attrs, edges))
+            if node_id in self._graph:
+                edges = [
+                    (s, d, k, dict(data))
+                    for s, d, k, data in (
+                        *self._graph.out_edges(node_id, keys=True, data=True),
+                        *self._graph.in_edges(node_id, keys=True, data=True),
+                    )
+                ]
+                attrs = dict(self._graph.nodes[node_id])
+                self._graph.remove_node(node_id)
+                undo.append(self._node_readder(node_id, attrs, edges))
         # The doomed ids go into a temporary table (rolled back with the transaction), so
-        # trace edges between two of them are counted once however many ids there are.
+        # an edge between two of them is counted once however many ids there are.
         self._db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
         self._db.execute("DELETE FROM doomed")
-        self._db.executemany("INSERT OR IGNORE INTO doomed VALUES (?)", [(i,) for i in ids])
-        edge_count += self._db.execute(
-            f"SELECT COUNT(*) FROM edges WHERE kind IN ({_TRACE_ONLY_SQL}) AND "
-            "(src IN (SELECT id FROM doomed) OR dst IN (SELECT id FROM doomed))"
-        ).fetchone()[0]
-        self._db.execute(
+        self._db.executemany("INSERT OR IGNORE INTO doomed VALUES (?)", [(i,) for i in doomed])
+        edge_count = self._db.execute(
             "DELETE FROM edges WHERE src IN (SELECT id FROM doomed) "
             "OR dst IN (SELECT id FROM doomed)"
-        )
+        ).rowcount
         self._db.execute("DELETE FROM nodes WHERE id IN (SELECT id FROM doomed)")
-        return ops.Removed(nodes=len(ids), edges=edge_count)
+        return ops.Removed(nodes=len(doomed), edges=edge_count)
 
     def _node_readder(
         self, node_id: str, attrs: dict[str, Any], edges: list[tuple[str, str, str, dict[str, Any]]]
@@ -450,8 +614,8 @@ class EmbeddedStore(GraphStore):
         return readd
 
     def _delete_namespace(self, namespace: str, undo: list[Undo]) -> ops.Removed:
-        ids = [n for n, ns in self._graph.nodes(data="ns") if ns == namespace]
-        return self._remove_nodes(ids, undo)
+        rows = self._db.execute("SELECT id FROM nodes WHERE namespace=?", (namespace,))
+        return self._remove_nodes([r[0] for r in rows.fetchall()], undo)
 
     # ---- reads -----------------------------------------------------------------------
     def _rows_to_nodes(self, rows: Iterable[tuple[Any, ...]], with_vectors: bool) -> list[Node]:
@@ -470,9 +634,7 @@ class EmbeddedStore(GraphStore):
             else ("id, kind, props, NULL, NULL")
         )
         found: dict[str, Node] = {}
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
+        for chunk in _chunks(list(dict.fromkeys(ids))):
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(f"SELECT {cols} FROM nodes WHERE id IN ({marks})", chunk)
             for node_id, kind, props, emb, gemb in rows:
@@ -523,43 +685,44 @@ class EmbeddedStore(GraphStore):
                 out.append(node_from_props(kind_, data))
         return out
 
-    def _edge(self, src: str, dst: str, kind: str, data: dict[str, Any]) -> Edge:
-        return Edge.model_construct(kind=EdgeKind(kind), src=src, dst=dst, props=data["props"])
-
     def _edges_of(
         self, ids: Sequence[str], kinds: Sequence[EdgeKind] | None, direction: str
     ) -> Iterable[Edge]:
         wanted = None if kinds is None else {EdgeKind(k).value for k in kinds}
         seen: set[tuple[str, str, str]] = set()
+        sides = [s for s, d in (("src", "out"), ("dst", "in")) if direction in (d, "both")]
         for node_id in ids:
-            if node_id not in self._graph:
-                continue
-            groups = []
-            if direction in ("out", "both"):
-                groups.append(self._graph.out_edges(node_id, keys=True, data=True))
-            if direction in ("in", "both"):
-                groups.append(self._graph.in_edges(node_id, keys=True, data=True))
-            for group in groups:
-                for src, dst, kind, data in group:
-                    if (wanted is None or kind in wanted) and (kind, src, dst) not in seen:
-                        seen.add((kind, src, dst))
-                        yield self._edge(src, dst, kind, data)
-            trace_kinds = [k for k in _TRACE_ONLY if wanted is None or k in wanted]
-            if not trace_kinds:
-                continue
-            marks = ",".join("?" * len(trace_kinds))
-            sides = [s for s, d in (("src", "out"), ("dst", "in")) if direction in (d, "both")]
+            if node_id in self._graph:
+                groups = []
+                if direction in ("out", "both"):
+                    groups.append(self._graph.out_edges(node_id, keys=True, data="props"))
+                if direction in ("in", "both"):
+                    groups.append(self._graph.in_edges(node_id, keys=True, data="props"))
+                for group in groups:
+                    for src, dst, kind, props in group:
+                        if (wanted is None or kind in wanted) and (kind, src, dst) not in seen:
+                            seen.add((kind, src, dst))
+                            yield _edge(kind, src, dst, props)
+                # What the mirror may lack: trace edges, and kinds with edges leaving it.
+                stored = [k for k in (*_TRACE_ONLY, *self._split) if wanted is None or k in wanted]
+                if not stored:
+                    continue
+                marks = ",".join("?" * len(stored))
+                where, params = f" AND kind IN ({marks})", stored
+            else:
+                # Not mirrored (an utterance, an item) or no node: every edge is in SQLite.
+                marks = ",".join("?" * len(wanted or ()))
+                where = "" if wanted is None else f" AND kind IN ({marks})"
+                params = [] if wanted is None else sorted(wanted)
             for side in sides:
                 rows = self._db.execute(
-                    f"SELECT kind, src, dst, props FROM edges WHERE {side}=? AND kind IN ({marks})",
-                    (node_id, *trace_kinds),
+                    f"SELECT kind, src, dst, props FROM edges WHERE {side}=?{where}",
+                    (node_id, *params),
                 )
                 for kind, src, dst, props in rows:
                     if (kind, src, dst) not in seen:
                         seen.add((kind, src, dst))
-                        yield Edge.model_construct(
-                            kind=EdgeKind(kind), src=src, dst=dst, props=json.loads(props)
-                        )
+                        yield _edge(kind, src, dst, props)
 
     def _expand(
         self,
@@ -568,15 +731,44 @@ class EmbeddedStore(GraphStore):
         direction: str,
         exclude: frozenset[str],
     ) -> list[ops.Link]:
-        links = []
+        found = []
         for node_id in dict.fromkeys(ids):
             for edge in self._edges_of([node_id], kinds, direction):
                 outgoing = edge.src == node_id
                 other = edge.dst if outgoing else edge.src
                 if other not in exclude:
-                    kind = NodeKind(self._graph.nodes[other]["kind"])
-                    links.append(ops.Link(node_id, other, kind, outgoing, edge))
-        return links
+                    found.append((node_id, other, outgoing, edge))
+        node_kinds = self._kinds_of(other for _, other, _, _ in found)
+        return [
+            ops.Link(node_id, other, NodeKind(node_kinds[other]), outgoing, edge)
+            for node_id, other, outgoing, edge in found
+        ]
+
+    def _index(self, kind: str, field: str, undo: list[Undo]) -> VectorIndex | None:
+        """The vector matrix of a (kind, field), read from SQLite in one pass when first
+        needed (inside the batch's snapshot, so it agrees with the mirrors)."""
+        index = self._indexes.get((kind, field))
+        if index is not None:
+            return index
+        dim = self._dims.get((kind, field))
+        if dim is None:
+            return None
+        rows = self._db.execute(
+            f"SELECT id, namespace, {field} FROM nodes WHERE kind=? AND {field} IS NOT NULL "
+            "ORDER BY seq",
+            (kind,),
+        ).fetchall()
+        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32)
+        index = VectorIndex.from_rows(
+            dim, [r[0] for r in rows], [r[1] for r in rows], matrix.reshape(len(rows), dim)
+        )
+        self._indexes[(kind, field)] = index
+
+        def unload() -> None:  # it may hold rows this batch wrote and is rolling back
+            self._indexes.pop((kind, field), None)
+
+        undo.append(unload)
+        return index
 
     def _vector_search(
         self,
@@ -586,11 +778,25 @@ class EmbeddedStore(GraphStore):
         namespace: str | None,
         field: ops.VectorField,
         exclude: frozenset[str],
+        undo: list[Undo],
     ) -> list[ops.Hit]:
-        index = self._indexes.get((NodeKind(kind).value, field))
+        index = self._index(NodeKind(kind).value, field, undo)
         if index is None:
             return []
         return index.search(np.asarray(vector, dtype=np.float32), k, namespace, exclude)
+
+    def _namespaces(self) -> list[str]:
+        """Distinct namespaces by stepping through the (namespace, kind) index: one seek
+        per namespace, not a scan of every node."""
+        out: list[str] = []
+        row = self._db.execute("SELECT MIN(namespace) FROM nodes").fetchone()
+        while row is not None and row[0] is not None:
+            out.append(row[0])
+            row = self._db.execute(
+                "SELECT namespace FROM nodes WHERE namespace > ? ORDER BY namespace LIMIT 1",
+                (row[0],),
+            ).fetchone()
+        return out
 
     def _count(self, namespace: str | None) -> ops.Counts:
         if namespace is None:
@@ -606,3 +812,13 @@ class EmbeddedStore(GraphStore):
                 (namespace,),
             )
         return ops.Counts(nodes=dict(nodes.fetchall()), edges=dict(edges.fetchall()))
+
+
+def _edge(kind: str, src: str, dst: str, props: str) -> Edge:
+    return Edge.model_construct(kind=EdgeKind(kind), src=src, dst=dst, props=json.loads(props))
+
+
+def _chunks(ids: list[str]) -> Iterable[list[str]]:
+    """Slices short enough for one ``IN (...)`` list of bound parameters."""
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start : start + _CHUNK]

@@ -29,6 +29,28 @@ class VectorIndex:
         self._ns_codes: dict[str, int] = {}
         self._dead = 0
 
+    @classmethod
+    def from_rows(
+        cls,
+        dim: int,
+        ids: list[str],
+        namespaces: list[str],
+        matrix: npt.NDArray[np.float32],
+    ) -> VectorIndex:
+        """An index over rows read in one pass (a store's blobs joined into one matrix),
+        normalized in one step instead of row by row."""
+        index = cls(dim, capacity=max(1024, len(ids) + len(ids) // 4))
+        n = len(ids)
+        if n:
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            index._mat[:n] = matrix / norms
+            index._ns[:n] = [index._code(ns) for ns in namespaces]
+            index._alive[:n] = True
+        index._ids = list(ids)
+        index._pos = {node_id: i for i, node_id in enumerate(ids)}
+        return index
+
     def __len__(self) -> int:
         return len(self._pos)
 
