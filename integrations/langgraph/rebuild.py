@@ -20,7 +20,7 @@ from langgraph._internal._runnable import RunnableCallable
 from langgraph.errors import ParentCommand
 from langgraph.graph.state import CompiledStateGraph, StateGraph
 
-from integrations.langgraph.session import Session
+from integrations.langgraph.session import InnerMessages, Session
 
 
 def memory_node(
@@ -35,12 +35,13 @@ def memory_node(
         if run is None:
             return inner.invoke(state, config)
         given = session.with_memory_text(state, run.recall(role, state), role) if inject else state
+        said = InnerMessages(config, session.messages_key)
         try:
-            output = inner.invoke(given, config)
+            output = inner.invoke(given, said.attach(config))
         except ParentCommand as exc:
-            command = session.capture(run, path, role, state, exc.args[0])
+            command = session.capture(run, path, role, state, exc.args[0], said.messages)
             raise ParentCommand(command) from exc
-        return session.capture(run, path, role, state, output)
+        return session.capture(run, path, role, state, output, said.messages)
 
     async def anode(state: Any, config: RunnableConfig) -> Any:
         run = session.run_for(config)
@@ -51,12 +52,13 @@ def memory_node(
             if inject
             else state
         )
+        said = InnerMessages(config, session.messages_key)
         try:
-            output = await inner.ainvoke(given, config)
+            output = await inner.ainvoke(given, said.attach(config))
         except ParentCommand as exc:
-            command = session.capture(run, path, role, state, exc.args[0])
+            command = session.capture(run, path, role, state, exc.args[0], said.messages)
             raise ParentCommand(command) from exc
-        return session.capture(run, path, role, state, output)
+        return session.capture(run, path, role, state, output, said.messages)
 
     return RunnableCallable(node, anode, name=path.rsplit("/", 1)[-1], trace=False, recurse=False)
 

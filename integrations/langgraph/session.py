@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 from langchain_core.messages import BaseMessage, RemoveMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
@@ -33,6 +35,69 @@ from integrations.langgraph.run import TeamRun
 RUN_KEY = "__gmem_run"
 
 Inject = Literal["system", "state"]
+
+
+class InnerMessages(BaseCallbackHandler):
+    """The messages the nodes of a subgraph inside one node returned, in the order they ran.
+
+    A node may hand back less than happened inside it: a ``langgraph-supervisor`` member
+    with the default ``output_mode="last_message"`` returns only its final answer, so its
+    tool calls and their results never reach the team state. They are still the member's
+    steps, so the wrapper listens to the subgraph's own nodes (runs one checkpoint level
+    below the wrapped node, named as their node) and records what they returned.
+    """
+
+    run_inline = True  # in order, on the thread that runs the node
+
+    def __init__(self, config: RunnableConfig, messages_key: str) -> None:
+        namespace = (config.get("configurable") or {}).get("checkpoint_ns")
+        self.prefix = f"{namespace}|" if namespace else None
+        self.messages_key = messages_key
+        self.messages: list[BaseMessage] = []
+        self._nodes: set[uuid.UUID] = set()
+        self._lock = threading.Lock()
+
+    def attach(self, config: RunnableConfig) -> RunnableConfig:
+        """``config`` with this handler among its callbacks, inherited by child runs."""
+        if self.prefix is None:
+            return config
+        callbacks = config.get("callbacks")
+        if isinstance(callbacks, BaseCallbackManager):
+            manager = callbacks.copy()
+            manager.add_handler(self, inherit=True)
+            return {**config, "callbacks": manager}
+        return {**config, "callbacks": [*(callbacks or []), self]}
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,  # noqa: ARG002 - LangChain's callback signature
+        inputs: Any,  # noqa: ARG002
+        *,
+        run_id: uuid.UUID,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        meta = metadata or {}
+        namespace = meta.get("langgraph_checkpoint_ns")
+        if (
+            self.prefix is not None
+            and isinstance(namespace, str)
+            and namespace.startswith(self.prefix)
+            and "|" not in namespace[len(self.prefix) :]
+            and kwargs.get("name") == meta.get("langgraph_node")
+        ):
+            with self._lock:
+                self._nodes.add(run_id)
+
+    def on_chain_end(self, outputs: Any, *, run_id: uuid.UUID, **_: Any) -> None:
+        with self._lock:
+            if run_id not in self._nodes:
+                return
+            self._nodes.discard(run_id)
+            for each in outputs if isinstance(outputs, list | tuple) else [outputs]:
+                update = each.update if isinstance(each, Command) else each
+                if isinstance(update, Mapping):
+                    self.messages += as_message_list(update.get(self.messages_key)) or []
 
 
 class Session:
@@ -89,11 +154,29 @@ class Session:
         return state
 
     # ---- what the node said ------------------------------------------------------------
-    def capture(self, run: TeamRun, node: str, role: str, state: Any, output: Any) -> Any:
-        """Record the messages ``output`` adds and return it without the injected memory."""
+    def capture(
+        self,
+        run: TeamRun,
+        node: str,
+        role: str,
+        state: Any,
+        output: Any,
+        inner: Sequence[BaseMessage] = (),
+    ) -> Any:
+        """Record the messages ``output`` adds, after those the node's subgraph said that
+        ``output`` left out (``inner``), and return ``output`` without the injected memory."""
         consumed = self.messages_of(state)
         known = {m.id for m in consumed if m.id}
         produced: list[BaseMessage] = []
+        for message in inner:
+            if (
+                message.id not in known
+                and not isinstance(message, RemoveMessage)
+                and not is_memory_message(message)
+                and is_recordable(message)
+            ):
+                known.add(ensure_id(message))
+                produced.append(message)
 
         def clean(value: Any) -> Any:
             messages = as_message_list(value)

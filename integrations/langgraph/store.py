@@ -316,6 +316,13 @@ class GmemStore(BaseStore):
             self.dims = index.get("dims")
         self.embedder = _resolve_embedder(embedder)
         self.fields = list(fields)
+        #: The index configuration in effect, as LangGraph's stores expose it (``None``
+        #: without an embedder); ``embed`` is the resolved embedder.
+        self.index_config: dict[str, Any] | None = (
+            None
+            if self.embedder is None
+            else {"dims": self.dims, "embed": self.embedder, "fields": list(self.fields)}
+        )
         self.prefix = prefix
         self.ttl_config = ttl
         self.store = store if isinstance(store, GraphStore) else open_store(store)

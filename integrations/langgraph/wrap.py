@@ -329,9 +329,13 @@ def with_memory(
         role_map, inject_all = dict(roles), False
     else:
         role_map, inject_all = {str(n): str(n) for n in roles}, False
-    unknown = sorted(set(role_map) - node_paths(graph))
+    paths = node_paths(graph)
+    unknown = sorted(set(role_map) - paths)
     if unknown:
-        raise ValueError(f"roles name nodes the graph does not have: {', '.join(unknown)}")
+        raise ValueError(
+            f"roles name nodes the graph does not have: {', '.join(unknown)}; "
+            f"valid nodes: {', '.join(sorted(paths))}"
+        )
     task_text: Callable[[Any], str]
     if isinstance(task, str):
         text = task

@@ -154,7 +154,10 @@ class Fixed(Embeddings):
 
 
 def test_index_config_at_construction(graph: GraphStore) -> None:
-    store = GmemStore(graph, index={"dims": 4, "embed": Fixed(4), "fields": ["text"]})
+    embed = Fixed(4)
+    store = GmemStore(graph, index={"dims": 4, "embed": embed, "fields": ["text"]})
+    assert store.index_config == {"dims": 4, "embed": embed, "fields": ["text"]}
+    assert GmemStore(graph).index_config is None
     store.put(("i",), "a", {"text": "hello", "other": "x" * 50})
     found = store.search(("i",), query="hello")
     assert [i.key for i in found] == ["a"] and found[0].score is not None
