@@ -200,6 +200,7 @@ def measure(url: str, embedder_name: str, probes: int, finishes: int, pool_size:
     embedder.embed(["warm the model up"])
     t0 = time.perf_counter()
     store = open_store(url)
+    store_open_s = time.perf_counter() - t0
     mem = make_memory(store, embedder)
     reopen_s = time.perf_counter() - t0
     tasks = stored_tasks(store)
@@ -233,14 +234,16 @@ def measure(url: str, embedder_name: str, probes: int, finishes: int, pool_size:
     insights = [n for n in store.list_nodes(NodeKind.INSIGHT, NAMESPACE) if isinstance(n, Insight)]
     counts = store.count(NAMESPACE)
     mem.close()
+    on_disk = disk_bytes(url)
     result = {
         "tasks": tasks,
         "utterances": counts.nodes.get("Utterance", 0),
         "edges": counts.total_edges,
         "reopen_s": round(reopen_s, 3),
+        "store_open_s": round(store_open_s, 3),
         "first_recall_ms": round(first_ms, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "disk_mib": None if (b := disk_bytes(url)) is None else round(b / 2**20, 1),
+        "disk_mib": None if on_disk is None else round(on_disk / 2**20, 1),
         "recall_ms_without_embedding": summary(without),
         "recall_ms_with_embedding": summary(with_),
         "finish_ms": summary(finish_ms),
@@ -259,8 +262,10 @@ def plot(results: list[dict[str, Any]], png: Path, title: str) -> None:
     xs = [r["tasks"] for r in results]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     ax = axes[0][0]
-    ax.plot(xs, [r["reopen_s"] for r in results], "o-")
+    ax.plot(xs, [r["reopen_s"] for r in results], "o-", label="store + Memory")
+    ax.plot(xs, [r["store_open_s"] for r in results], "s--", label="store alone")
     ax.set_ylabel("reopen (s)")
+    ax.legend()
     ax = axes[0][1]
     ax.plot(xs, [r["peak_rss_mib"] for r in results], "o-", label="peak RSS")
     if all(r["disk_mib"] is not None for r in results):
@@ -291,6 +296,41 @@ def plot(results: list[dict[str, Any]], png: Path, title: str) -> None:
     fig.savefig(png, dpi=110)
 
 
+def child(args: argparse.Namespace, url: str, *what: str) -> str:
+    """Run one phase in a fresh process (its peak RSS is its own) and return its last line."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            *what,
+            "--store",
+            url,
+            "--embedder",
+            args.embedder,
+            "--probes",
+            str(args.probes),
+            "--finishes",
+            str(args.finishes),
+        ],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def revision() -> str:
+    """The commit that measured a row (a long run may span several)."""
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout.strip() or "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 30_000, 100_000])
@@ -302,14 +342,20 @@ def main() -> None:
     parser.add_argument("--label", default=None, help="output name (default: the backend)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--grow", type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     url = args.store or f"sqlite:///{Path(tempfile.mkdtemp()) / 'scale.db'}"
     if args.measure:
         measure(url, args.embedder, args.probes, args.finishes, POOL)
         return
+    if args.grow:
+        start, stop = args.grow
+        stats = grow(
+            url, play(POOL, seed=3), start, stop, args.evolve, make_embedder(args.embedder)
+        )
+        print(json.dumps(stats))
+        return
     label = args.label or parse_store_url(url).backend
-    embedder = make_embedder(args.embedder)
-    pool = play(POOL, seed=3)
     results: list[dict[str, Any]] = []
     store = open_store(url)
     done = stored_tasks(store)
@@ -317,31 +363,15 @@ def main() -> None:
     for size in sorted(args.sizes):
         if size > done:
             print(f"growing to {size} tasks", file=sys.stderr, flush=True)
-            stats = grow(url, pool, done, size, args.evolve, embedder)
+            stats = json.loads(
+                child(args, url, "--grow", str(done), str(size), "--evolve", str(args.evolve))
+            )
             done = size
         else:
             stats = {}
         print(f"measuring at {size}", file=sys.stderr, flush=True)
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--measure",
-                "--store",
-                url,
-                "--embedder",
-                args.embedder,
-                "--probes",
-                str(args.probes),
-                "--finishes",
-                str(args.finishes),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        row = json.loads(out.stdout.strip().splitlines()[-1])
+        row = json.loads(child(args, url, "--measure"))
+        row["code"] = revision()
         done = row["tasks"]  # the measured finishes added a few tasks
         if stats.get("bulk_s"):
             row["ingest_msgs_per_s"] = round(stats["bulk_msgs"] / stats["bulk_s"])
