@@ -28,6 +28,11 @@ class VectorIndex:
         self._pos: dict[str, int] = {}
         self._ns_codes: dict[str, int] = {}
         self._dead = 0
+        # The scores of the last query vector, valid until the matrix changes: recall asks
+        # for the same task's neighbours more than once (seeds, then a wider pool), and at
+        # a hundred thousand rows one product with the matrix is most of a search.
+        self._version = 0
+        self._last: tuple[bytes, int, npt.NDArray[np.float32]] | None = None
 
     @classmethod
     def from_rows(
@@ -66,6 +71,7 @@ class VectorIndex:
 
     def upsert(self, node_id: str, vec: npt.NDArray[np.float32], namespace: str) -> Undo:
         self.check(vec, f"vector of node {node_id}")
+        self._version += 1
         norm = float(np.linalg.norm(vec))
         unit = vec / norm if norm > 0 else vec
         row = self._pos.get(node_id)
@@ -75,6 +81,7 @@ class VectorIndex:
             self._ns[row] = self._code(namespace)
 
             def undo_update() -> None:
+                self._version += 1
                 self._mat[row] = old_vec
                 self._ns[row] = old_ns
 
@@ -96,6 +103,7 @@ class VectorIndex:
         self._kill(node_id)
 
         def undo_remove() -> None:
+            self._version += 1
             self._pos[node_id] = row
             self._alive[row] = True
             self._dead -= 1
@@ -103,6 +111,7 @@ class VectorIndex:
         return undo_remove
 
     def _kill(self, node_id: str) -> None:
+        self._version += 1
         row = self._pos.pop(node_id)
         self._alive[row] = False
         self._dead += 1
@@ -132,6 +141,7 @@ class VectorIndex:
         self._ids = ids
         self._pos = {node_id: i for i, node_id in enumerate(ids)}
         self._dead = 0
+        self._version += 1
 
     def search(
         self,
@@ -144,9 +154,14 @@ class VectorIndex:
         n = len(self._ids)
         if k <= 0 or n == 0:
             return []
-        norm = float(np.linalg.norm(vec))
-        q = vec / norm if norm > 0 else vec
-        scores = self._mat[:n] @ q
+        key = np.ascontiguousarray(vec, dtype=np.float32).tobytes()
+        if self._last is not None and self._last[0] == key and self._last[1] == self._version:
+            scores = self._last[2]
+        else:
+            norm = float(np.linalg.norm(vec))
+            q = (vec / norm if norm > 0 else vec).astype(np.float32, copy=False)
+            scores = np.asarray(self._mat[:n] @ q, dtype=np.float32)
+            self._last = (key, self._version, scores)
         mask = self._alive[:n].copy()
         if namespace is not None:
             code = self._ns_codes.get(namespace)

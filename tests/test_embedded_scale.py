@@ -18,6 +18,7 @@ from graph_store import Edge, EdgeKind, EmbeddedStore, NodeKind, QueryNode, Utte
 from graph_store.errors import NotFoundError
 from graph_store.model import Insight, query_id_for
 from graph_store.ops import Op, PutEdges, PutNodes, VectorSearch
+from graph_store.vectors import VectorIndex
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 16
@@ -196,3 +197,18 @@ def test_a_store_from_before_the_change_log_gains_it(tmp_path: Path) -> None:
     assert [e.dst for e in a.get_edges([queries[0].id], [EdgeKind.SIMILAR_TO])] == [queries[1].id]
     a.close()
     b.close()
+
+
+def test_a_repeated_search_sees_rows_written_since() -> None:
+    """The last query's scores are reused only while the matrix is unchanged."""
+    index = VectorIndex(DIM)
+    index.upsert("a" * 32, _vec(1), "default")
+    q = _vec(2)
+    assert [h.id for h in index.search(q, 2, None, frozenset())] == ["a" * 32]
+    undo = index.upsert("b" * 32, q, "default")
+    assert [h.id for h in index.search(q, 2, None, frozenset())] == ["b" * 32, "a" * 32]
+    undo()
+    assert [h.id for h in index.search(q, 2, None, frozenset())] == ["a" * 32]
+    index.upsert("a" * 32, q, "default")
+    (hit,) = index.search(q, 1, None, frozenset())
+    assert hit.score == pytest.approx(1.0)
