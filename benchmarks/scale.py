@@ -341,6 +341,9 @@ def main() -> None:
     parser.add_argument("--finishes", type=int, default=30, help="finish() calls measured")
     parser.add_argument("--label", default=None, help="output name (default: the backend)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the rows of the JSON for smaller sizes"
+    )
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--grow", type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -357,6 +360,10 @@ def main() -> None:
         return
     label = args.label or parse_store_url(url).backend
     results: list[dict[str, Any]] = []
+    saved = args.out / f"scale-{label}.json"
+    if args.resume and saved.exists():
+        first = min(args.sizes)
+        results = [r for r in json.loads(saved.read_text())["results"] if r["tasks"] < first]
     store = open_store(url)
     done = stored_tasks(store)
     store.close()
@@ -392,7 +399,7 @@ def main() -> None:
             "results": results,
         }
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / f"scale-{label}.json").write_text(json.dumps(report, indent=2) + "\n")
+        saved.write_text(json.dumps(report, indent=2) + "\n")
         plot(results, args.out / f"scale-{label}.png", f"gmem {label} store growth")
 
 
