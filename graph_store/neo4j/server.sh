@@ -22,6 +22,8 @@
 #   GMEM_NEO4J_PASSWORD    password of user neo4j    (default gmem-neo4j-test)
 #   GMEM_NEO4J_BOLT_PORT / GMEM_NEO4J_HTTP_PORT      (default 7687 / 7474, on 127.0.0.1)
 #   GMEM_NEO4J_HEAP / GMEM_NEO4J_PAGECACHE           (default 1g / 256m: sized for 2 cores)
+#   GMEM_NEO4J_VECTOR_MERGE_FACTOR  Lucene segments of one size before they are merged
+#                          in a vector index (default 2; Neo4j's own default is 50)
 #   GMEM_NEO4J_START_TIMEOUT  seconds to wait for Bolt and the database (default 120)
 #   JAVA                   java binary, 17 or 21     (default: java on PATH)
 
@@ -36,6 +38,7 @@ HTTP_PORT="${GMEM_NEO4J_HTTP_PORT:-7474}"
 HEAP="${GMEM_NEO4J_HEAP:-1g}"
 PAGECACHE="${GMEM_NEO4J_PAGECACHE:-256m}"
 START_TIMEOUT="${GMEM_NEO4J_START_TIMEOUT:-120}"
+VECTOR_MERGE_FACTOR="${GMEM_NEO4J_VECTOR_MERGE_FACTOR:-2}"
 JAVA="${JAVA:-java}"
 
 LIB="${HOME_DIR}/lib"
@@ -103,6 +106,10 @@ dbms.usage_report.enabled=false
 client.allow_telemetry=false
 server.memory.pagecache.size=${PAGECACHE}
 db.tx_log.rotation.retention_policy=100M size
+# Every commit adds a Lucene segment to a vector index and a search visits each one; at
+# Neo4j's default (50) an index written one task per commit is searched through dozens
+# of small HNSW graphs. Merging pairwise keeps about log2(commits) of them.
+internal.dbms.index.vector.standard_merge_factor=${VECTOR_MERGE_FACTOR}
 server.directories.data=${HOME_DIR}/data
 server.directories.logs=${HOME_DIR}/logs
 server.directories.plugins=${HOME_DIR}/plugins

@@ -118,6 +118,10 @@ class Neo4jStore(GraphStore):
             "notifications_min_severity": "OFF",
             "user_agent": "gmem",
         }
+        # One bookmark chain for every session of this handle: on a cluster a read may go
+        # to a secondary, and the bookmark makes it wait until that secondary has applied
+        # this handle's last write (causal consistency); a single server ignores it.
+        self._bookmarks = neo4j.GraphDatabase.bookmark_manager()
         try:
             self._driver = neo4j.GraphDatabase.driver(uri, **self._driver_options)
         except (neo4j.exceptions.ConfigurationError, ValueError) as exc:
@@ -133,9 +137,12 @@ class Neo4jStore(GraphStore):
             raise
 
     # ---- lifecycle -------------------------------------------------------------------
+    def _session(self) -> neo4j.Session:
+        return self._driver.session(database=self.database, bookmark_manager=self._bookmarks)
+
     def _connect(self) -> None:
         self._driver.verify_connectivity()
-        with self._driver.session(database=self.database) as session:
+        with self._session() as session:
             for statement in cypher.SCHEMA:
                 self._schema_statement(session, statement)
             self._dims = self._read_dims(session)
@@ -174,7 +181,7 @@ class Neo4jStore(GraphStore):
         self._ensure_open()
 
         def work() -> None:
-            with self._driver.session(database=self.database) as session:
+            with self._session() as session:
                 session.run(cypher.DELETE_ALL).consume()
                 for statement in cypher.DROP_VECTOR_INDEX.values():
                     session.run(statement).consume()
@@ -194,7 +201,7 @@ class Neo4jStore(GraphStore):
         self._ensure_open()
 
         def work() -> None:
-            with self._driver.session(database=self.database) as session:
+            with self._session() as session:
                 for key in self._dims:
                     session.run(cypher.DROP_VECTOR_INDEX[key]).consume()
             self._create_vector_indexes(dict(self._dims))
@@ -212,7 +219,7 @@ class Neo4jStore(GraphStore):
             return work(lambda op: programs.drive(tx, programs.program(op, state)))
 
         def run() -> list[Any]:
-            with self._driver.session(database=self.database) as session:
+            with self._session() as session:
                 if writes:
                     return session.execute_write(in_transaction)
                 return session.execute_read(in_transaction)
@@ -271,6 +278,7 @@ class Neo4jStore(GraphStore):
     def _prepare(self, ops: Sequence[Op]) -> BatchState:
         """Check ids and vector dimensions, and create the vector indexes a batch needs."""
         pending: dict[VectorKey, int] = {}
+        self._learn_searched_indexes(ops)
 
         def expected(key: VectorKey) -> int | None:
             return self._dims.get(key, pending.get(key))
@@ -298,7 +306,7 @@ class Neo4jStore(GraphStore):
         return BatchState(dict(self._dims), self._oversample, self._next_seq)
 
     def _create_vector_indexes(self, wanted: dict[VectorKey, int]) -> None:
-        with self._driver.session(database=self.database) as session:
+        with self._session() as session:
             for key, dims in wanted.items():
                 self._schema_statement(session, cypher.CREATE_VECTOR_INDEX[key], dims=dims)
                 name = cypher.vector_index_name(*key)
@@ -312,11 +320,28 @@ class Neo4jStore(GraphStore):
                     f"this store, not {dims}; use the embedder that wrote it, or a new database"
                 )
 
+    def _learn_searched_indexes(self, ops: Sequence[Op]) -> None:
+        """Look for vector indexes a search needs that this handle has not seen yet.
+
+        Another process may have written the first vectors of a label since this one
+        connected: trusting what it saw at connect, this handle would go on finding
+        nothing. One look at the server per batch, only while such an index is unknown.
+        """
+        searched = {(NodeKind(op.kind), op.field) for op in ops if isinstance(op, VectorSearch)}
+        if searched <= self._dims.keys():
+            return
+
+        def refresh() -> None:
+            with self._session() as session:
+                self._dims = self._read_dims(session)
+
+        self._call(refresh)
+
     def _restore_vector_indexes(self) -> None:
         """Recreate vector indexes this handle knew but the server lost (another handle's
         ``delete_all``, an index dropped by hand), with the dimensions they had."""
         known = dict(self._dims)
-        with self._driver.session(database=self.database) as session:
+        with self._session() as session:
             self._dims = self._read_dims(session)
         missing = {key: dim for key, dim in known.items() if key not in self._dims}
         if missing:

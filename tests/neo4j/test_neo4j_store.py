@@ -462,3 +462,25 @@ def test_reindex_vectors_keeps_search_results(neo4j_store: Neo4jStore) -> None:
         NodeKind.INSIGHT, np.ones(3, np.float32), k=1, field="graph_embedding"
     )
     assert [h.id for h in hits] == [insight.id]
+
+
+def test_search_after_many_small_commits_is_exact_without_reindex(
+    neo4j_store: Neo4jStore,
+) -> None:
+    """A running team commits one task at a time; the index must serve each right after
+    its commit, exactly, with no ``reindex_vectors()`` in between."""
+    rng = np.random.default_rng(11)
+    vectors = rng.normal(size=(240, 12)).astype(np.float32)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    nodes = [QueryNode(text=f"job {i}", embedding=vectors[i]) for i in range(240)]
+    for i, node in enumerate(nodes):
+        neo4j_store.put_nodes([node])  # its own transaction, as finish() writes it
+        if i % 40 == 39:
+            (hit,) = neo4j_store.vector_search(NodeKind.QUERY, vectors[i], k=1)
+            assert hit.id == node.id and hit.score == pytest.approx(1.0, abs=1e-5)
+    for probe in rng.normal(size=(10, 12)).astype(np.float32):
+        exact = unit @ (probe / np.linalg.norm(probe))
+        want = np.argsort(-exact)[:5]
+        hits = neo4j_store.vector_search(NodeKind.QUERY, probe, k=5)
+        assert [h.id for h in hits] == [nodes[i].id for i in want]
+        assert [h.score for h in hits] == pytest.approx([exact[i] for i in want], abs=1e-5)
