@@ -278,12 +278,44 @@ class MemoryConfig(BaseModel):
     gnn_dim: int = Field(64, ge=2, le=1024, description="Size of a structural embedding.")
     gnn_hidden: int = Field(128, ge=2, le=4096, description="Hidden width of the encoder.")
     gnn_layers: int = Field(2, ge=1, le=4, description="Message-passing layers (hops seen).")
-    gnn_epochs: int = Field(150, ge=1, description="Training epochs of a full retrain.")
+    gnn_epochs: int = Field(
+        150,
+        ge=1,
+        description="Most optimiser steps of a full retrain; each sees up to"
+        " gnn_pairs_per_step positive pairs (all of them on a small graph: an epoch).",
+    )
+    gnn_pairs_per_step: int = Field(
+        8192,
+        ge=1,
+        description="Most positive pairs per optimiser step; above it a step samples this"
+        " many, so a step's cost does not grow with the graph.",
+    )
+    gnn_train_node_budget: int = Field(
+        1_500_000,
+        ge=1,
+        description="Most node rows the encoder may process in one retrain, summed over its"
+        " steps: a large graph gets fewer steps, so a full refresh's time stays bounded.",
+    )
+    gnn_patience: int = Field(
+        20,
+        ge=0,
+        description="Stop training once the smoothed loss has not improved for this many"
+        " steps (0: always run gnn_epochs steps).",
+    )
+    gnn_min_delta: float = Field(
+        0.005,
+        ge=0,
+        lt=1,
+        description="Relative fall of the smoothed loss that counts as an improvement.",
+    )
     gnn_lr: float = Field(0.005, gt=0, le=1, description="Adam learning rate.")
     gnn_weight_decay: float = Field(1e-4, ge=0, description="Adam weight decay.")
     gnn_dropout: float = Field(0.1, ge=0, lt=1, description="Feature dropout in training.")
     gnn_negatives: int = Field(
-        32, ge=1, description="Negative tasks sampled per positive pair in the contrastive loss."
+        32,
+        ge=1,
+        description="Successful tasks drawn per training step as the negatives every"
+        " positive pair of the step is contrasted with.",
     )
     gnn_temperature: float = Field(
         0.1, gt=0, le=10, description="Softmax temperature of the contrastive loss."
@@ -323,10 +355,9 @@ class MemoryConfig(BaseModel):
     gnn_minibatch_nodes: int = Field(
         200_000,
         ge=1,
-        description="Above this many graph nodes, training samples subgraphs of"
-        " gnn_batch_size anchor tasks instead of running on the whole graph.",
+        description="Above this many graph nodes, each training step of the graph encoder"
+        " runs on the neighbourhood of its tasks instead of the whole graph.",
     )
-    gnn_batch_size: int = Field(2048, ge=1, description="Anchor tasks per training subgraph.")
     gnn_export_batch: int = Field(
         2000, ge=1, description="Node ids read from the store per export call."
     )

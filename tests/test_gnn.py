@@ -128,12 +128,79 @@ def test_minibatch_training_lowers_the_loss() -> None:
     from gmem.gnn.export import export_namespace
     from gmem.gnn.train import train
 
-    config = small_config(gnn_minibatch_nodes=10, gnn_batch_size=16)
+    config = small_config(gnn_minibatch_nodes=10, gnn_pairs_per_step=16)
     store = EmbeddedStore(":memory:")
     filled(store, config)
     graph = export_namespace(store, "default", config)
     _, report = train(graph, config, epochs=15)
     assert report.losses[-1] < report.losses[0]
+
+
+def test_training_is_bounded_by_the_node_budget_and_the_plateau() -> None:
+    from gmem.gnn.export import export_namespace
+    from gmem.gnn.train import train
+
+    store = EmbeddedStore(":memory:")
+    filled(store, small_config())
+    graph = export_namespace(store, "default", small_config())
+    # Each full-graph step passes every node through the encoder once.
+    budget = small_config(gnn_train_node_budget=graph.num_nodes * 5, gnn_patience=0)
+    _, report = train(graph, budget, epochs=40)
+    assert report.epochs == 5 and report.stopped_early
+    # A learning rate too small to move the loss: the plateau ends training early.
+    stuck = small_config(gnn_lr=1e-9, gnn_patience=5, gnn_dropout=0.0, gnn_mask_share=0.0)
+    _, flat = train(graph, stuck, epochs=40)
+    assert flat.stopped_early and flat.epochs < 40
+    # Sampled steps: more positives than one step takes still train.
+    sampled = small_config(gnn_pairs_per_step=8)
+    assert graph.procedure_pairs.shape[1] * 2 > 8
+    _, part = train(graph, sampled, epochs=30)
+    assert np.mean(part.losses[-5:]) < np.mean(part.losses[:5])
+
+
+def test_fused_layer_is_heteroconv_arithmetic() -> None:
+    """The encoder's layer sums root weights per node type instead of running one SAGEConv
+    per relation; the result must be what HeteroConv computes, relations without edges
+    included."""
+    import torch
+
+    from gmem.gnn.export import EDGE_TYPES, NODE_TYPES
+    from gmem.gnn.model import MemoryEncoder, _hetero_sage
+
+    torch.manual_seed(3)
+    enc = MemoryEncoder({"query": 12, "insight": 12, "trace": 7}, 16, 8, 1, 0.0)
+    sizes = {"query": 20, "insight": 4, "trace": 20}
+    h = {t: torch.randn(sizes[t], 16) for t in NODE_TYPES}
+    edges = {}
+    for i, (src, rel, dst) in enumerate(EDGE_TYPES):
+        count = 0 if i % 3 == 2 else 30
+        edges[src, rel, dst] = torch.stack(
+            [torch.randint(0, sizes[src], (count,)), torch.randint(0, sizes[dst], (count,))]
+        )
+    reference = enc.convs[0](h, edges)
+    fused = _hetero_sage(enc.convs[0], h, edges)
+    assert set(reference) == set(fused)
+    for t in reference:
+        assert torch.allclose(reference[t], fused[t], atol=1e-5)
+
+
+def test_procedure_pairs_are_each_rows_best_above_threshold() -> None:
+    from gmem.gnn.features import procedure_pairs
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(60, 8)).astype(np.float32)
+    vectors[5] = 0.0
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    got = {tuple(p) for p in procedure_pairs(vectors, 3, 0.4, block=7).T.tolist()}
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -1.0)
+    expected = set()
+    for i in range(60):
+        for j in np.argsort(-sims[i], kind="stable")[:3]:
+            if sims[i, j] >= 0.4:
+                expected.add((min(i, int(j)), max(i, int(j))))
+    assert got == expected and got
+    assert not any(5 in p for p in got)
 
 
 def test_identical_text_different_procedures_embed_apart() -> None:

@@ -114,6 +114,15 @@ def _text(vec: FloatMatrix | None, dim: int) -> list[float]:
     return vec.tolist()  # type: ignore[no-any-return]
 
 
+def _texts(vectors: Sequence[FloatMatrix | None], dim: int) -> FloatMatrix:
+    """Text vectors as one matrix; a missing or odd-sized vector is a row of zeros."""
+    out = np.zeros((len(vectors), dim), dtype=np.float32)
+    for i, vec in enumerate(vectors):
+        if vec is not None and vec.shape == (dim,):
+            out[i] = vec
+    return out
+
+
 def query_row(q: QueryNode, text_dim: int) -> list[float]:
     return [*_text(q.embedding, text_dim), *query_extra(q.outcome, q.successes, q.attempts)]
 
@@ -248,24 +257,38 @@ def export_namespace(
         )
     dim = config.gnn_trace_dim
     procedures = np.zeros((len(queries), dim), dtype=np.float32)
-    trace_rows: list[list[float]] = []
-    for i, (sk, (steps, good)) in enumerate(zip(skeletons, summaries, strict=True)):
+    for i, sk in enumerate(skeletons):
         procedures[i] = weights.vector(sk.shingles, dim)
-        trace_rows.append(
-            [*procedures[i].tolist(), *trace_extra([u.role for u in steps], len(steps), good)]
-        )
+    trace_extras = np.array(
+        [trace_extra([u.role for u in steps], len(steps), good) for steps, good in summaries],
+        dtype=np.float32,
+    ).reshape(len(queries), TRACE_EXTRA)
 
     data = HeteroData()
-    data[QUERY].x = torch.tensor(
-        [query_row(q, text_dim) for q in queries], dtype=torch.float32
-    ).reshape(len(queries), text_dim + QUERY_EXTRA)
-    data[INSIGHT].x = torch.tensor(
-        [insight_row(n, text_dim) for n in insights], dtype=torch.float32
-    ).reshape(len(insights), text_dim + INSIGHT_EXTRA)
-    # One trace row per query, in query order: row i of trace is query i's summary.
-    data[TRACE].x = torch.tensor(trace_rows, dtype=torch.float32).reshape(
-        len(queries), dim + TRACE_EXTRA
+    data[QUERY].x = torch.from_numpy(
+        np.hstack(
+            [
+                _texts([q.embedding for q in queries], text_dim),
+                np.array(
+                    [query_extra(q.outcome, q.successes, q.attempts) for q in queries],
+                    dtype=np.float32,
+                ).reshape(len(queries), QUERY_EXTRA),
+            ]
+        )
     )
+    data[INSIGHT].x = torch.from_numpy(
+        np.hstack(
+            [
+                _texts([n.embedding for n in insights], text_dim),
+                np.array(
+                    [[float(np.tanh(n.score / 5.0)), float(n.retired)] for n in insights],
+                    dtype=np.float32,
+                ).reshape(len(insights), INSIGHT_EXTRA),
+            ]
+        )
+    )
+    # One trace row per query, in query order: row i of trace is query i's summary.
+    data[TRACE].x = torch.from_numpy(np.hstack([procedures, trace_extras]))
     typed += [(EdgeKind.RELATED_TO, src, dst) for src, dst in related]
     for et, ei in edge_index(typed, q_index, i_index).items():
         data[et].edge_index = ei

@@ -14,6 +14,7 @@ import hashlib
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -31,8 +32,11 @@ TRACE_EXTRA = ROLE_SLOTS + 2
 INSIGHT_EXTRA = 2
 
 
+@lru_cache(maxsize=1 << 16)
 def slot(feature: str, dim: int) -> int:
-    """A stable hash slot: Python's ``hash`` changes per process, weights must not."""
+    """A stable hash slot: Python's ``hash`` changes per process, weights must not.
+
+    Cached: a namespace repeats a few thousand shingles over every trace."""
     digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") % dim
 
@@ -108,18 +112,18 @@ def procedure_pairs(
     n = vectors.shape[0]
     if n < 2:
         return np.zeros((2, 0), dtype=np.int64)
-    found: set[tuple[int, int]] = set()
     kk = min(k, n - 1)
+    keys: list[np.ndarray] = []
     for start in range(0, n, block):
         sims = vectors[start : start + block] @ vectors.T
         rows = np.arange(sims.shape[0])
         sims[rows, rows + start] = -1.0
-        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        for r, cols in enumerate(top):
-            i = r + start
-            for j in cols:
-                if sims[r, j] >= threshold:
-                    found.add((min(i, int(j)), max(i, int(j))))
-    if not found:
+        top = np.argpartition(sims, n - kk, axis=1)[:, n - kk :]
+        good = np.take_along_axis(sims, top, axis=1) >= threshold
+        i = np.broadcast_to((rows + start)[:, None], top.shape)[good]
+        j = top[good]
+        keys.append(np.minimum(i, j).astype(np.int64) * n + np.maximum(i, j))
+    found = np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
+    if found.size == 0:
         return np.zeros((2, 0), dtype=np.int64)
-    return np.array(sorted(found), dtype=np.int64).T
+    return np.stack([found // n, found % n])
