@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from gmem import __version__
 from gmem.cli import commands
+from gmem.cli.browser import browser_queries
 from gmem.cli.demo import demo
 from gmem.cli.embed import embed
 from gmem.cli.mcp import mcp
@@ -180,6 +181,7 @@ app.command()(commands.forget)
 app.command()(commands.migrate)
 app.command()(mcp)
 app.command()(embed)
+app.command("browser-queries")(browser_queries)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from graph_store.model import NODE_TYPES, Edge, EdgeKind, Node, NodeKind, node_from_props
+from graph_store.neo4j.titles import TITLE_KEY, title_of
 
 VECTOR_FIELDS = ("embedding", "graph_embedding")
 #: Insertion order of nodes, kept when a node is replaced (``list_nodes`` is oldest first).
@@ -80,6 +81,7 @@ def node_props(node: Node) -> dict[str, Any]:
         vec = getattr(node, field)
         if vec is not None:
             out[field] = vec.tolist()
+    out[TITLE_KEY] = title_of(node)  # Browser's caption; dropped again on read
     return out
 
 
@@ -106,6 +108,7 @@ def node_from_record(props: dict[str, Any], with_vectors: bool) -> Node:
     data = dict(props)
     kind = NodeKind(data["node_kind"])
     data.pop(SEQ_KEY, None)
+    data.pop(TITLE_KEY, None)
     vectors = [data.pop(field, None) for field in VECTOR_FIELDS]
     for key in JSON_FIELDS[kind]:
         if isinstance(data.get(key), str):

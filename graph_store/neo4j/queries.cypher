@@ -7,15 +7,16 @@
 
 // name: One task's trace
 // params: {"search": "apple"}
-// The task whose text best matches $search (full-text score, newest on a tie), linked to
-// the first message of each attempt; the messages follow in order along NEXT, with who
-// answered whom (REPLIES_TO), so a trace reads as a chain rather than a star.
+// The messages of the task whose text best matches $search (full-text score, newest on a
+// tie), each captioned "step. role: what it said or did", in order along NEXT, with who
+// answered whom (REPLIES_TO): a chain, not a star. The task itself is left out: Browser
+// draws every relationship among the nodes it shows, so the task would link to every
+// message (HAS_TRACE) and pull the chain into a star around it.
 CALL db.index.fulltext.queryNodes('gmem_query_text', $search) YIELD node AS q, score
 WITH q ORDER BY score DESC, q.seq DESC LIMIT 1
-MATCH start = (q)-[:HAS_TRACE]->(:Utterance {step: 0})
 MATCH (q)-[:HAS_TRACE]->(u:Utterance)
 OPTIONAL MATCH talk = (u)-[:NEXT|REPLIES_TO]->(:Utterance)
-RETURN start, talk;
+RETURN u, talk;
 
 // name: Insights supporting a task
 // params: {"search": "plate"}

@@ -25,8 +25,10 @@ import asyncio
 import concurrent.futures
 import hashlib
 import json
+import random
 import re
 import threading
+import time
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -79,8 +81,9 @@ _EXPIRES = "expires_at"
 #: Filter keys the SQL stores accept: field names, dotted for nested fields.
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
 _OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
-#: How often a batch is redone when another writer changed an item it read.
-_ATTEMPTS = 5
+#: How often a batch is redone (after a short random wait, doubling) when another writer
+#: changed an item it read.
+_ATTEMPTS = 8
 _ESCAPE = re.compile(r"%(u[0-9A-F]{4}|[0-9A-F]{2})")
 
 
@@ -323,12 +326,15 @@ class GmemStore(BaseStore):
             if self.embedder is None
             else {"dims": self.dims, "embed": self.embedder, "fields": list(self.fields)}
         )
+        #: The embedder under the name LangGraph's stores give it.
+        self.embeddings = self.embedder
         self.prefix = prefix
         self.ttl_config = ttl
         self.store = store if isinstance(store, GraphStore) else open_store(store)
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()
         self._queue_lock = threading.Lock()
+        self._writing = threading.Lock()
         self._queues: dict[
             asyncio.AbstractEventLoop, list[tuple[list[Op], asyncio.Future[list[Result]]]]
         ] = {}
@@ -418,12 +424,18 @@ class GmemStore(BaseStore):
         matrix = self._embed(flat) if flat else np.zeros((0, 0), dtype=np.float32)
         for attempt in range(_ATTEMPTS):
             try:
-                return self._attempt(ops, final, texts, matrix)
+                if not final:
+                    return self._attempt(ops, final, texts, matrix)
+                # Writers of this store object take turns, so that only another process
+                # (or another GmemStore on the same graph store) can change what they read.
+                with self._writing:
+                    return self._attempt(ops, final, texts, matrix)
             except ConflictError:
                 # Another writer changed an item this batch read: read again and redo it,
                 # so that the batch behaves as one transaction.
                 if attempt == _ATTEMPTS - 1:
                     raise
+                time.sleep(random.uniform(0, 0.002 * 2**attempt))
         raise AssertionError("unreachable")
 
     def _attempt(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,15 @@ def test_a_batch_is_redone_when_another_writer_changed_what_it_read(store: GmemS
     # Redone from a fresh read, the put knew of the other write's vector node and
     # removed it: one node for one text.
     assert graph.count().nodes["Item"] == 1
+
+
+def test_threads_writing_one_key_all_succeed(store: GmemStore) -> None:
+    def write(n: int) -> None:
+        for i in range(15):
+            store.put(("hot",), "key", {"writer": n, "i": i})
+            store.get(("hot",), "key")
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(write, range(6)))  # re-raises any writer's error
+    got = store.get(("hot",), "key")
+    assert got is not None and got.value["i"] == 14

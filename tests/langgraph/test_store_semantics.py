@@ -157,6 +157,7 @@ def test_index_config_at_construction(graph: GraphStore) -> None:
     embed = Fixed(4)
     store = GmemStore(graph, index={"dims": 4, "embed": embed, "fields": ["text"]})
     assert store.index_config == {"dims": 4, "embed": embed, "fields": ["text"]}
+    assert store.embeddings is embed
     assert GmemStore(graph).index_config is None
     store.put(("i",), "a", {"text": "hello", "other": "x" * 50})
     found = store.search(("i",), query="hello")

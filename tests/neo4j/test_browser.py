@@ -8,15 +8,20 @@ failure, not a skip: CI installs both.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from gmem.cli.browser import saved_queries as saved_queries_in
+from gmem.cli.browser import write_zip
 from gmem.demo.corpus import play
 from gmem.embedding import make_embedder
 from gmem.memory import Memory
@@ -52,6 +57,10 @@ def saved_queries() -> list[tuple[str, dict[str, object], str]]:
         assert statement.endswith(";"), f"saved query {lines[0]!r} must end with ';'"
         out.append((lines[0].strip(), json.loads(match.group(1)), statement[:-1]))
     return out
+
+
+def saved_queries_of_cli() -> list[Any]:
+    return saved_queries_in((PACKAGE / "queries.cypher").read_text())
 
 
 def parse_grass(text: str) -> dict[str, dict[str, str]]:
@@ -99,20 +108,75 @@ def test_saved_queries_run_on_demo_memory(demo_memory: Neo4jStore) -> None:
         assert records, f"saved query {name!r} returned nothing on the demo memory"
 
 
-def test_browser_renders_a_saved_query(
-    demo_memory: Neo4jStore, neo4j_settings: Neo4jSettings
-) -> None:
+class BrowserPage:
+    """A logged-in Neo4j Browser page with gmem's style dropped on it."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+
+    def drop(self, data: bytes, name: str) -> None:
+        """What a person does with a file: drop it on the Browser (its file-drop zone)."""
+        self.page.evaluate(
+            """([b64, name]) => {
+              const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+              const files = new DataTransfer();
+              files.items.add(new File([bytes], name));
+              const zone = document.querySelector('.filedrop');
+              for (const type of ['dragenter', 'dragover', 'drop']) {
+                zone.dispatchEvent(new DragEvent(type, {dataTransfer: files, bubbles: true}));
+              }
+            }""",
+            [base64.b64encode(data).decode(), name],
+        )
+
+    def run(self, command: str) -> None:
+        self.page.locator("[data-testid=activeEditor]").click()
+        self.page.keyboard.press("Control+A")
+        self.page.keyboard.press("Delete")
+        self.page.keyboard.insert_text(command)
+        self.page.click("[data-testid=editor-Run]")
+
+    def settle(self) -> int:
+        """Wait until the force layout has placed every node; how many there are."""
+        self.page.wait_for_selector("svg g.node", state="attached", timeout=30_000)
+        nodes, deadline = -1, time.monotonic() + 20
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            count = int(self.page.locator("svg g.node").count())
+            if count == nodes:
+                break
+            nodes = count
+        return nodes
+
+    def captions(self) -> list[str]:
+        """Each drawn node's caption, as its text lines joined (Browser wraps captions)."""
+        return [
+            " ".join(t.split())
+            for t in self.page.eval_on_selector_all(
+                "svg g.node",
+                "gs => gs.map(g => Array.from(g.querySelectorAll('text'))"
+                ".map(t => t.textContent).join(' '))",
+            )
+        ]
+
+    def relationship_types(self) -> list[str]:
+        return [
+            t.strip()
+            for t in self.page.eval_on_selector_all(
+                "svg g.relationship text", "ts => ts.map(t => t.textContent)"
+            )
+        ]
+
+
+@pytest.fixture
+def browser_page(demo_memory: Neo4jStore, neo4j_settings: Neo4jSettings) -> Iterator[BrowserPage]:
     from playwright.sync_api import sync_playwright
 
     chromium = os.environ.get("GMEM_CHROMIUM", "/usr/bin/chromium")
     assert shutil.which(chromium), f"{chromium} not found: apt-get install chromium"
     http = os.environ.get("GMEM_NEO4J_HTTP_URL", "http://127.0.0.1:7474").rstrip("/")
     bolt = neo4j_settings.uri.split("://", 1)[1]
-    style = parse_grass((PACKAGE / "style.grass").read_text())
-    (_, _, hierarchy) = next(q for q in saved_queries() if q[0] == "The hierarchy of a namespace")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "neo4j-browser-hierarchy.png"
-
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
         try:
@@ -122,56 +186,74 @@ def test_browser_renders_a_saved_query(
             page.fill("[data-testid=password]", neo4j_settings.password)
             page.click("[data-testid=connect]")
             page.wait_for_selector("text=You are connected", timeout=30_000)
-            # What a person does: drop style.grass onto the Browser (its file-drop zone).
-            page.evaluate(
-                """([text, name]) => {
-                  const files = new DataTransfer();
-                  files.items.add(new File([text], name));
-                  const zone = document.querySelector('.filedrop');
-                  for (const type of ['dragenter', 'dragover', 'drop']) {
-                    zone.dispatchEvent(new DragEvent(type, {dataTransfer: files, bubbles: true}));
-                  }
-                }""",
-                [(PACKAGE / "style.grass").read_text(), "style.grass"],
-            )
+            ui = BrowserPage(page)
+            ui.drop((PACKAGE / "style.grass").read_bytes(), "style.grass")
             page.wait_for_function(
                 "() => (localStorage.getItem('neo4j.grass') || '').includes('Utterance')",
                 timeout=10_000,
             )
-
-            def run(command: str) -> None:
-                page.locator("[data-testid=activeEditor]").click()
-                page.keyboard.press("Control+A")
-                page.keyboard.press("Delete")
-                page.keyboard.insert_text(command)
-                page.click("[data-testid=editor-Run]")
-
-            run(":param namespace => 'default'")
-            page.wait_for_selector("text=Successfully set your parameters", timeout=10_000)
-            run(hierarchy)
-            page.wait_for_selector("svg g.node", state="attached", timeout=30_000)
-            nodes, deadline = -1, time.monotonic() + 20
-            while time.monotonic() < deadline:  # until the force layout has placed them all
-                time.sleep(1)
-                count = page.locator("svg g.node").count()
-                if count == nodes:
-                    break
-                nodes = count
-            page.screenshot(path=str(shot))
-            fills = set(
-                page.eval_on_selector_all(
-                    "svg g.node circle", "cs => cs.map(c => c.getAttribute('fill'))"
-                )
-            )
-            crashed = page.locator("text=Something went wrong").count()
+            yield ui
         finally:
             browser.close()
-    assert not crashed, f"Neo4j Browser crashed; see {shot}"
+
+
+def test_browser_renders_the_hierarchy_with_captions_that_tell_nodes_apart(
+    browser_page: BrowserPage,
+) -> None:
+    style = parse_grass((PACKAGE / "style.grass").read_text())
+    (_, _, hierarchy) = next(q for q in saved_queries() if q[0] == "The hierarchy of a namespace")
+    page = browser_page.page
+    shot = ARTIFACTS / "neo4j-browser-hierarchy.png"
+    browser_page.run(":param namespace => 'default'")
+    page.wait_for_selector("text=Successfully set your parameters", timeout=10_000)
+    browser_page.run(hierarchy)
+    nodes = browser_page.settle()
+    page.screenshot(path=str(shot))
+    fills = set(
+        page.eval_on_selector_all("svg g.node circle", "cs => cs.map(c => c.getAttribute('fill'))")
+    )
+    captions = browser_page.captions()
+    assert not page.locator("text=Something went wrong").count(), f"Browser crashed; see {shot}"
     assert nodes >= 8  # at least every task (traces have a query of their own)
-    # The hierarchy shows tasks and their insights (traces have a query of their own).
     tier_colors = {style[f"node.{label}"]["color"].lower() for label in ("Query", "Insight")}
     assert tier_colors <= {(f or "").lower() for f in fills}, "gmem's style was not applied"
+    # Captions are the short titles: no insight reads 'For tasks like "...', and most
+    # nodes' captions differ (two tasks may share a text; Browser wraps long lines).
+    assert captions and not any(c.startswith("For tasks like") for c in captions), captions
+    assert len(set(captions)) >= 0.8 * len(captions), captions
     assert shot.stat().st_size > 20_000
+
+
+def test_browser_shows_a_trace_as_a_numbered_chain(browser_page: BrowserPage) -> None:
+    (_, params, trace) = next(q for q in saved_queries() if q[0] == "One task's trace")
+    page = browser_page.page
+    browser_page.run(f":param search => {json.dumps(params['search'])}")
+    page.wait_for_selector("text=Successfully set your parameters", timeout=10_000)
+    browser_page.run(trace)
+    browser_page.settle()
+    page.screenshot(path=str(ARTIFACTS / "neo4j-browser-trace.png"))
+    captions = browser_page.captions()
+    steps = sorted(int(m[1]) for c in captions if (m := re.match(r"(\d+)\. ", c)))
+    # Every message is captioned with its step and role, and the steps run 0, 1, 2, ...
+    assert steps and steps[0] == 0 and len(steps) >= 3, captions
+    assert set(range(max(steps) + 1)) <= set(steps), captions
+    assert "NEXT" in browser_page.relationship_types()
+
+
+def test_browser_imports_one_favourite_per_saved_query(
+    browser_page: BrowserPage, tmp_path: Path
+) -> None:
+    archive = tmp_path / "gmem-queries.zip"
+    write_zip(saved_queries_of_cli(), archive)
+    page = browser_page.page
+    browser_page.drop(archive.read_bytes(), archive.name)
+    page.click("[data-testid=navigationFavorites]")
+    page.wait_for_selector("[data-testid^=scriptTitle-]", timeout=10_000)
+    titles = page.eval_on_selector_all(
+        "[data-testid^=scriptTitle-]", "ts => ts.map(t => t.textContent)"
+    )
+    names = [name for name, _, _ in saved_queries()]
+    assert sorted(t for t in titles if t in names) == sorted(names), titles
 
 
 def _paths(store: Neo4jStore, statement: str, params: dict[str, object]) -> list[object]:
@@ -188,11 +270,10 @@ def test_saved_queries_return_what_they_say(demo_memory: Neo4jStore) -> None:
     assert 0 < len(tasks) <= 10 and "Utterance" not in labels
 
     params, trace = queries["One task's trace"]
-    paths = _paths(demo_memory, trace, params)
-    rels = [r for p in paths for r in p.relationships]  # type: ignore[attr-defined]
-    starts = {r.end_node["id"] for r in rels if r.type == "HAS_TRACE"}
-    first_steps = {r.end_node["step"] for r in rels if r.type == "HAS_TRACE"}
-    assert starts and first_steps == {0}  # one link per attempt, to its first message
+    records, _, _ = demo_memory._driver.execute_query(trace, params, database_="neo4j")
+    messages = {r["u"]["id"]: r["u"] for r in records}
+    rels = [rel for r in records if r["talk"] is not None for rel in r["talk"].relationships]
+    assert {m["query_id"] for m in messages.values()} == {next(iter(messages.values()))["query_id"]}
+    assert 0 in {m["step"] for m in messages.values()}  # the whole trace, from its start
     assert any(r.type == "NEXT" for r in rels)  # the chain the messages follow
-    queries_seen = {n["id"] for p in paths for n in p.nodes if "Query" in n.labels}  # type: ignore[attr-defined]
-    assert len(queries_seen) == 1
+    assert all(r.start_node["id"] in messages and r.end_node["id"] in messages for r in rels)
