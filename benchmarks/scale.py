@@ -249,6 +249,7 @@ def measure(url: str, embedder_name: str, probes: int, finishes: int, pool_size:
         "finish_ms": summary(finish_ms),
         "insights_live": sum(not n.retired for n in insights),
         "insights_retired": sum(n.retired for n in insights),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     print(json.dumps(result))
 
@@ -318,6 +319,15 @@ def child(args: argparse.Namespace, url: str, *what: str) -> str:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     return out.stdout.strip().splitlines()[-1]
+
+
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def revision() -> str:
@@ -390,7 +400,7 @@ def main() -> None:
         results.append(row)
         print(json.dumps(row), flush=True)
         report = {
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "machine": f"{cpu_model()}, {os.cpu_count()} cores",
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "python": platform.python_version(),
             "store": label,

@@ -116,6 +116,8 @@ _MIRRORED = frozenset({NodeKind.QUERY.value, NodeKind.INSIGHT.value})
 #: Change-log entries kept; a process further behind than this reloads its mirrors whole.
 CHANGE_LOG_KEEP = 50_000
 _CHUNK = 500
+#: Files up to this size are checked page by page on open; larger ones by length only.
+QUICK_CHECK_MAX_BYTES = 64 * 2**20
 #: SQLite page cache per connection (KiB); the default 2 MiB thrashes past a few GiB.
 PAGE_CACHE_KIB = 65_536
 
@@ -201,9 +203,7 @@ class EmbeddedStore(GraphStore):
                 "COMMIT;"
             )
         else:
-            check = db.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+            self._check_pages()
             version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if version is None or int(version[0]) > SCHEMA_VERSION:
                 raise StoreCorruptError(
@@ -214,6 +214,30 @@ class EmbeddedStore(GraphStore):
                 # changes no row. Writers of any version log from then on.
                 db.executescript(f"BEGIN IMMEDIATE;{_CHANGE_LOG}COMMIT;")
 
+    def _check_pages(self) -> None:
+        """Refuse a damaged file before anything is read from it.
+
+        ``quick_check`` reads every page, which at a few GiB would make reopening take
+        longer than anything else; above :data:`QUICK_CHECK_MAX_BYTES` the file is only
+        checked to be as long as its header says (a cut-off copy), and a page damaged in
+        the middle is reported when it is read.
+        """
+        db = self._db
+        size = 0 if self.path == ":memory:" else Path(self.path).stat().st_size
+        if size <= QUICK_CHECK_MAX_BYTES:
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+            return
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        wal = Path(f"{self.path}-wal")
+        logged = wal.stat().st_size if wal.exists() else 0
+        if pages * page_size > size + logged:
+            raise sqlite3.DatabaseError(
+                f"the file is shorter than its {pages} pages: it was cut off"
+            )
+
     def _load(self) -> None:
         """Rebuild the mirrors from SQLite: the query and insight tiers into networkx;
         vector matrices are dropped, to be read again when first searched."""
@@ -223,17 +247,26 @@ class EmbeddedStore(GraphStore):
         )
         graph.add_nodes_from((node_id, {"kind": kind, "ns": ns}) for node_id, kind, ns in rows)
         split: set[str] = set()
-        marks = ",".join("?" * len(_TRACE_ONLY))
+        # Named kinds, not NOT IN: the primary key starts with the kind, so this reads
+        # only the mirrored kinds' rows instead of scanning every trace edge.
+        mirrored_kinds = [k.value for k in EdgeKind if k.value not in _TRACE_ONLY]
+        marks = ",".join("?" * len(mirrored_kinds))
         rows = self._db.execute(
-            f"SELECT kind, src, dst, props FROM edges WHERE kind NOT IN ({marks})", _TRACE_ONLY
+            f"SELECT kind, src, dst, props FROM edges WHERE kind IN ({marks})", mirrored_kinds
         )
-        mirrored = []
+        # Filled as MultiDiGraph.add_edge fills them (one key dict shared by the successor
+        # and predecessor maps), without its per-edge checks: a hundred thousand tasks
+        # have several hundred thousand similarity edges, and this loop is most of a reopen.
+        succ, pred = graph._succ, graph._pred
         for kind, src, dst, props in rows:
-            if src in graph and dst in graph:
-                mirrored.append((src, dst, kind, {"props": props}))
-            else:
+            out = succ.get(src)
+            if out is None or dst not in succ:
                 split.add(kind)
-        graph.add_edges_from(mirrored)
+                continue
+            keys = out.get(dst)
+            if keys is None:
+                keys = out[dst] = pred[dst][src] = {}
+            keys[kind] = {"props": props}
         self._graph = graph
         # Edge kinds some edge of which has an end outside the mirror: edges of these
         # kinds (and trace edges) are also looked up in SQLite when a node's are read.
@@ -241,6 +274,7 @@ class EmbeddedStore(GraphStore):
         self._dims = self._read_dims()
         self._indexes: dict[tuple[str, str], VectorIndex] = {}
         self._seq = self._last_change()
+        self._stale = False
         self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
 
     def _read_dims(self) -> dict[tuple[str, str], int]:
@@ -321,23 +355,26 @@ class EmbeddedStore(GraphStore):
         version = self._db.execute("PRAGMA data_version").fetchone()[0]
         if version == self._data_version:
             return
-        self._data_version = version
         first = self._db.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
-        if first is not None and first > self._seq + 1:
+        if self._stale or (first is not None and first > self._seq + 1):
             self._load()
             return
         rows = self._db.execute(
             "SELECT seq, node, kind, src, dst FROM changes WHERE seq > ? ORDER BY seq",
             (self._seq,),
         ).fetchall()
-        if not rows:
-            return
-        self._seq = rows[-1][0]
-        nodes = list(dict.fromkeys(r[1] for r in rows if r[1] is not None))
-        edges = list(dict.fromkeys((r[2], r[3], r[4]) for r in rows if r[1] is None))
-        self._dims = self._read_dims()
-        self._replay_nodes(nodes)
-        self._replay_edges(edges)
+        if rows:
+            nodes = list(dict.fromkeys(r[1] for r in rows if r[1] is not None))
+            edges = list(dict.fromkeys((r[2], r[3], r[4]) for r in rows if r[1] is None))
+            # A replay cut short (a read error) leaves the mirrors half-updated: the next
+            # batch then reloads them whole.
+            self._stale = True
+            self._dims = self._read_dims()
+            self._replay_nodes(nodes)
+            self._replay_edges(edges)
+            self._seq = rows[-1][0]
+        self._stale = False
+        self._data_version = version
 
     def _replay_nodes(self, ids: list[str]) -> None:
         found: dict[str, tuple[str, str, bytes | None, bytes | None]] = {}

@@ -15,7 +15,7 @@ import numpy.typing as npt
 import pytest
 
 from graph_store import Edge, EdgeKind, EmbeddedStore, NodeKind, QueryNode, Utterance
-from graph_store.errors import NotFoundError
+from graph_store.errors import NotFoundError, StoreCorruptError
 from graph_store.model import Insight, query_id_for
 from graph_store.ops import Op, PutEdges, PutNodes, VectorSearch
 from graph_store.vectors import VectorIndex
@@ -212,3 +212,22 @@ def test_a_repeated_search_sees_rows_written_since() -> None:
     index.upsert("a" * 32, q, "default")
     (hit,) = index.search(q, 1, None, frozenset())
     assert hit.score == pytest.approx(1.0)
+
+
+def test_a_large_file_cut_short_is_refused_without_reading_every_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import graph_store.embedded as embedded
+
+    path = tmp_path / "cut.db"
+    with EmbeddedStore(path) as store:
+        _fill(store, 200)
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    monkeypatch.setattr(embedded, "QUICK_CHECK_MAX_BYTES", 0)  # as if it were large
+    with EmbeddedStore(path) as store:
+        assert store.count().nodes["Query"] == 200
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(StoreCorruptError):
+        EmbeddedStore(path)
