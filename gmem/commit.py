@@ -25,16 +25,19 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from gmem.errors import ConflictError
 from graph_store.base import GraphStore
-from graph_store.model import Node, NodeKind, Utterance
+from graph_store.model import Node, NodeKind, Utterance, utcnow
 from graph_store.ops import ExpectNodes, GetNodes, ListNodes, Op, PutNodes
 from graph_store.programs import Runner
 
 T = TypeVar("T")
+
+#: The smallest step of a stored ``updated_at`` (ISO text and Neo4j both keep microseconds).
+_TICK = timedelta(microseconds=1)
 
 #: id -> (kind, updated_at seen; None: seen absent) for the finish running in this context.
 _SEEN: ContextVar[dict[str, tuple[NodeKind | None, datetime | None]] | None] = ContextVar(
@@ -76,6 +79,30 @@ def _remember(op: Op, result: Any, seen: Seen) -> None:
                 seen.setdefault(node.id, (node.kind, _version(node)))
 
 
+def advance(node: Node, seen: datetime | None) -> Node:
+    """``node`` with an ``updated_at`` later than ``seen``, the version its writer read.
+
+    Every write that changes a node must move its version on, or a writer that read the
+    old version passes its check and overwrites this one. Later than ``seen`` even when
+    this host's clock is behind the one that wrote ``seen``: the store refuses a version
+    that goes back in time (see :class:`graph_store.ops.PutNodes`).
+    """
+    at = _version(node)
+    if at is None or seen is None or at > seen:
+        return node
+    return node.model_copy(update={"updated_at": max(utcnow(), seen + _TICK)})
+
+
+def _advanced(op: PutNodes, seen: Seen) -> PutNodes:
+    """Advance every node this finish read and now rewrites without a newer version
+    (a score decayed, evidence weighed, vectors written back)."""
+    nodes = [
+        advance(n, seen[n.id][1]) if n.id in seen and not isinstance(n, Utterance) else n
+        for n in op.nodes
+    ]
+    return PutNodes(nodes)
+
+
 class ReadTracked(GraphStore):
     """A view of a store that turns read-then-write into a checked write (see module)."""
 
@@ -88,6 +115,7 @@ class ReadTracked(GraphStore):
         seen = _SEEN.get()
         if seen is None:
             return self.inner.batch(ops)
+        ops = [_advanced(op, seen) if isinstance(op, PutNodes) else op for op in ops]
         writes = [node for op in ops if isinstance(op, PutNodes) for node in op.nodes]
         expected = _expectations(writes, seen)
         results = self.inner.batch([ExpectNodes(expected), *ops] if expected else ops)

@@ -480,8 +480,16 @@ class EmbeddedStore(GraphStore):
         process, can hold until this batch commits: the check and the writes after it are
         one atomic step."""
         wanted = {node_id: at for _, node_id, at in expected}
+        found = self._versions(list(wanted))
+        for node_id, at in wanted.items():
+            present = node_id in found
+            if (at is None and present) or (at is not None and found.get(node_id) != at):
+                raise refusals.changed_by_another_writer(node_id)
+
+    def _versions(self, ids: Sequence[str]) -> dict[str, datetime | None]:
+        """Stored ``updated_at`` of those of ``ids`` that exist (``None``: unversioned)."""
         found: dict[str, datetime | None] = {}
-        for chunk in _chunks(list(wanted)):
+        for chunk in _chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
                 f"SELECT id, json_extract(props, '$.updated_at') FROM nodes WHERE id IN ({marks})",
@@ -489,9 +497,17 @@ class EmbeddedStore(GraphStore):
             )
             for node_id, stamp in rows:
                 found[node_id] = None if stamp is None else datetime.fromisoformat(stamp)
-        for node_id, at in wanted.items():
-            present = node_id in found
-            if (at is None and present) or (at is not None and found.get(node_id) != at):
+        return found
+
+    def _refuse_stale(self, nodes: Sequence[Node]) -> None:
+        """A replacement older than the stored node is a stale copy (see ops.PutNodes)."""
+        versioned = {
+            n.id: at
+            for n in nodes
+            if n.kind in ops.VERSIONED_KINDS and (at := getattr(n, "updated_at", None)) is not None
+        }
+        for node_id, stored in self._versions(list(versioned)).items():
+            if stored is not None and stored > versioned[node_id]:
                 raise refusals.changed_by_another_writer(node_id)
 
     def _check_dim(
@@ -516,6 +532,7 @@ class EmbeddedStore(GraphStore):
             raise refusals.wrong_dimension(f"vector of node {node_id}", vec, dim)
 
     def _put_nodes(self, nodes: Sequence[Node], undo: list[Undo]) -> None:
+        self._refuse_stale(nodes)
         rows = []
         stored = self._kinds_of(n.id for n in nodes)
         for node in nodes:

@@ -29,9 +29,24 @@ Comparison = Literal["eq", "ne", "gt", "gte", "lt", "lte"]
 COMPARISONS: tuple[Comparison, ...] = ("eq", "ne", "gt", "gte", "lt", "lte")
 
 
+#: Kinds whose ``updated_at`` is their version: what :class:`ExpectNodes` compares and
+#: :class:`PutNodes` never moves back. Items are an adapter's key-value records, where the
+#: last write wins (LangGraph's semantics), so they are not versioned.
+VERSIONED_KINDS = frozenset({NodeKind.QUERY, NodeKind.INSIGHT})
+
+
 @dataclass(frozen=True, slots=True)
 class PutNodes:
-    """Insert or replace nodes (by id). Vectors given as ``None`` are stored as absent."""
+    """Insert or replace nodes (by id). Vectors given as ``None`` are stored as absent.
+
+    A node of a :data:`VERSIONED_KINDS` kind is never moved back in time: replacing one
+    whose stored ``updated_at`` is later than the written one fails the batch with
+    :class:`ConflictError` and writes nothing (the writer holds a stale copy; it rereads
+    and redoes its change). Writing the stored version again, or a later one, is allowed.
+    So every write that changes such a node must advance its ``updated_at`` past the
+    version it read: then a writer that read the old version fails its
+    :class:`ExpectNodes` instead of overwriting the change (``gmem.commit.advance``).
+    """
 
     nodes: Sequence[Node]
 

@@ -2,7 +2,8 @@
 
 Embeddings go back through the store protocol in batches: each node is read with its
 vectors and written again with only ``graph_embedding`` and ``metadata["gnn_model"]``
-(the model version) changed, so text vectors and everything else stay as they were.
+(the model version) changed, so text vectors and everything else stay as they were, and
+its version advanced, so the write takes part in the optimistic check (``gmem.commit``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 
+from gmem.commit import advance, expected_versions, retrying
 from gmem.config import MemoryConfig
 from gmem.gnn import VERSION_KEY
 from gmem.gnn.export import (
@@ -112,28 +115,47 @@ def encode_graph(
 
 
 def write_embeddings(
-    store: GraphStore, vectors: dict[str, FloatVector], version: str, batch: int
+    store: GraphStore, vectors: dict[str, FloatVector], version: str, config: MemoryConfig
 ) -> int:
-    """Set ``graph_embedding`` (and the model version) on the given nodes."""
+    """Set ``graph_embedding`` (and the model version) on the given nodes.
+
+    Each chunk is a checked read-modify-write, like a finish: the nodes are expected as
+    read and written with their version advanced, so a finish racing this write either
+    commits first (the chunk is reread, its new score kept) or conflicts and recomputes
+    (the vector kept).
+    """
     ids = list(vectors)
     written = 0
-    for start in range(0, len(ids), batch):
-        chunk = ids[start : start + batch]
-        (nodes,) = store.batch([GetNodes(chunk, with_vectors=True)])
-        updated = [
+    for start in range(0, len(ids), config.gnn_export_batch):
+        chunk = ids[start : start + config.gnn_export_batch]
+        written += retrying(
+            partial(_write_chunk, store, chunk, vectors, version),
+            config.finish_conflict_retries,
+            config.finish_conflict_backoff_s,
+        )
+    return written
+
+
+def _write_chunk(
+    store: GraphStore, chunk: list[str], vectors: dict[str, FloatVector], version: str
+) -> int:
+    (nodes,) = store.batch([GetNodes(chunk, with_vectors=True)])
+    read = [n for n in nodes if isinstance(n, QueryNode | Insight)]
+    updated = [
+        advance(
             n.model_copy(
                 update={
                     "graph_embedding": np.asarray(vectors[n.id], dtype=np.float32),
                     "metadata": {**n.metadata, VERSION_KEY: version},
                 }
-            )
-            for n in nodes
-            if isinstance(n, QueryNode | Insight)
-        ]
-        if updated:
-            store.batch([PutNodes(updated)])
-            written += len(updated)
-    return written
+            ),
+            n.updated_at,
+        )
+        for n in read
+    ]
+    if updated:
+        store.batch([expected_versions(read), PutNodes(updated)])
+    return len(updated)
 
 
 def embed_namespace(
@@ -158,7 +180,7 @@ def embed_namespace(
     version = f"{config.gnn_encoder}-{uuid.uuid4().hex[:12]}"
     vectors: dict[str, FloatVector] = {q: zq[i] for i, q in enumerate(graph.query_ids)}
     vectors.update({n: zi[i] for i, n in enumerate(graph.insight_ids)})
-    write_embeddings(store, vectors, version, config.gnn_export_batch)
+    write_embeddings(store, vectors, version, config)
     t3 = time.perf_counter()
     runtime = StructuralModel(
         version=version,
@@ -185,7 +207,7 @@ def refresh_tasks(
     """Embed finished tasks with the current model (no retraining)."""
     with cpu_threads(config.gnn_cpu_threads):
         vectors = runtime.refresh(store, query_ids)
-    return write_embeddings(store, vectors, runtime.version, config.gnn_export_batch)
+    return write_embeddings(store, vectors, runtime.version, config)
 
 
 def _report(

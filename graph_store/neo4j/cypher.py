@@ -17,6 +17,7 @@ here without further code.
 from __future__ import annotations
 
 from graph_store.model import EdgeKind, NodeKind
+from graph_store.ops import VERSIONED_KINDS
 
 #: Label disjunction matching any gmem node; Neo4j plans it as one unique-index seek per label.
 ANY = "|".join(kind.value for kind in NodeKind)
@@ -90,17 +91,26 @@ SHOW_VECTOR_INDEXES = (
 # ---- node writes -----------------------------------------------------------------------
 #: Insert or replace by id, in one statement per label. ``SET n = ...`` drops properties
 #: the new version lacks (a vector set to None) while ``seq`` keeps the first insert's
-#: place. ``clashes`` lists ids held by a node of another label: the caller raises and
-#: the transaction rolls back, so a node's kind never changes.
+#: place. ``clashes`` lists ids held by a node of another label, ``stale`` those (of a
+#: versioned kind) whose stored ``updated_at`` is later than the one written, read after
+#: the first SET took the node's write lock, so no commit can slip in between. Either
+#: way the caller raises and the transaction rolls back: a node's kind never changes and
+#: a stale copy never lands.
 PUT_NODES: dict[NodeKind, str] = {
     k: (
         f"UNWIND $rows AS row "
         f"OPTIONAL MATCH (o:{ANY} {{id: row.id}}) WHERE NOT o:{k.value} "
-        f"MERGE (n:{k.value} {{id: row.id}}) ON CREATE SET n.seq = row.seq "
+        f"MERGE (n:{k.value} {{id: row.id}}) "
         # coalesce: a node claimed earlier in the batch (EXPECT_ABSENT) has no seq yet.
-        "WITH n, o, row.props AS props, coalesce(n.seq, row.seq) AS seq "
+        "SET n.seq = coalesce(n.seq, row.seq) "
+        "WITH n, o, row.props AS props, n.seq AS seq, n.updated_at AS stored "
         "SET n = props {.*, seq: seq} "
-        "RETURN collect(o {.id, .node_kind}) AS clashes"
+        "RETURN collect(o {.id, .node_kind}) AS clashes, "
+        + (
+            "collect(CASE WHEN stored > props.updated_at THEN n.id END) AS stale"
+            if k in VERSIONED_KINDS
+            else "[] AS stale"
+        )
     )
     for k in NodeKind
 }

@@ -152,6 +152,8 @@ def _put_nodes(nodes: Sequence[Node], seq: int) -> Program:
         if result["clashes"]:
             clash = result["clashes"][0]
             raise refusals.kind_clash(clash["id"], clash["node_kind"], kind.value)
+        if result["stale"]:
+            raise refusals.changed_by_another_writer(result["stale"][0])
 
 
 def _put_edges(edges: Sequence[Edge]) -> Program:

@@ -10,7 +10,7 @@ import pytest
 
 from graph_store import GraphStore
 from graph_store.errors import ConflictError
-from graph_store.model import Insight, NodeKind, QueryNode, Utterance, new_id
+from graph_store.model import Insight, Item, NodeKind, QueryNode, Utterance, new_id
 from graph_store.ops import ExpectNodes, GetNodes, PutNodes
 
 
@@ -87,3 +87,64 @@ def test_racing_writers_exactly_one_commits(store: GraphStore) -> None:
     assert len(wins) == 1 and len(losses) == 3
     got = store.get_node(q.id)
     assert isinstance(got, QueryNode) and got.attempts == wins[0]
+
+
+def test_a_stale_copy_never_overwrites_a_newer_state(store: GraphStore) -> None:
+    """A writer that skips ExpectNodes (or forgot to advance updated_at) still cannot put
+    an older version over a newer one: the batch conflicts and writes nothing."""
+    q = _query()
+    store.put_nodes([q])
+    newer = q.model_copy(update={"attempts": 3, "updated_at": q.updated_at + timedelta(1)})
+    store.put_nodes([newer])
+    stale = q.model_copy(update={"graph_embedding": np.ones(4, dtype=np.float32)})
+    extra = Insight(text="never written", embedding=np.ones(4, dtype=np.float32))
+    with pytest.raises(ConflictError):
+        store.batch([PutNodes([extra, stale])])
+    got = store.get_node(q.id, with_vectors=True)
+    assert isinstance(got, QueryNode) and got.attempts == 3 and got.graph_embedding is None
+    assert store.get_node(extra.id) is None
+
+
+def test_a_write_at_the_stored_version_or_later_lands(store: GraphStore) -> None:
+    """Re-putting what was read (idempotent writes, migrations) and advancing are allowed;
+    only going back in time is refused."""
+    q = _query()
+    store.put_nodes([q])
+    store.put_nodes([q])
+    later = q.model_copy(update={"attempts": 2, "updated_at": q.updated_at + timedelta(1)})
+    store.put_nodes([later])
+    got = store.get_node(q.id)
+    assert isinstance(got, QueryNode) and got.attempts == 2 and got.updated_at == later.updated_at
+
+
+def test_an_advanced_write_fails_the_check_of_who_read_before_it(store: GraphStore) -> None:
+    """Why writers advance updated_at: a reader of the old version then conflicts instead
+    of overwriting the write (here: vectors written back by a second writer)."""
+    q = _query()
+    store.put_nodes([q])
+    (seen,) = store.batch([GetNodes([q.id])])
+    version = seen[0].updated_at
+    vectors = q.model_copy(
+        update={
+            "graph_embedding": np.full(4, 0.5, dtype=np.float32),
+            "updated_at": version + timedelta(microseconds=1),
+        }
+    )
+    store.put_nodes([vectors])
+    finish = q.model_copy(update={"attempts": 1, "updated_at": version + timedelta(seconds=1)})
+    with pytest.raises(ConflictError):
+        store.batch([ExpectNodes([(NodeKind.QUERY, q.id, version)]), PutNodes([finish])])
+    got = store.get_node(q.id, with_vectors=True)
+    assert isinstance(got, QueryNode) and got.attempts == 0 and got.graph_embedding is not None
+
+
+def test_items_are_last_write_wins(store: GraphStore) -> None:
+    """Adapter records are not versioned: a put with an older timestamp still replaces."""
+    item = Item(key="k", value={"v": 1})
+    store.put_nodes([item])
+    older = item.model_copy(
+        update={"value": {"v": 2}, "updated_at": item.updated_at - timedelta(1)}
+    )
+    store.put_nodes([older])
+    got = store.get_node(item.id)
+    assert isinstance(got, Item) and got.value == {"v": 2}
