@@ -109,7 +109,8 @@ def _check_unicode(node: Node) -> None:
         json.dumps(node.props(), ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise UserInputError(
-            f"node {node.id} holds a lone surrogate (U+D800..U+DFFF); store valid Unicode text"
+            f"node {node.id} holds a lone surrogate (U+D800..U+DFFF); store valid Unicode text "
+            "(a store written before gmem refused them: copy it with `gmem migrate --repair-text`)"
         ) from None
 
 

@@ -8,6 +8,7 @@ itself, which also keeps typer's multi-line error panels out of scripts' stderr.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
@@ -191,6 +192,11 @@ def main() -> None:
     # The Neo4j driver logs connection failures; with no handler configured Python prints
     # them to stderr, in front of the one-line error the CLI gives for the same failure.
     logging.getLogger("neo4j").addHandler(logging.NullHandler())
+    # Stores written before gmem refused lone surrogates may still hold some; printed as
+    # \udXXX escapes (in JSON output exactly the JSON escape) instead of a traceback.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     try:
         app()
     except BrokenPipeError:  # `gmem export | head`: the reader left, which is fine

@@ -343,6 +343,14 @@ def migrate(
     namespace: Annotated[
         str | None, typer.Option("--namespace", "-n", help="Copy only this namespace.")
     ] = None,
+    repair_text: Annotated[
+        bool,
+        typer.Option(
+            "--repair-text",
+            help="Store U+FFFD in place of lone surrogates (text from before gmem refused "
+            "them) instead of refusing the copy; the changed records are listed.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Copy a memory between stores, then check the counts match.
@@ -364,15 +372,28 @@ def migrate(
             raise UnknownNamespaceError(f"namespace {namespace!r} holds no memory in {source}")
         size = src.count(namespace)
         with render.progress("migrate", size.total_nodes + size.total_edges) as bar:
-            report = copy_memory(src, dst, namespace, progress=lambda _what, n: bar.advance(n))
+            report = copy_memory(
+                src,
+                dst,
+                namespace,
+                progress=lambda _what, n: bar.advance(n),
+                repair_text=repair_text,
+            )
     if as_json:
         render.emit_json(
             {
                 "source": {"nodes": report.source.nodes, "edges": report.source.edges},
                 "target": {"nodes": report.target.nodes, "edges": report.target.edges},
+                "repaired": report.repaired,
             }
         )
         return
+    if report.repaired:
+        render.console().print(
+            f"repaired lone surrogates (now U+FFFD) in {len(report.repaired)} records: "
+            + ", ".join(report.repaired),
+            markup=False,
+        )
     render.console().print(
         f"copied {report.source.total_nodes} nodes and {report.source.total_edges} edges "
         f"from {redact_url(source)} to {redact_url(target)}; the target now holds "
