@@ -106,8 +106,8 @@ def test_other_env_variables_are_listed() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.docs
 def test_site_builds_strictly_with_the_generated_pages(tmp_path: Path) -> None:
-    pytest.importorskip("mkdocs", reason="the docs extra is not installed")
     site = tmp_path / "site"
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],

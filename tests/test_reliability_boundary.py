@@ -370,8 +370,8 @@ def test_redaction_masks_credentials() -> None:
     assert redact("the token budget is 600 tokens") == "the token budget is 600 tokens"
 
 
+@pytest.mark.neo4j  # the driver parses the URL; no server is needed
 def test_a_password_in_a_store_url_is_never_echoed(capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("neo4j")
     from graph_store import open_store
 
     with pytest.raises(GmemError) as caught:
