@@ -154,7 +154,9 @@ def measure(uri: str, embedder: TextEmbedder, probes: int, finishes: int, size: 
         mem.recall(f"{text} (warm-up)")
     recall = timed(mem.recall, [f"{t} (probe {size}-{i})" for i, t in enumerate(texts[20:])])
     vectors = embedder.embed([f"{t} (search {size}-{i})" for i, t in enumerate(texts[20:])])
-    search = timed(lambda v: store.batch([VectorSearch(NodeKind.QUERY, v, 3, NAMESPACE)]), vectors)
+    search = timed(
+        lambda v: store.batch([VectorSearch(NodeKind.QUERY, v, 3, NAMESPACE)]), list(vectors)
+    )
     finish = []
     for i, traj in enumerate(play(finishes, seed=5)):
         task = mem.task(f"{traj.task} (finish probe {size}-{i})", NAMESPACE)
@@ -203,18 +205,32 @@ def main() -> None:
     parser.add_argument("--finishes", type=int, default=20)
     parser.add_argument("--reindexed", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
+    parser.add_argument(
+        "--resume",
+        type=int,
+        default=0,
+        help="the database holds the first N tasks of an earlier run: grow it from there",
+    )
     args = parser.parse_args()
     if not args.store.startswith(("bolt", "neo4j")):
         raise SystemExit('give a Neo4j URL: --store bolt://... or eval "$(server.sh env)"')
     embedder = make_embedder(args.embedder)
     store = Neo4jStore(args.store)
-    store.delete_all()
     pool = play(POOL, seed=3)
     top = max(args.sizes)
     unit = np.zeros((top, embedder.dim), dtype=np.float32)
     ids: list[str] = []
-    done, rows = 0, []
-    for size in sorted(args.sizes):
+    done, rows = args.resume, []
+    if done:  # the first tasks were written by an earlier run: their vectors and ids again
+        old = np.asarray(embedder.embed([job(pool, i).task for i in range(done)]), np.float32)
+        unit[:done] = old / np.linalg.norm(old, axis=1, keepdims=True)
+        ids += [query_id_for(NAMESPACE, job(pool, i).task) for i in range(done)]
+        saved = args.out / "neo4j-scale.json"
+        if saved.exists():
+            rows = [r for r in json.loads(saved.read_text())["results"] if r["tasks"] <= done]
+    else:
+        store.delete_all()
+    for size in sorted(x for x in args.sizes if x > done):
         trajs = [job(pool, i) for i in range(done, size)]
         vectors = np.asarray(embedder.embed([t.task for t in trajs]), dtype=np.float32)
         unit[done:size] = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
