@@ -58,6 +58,29 @@ class MemoryConfig(BaseModel):
     insight_oversample: int = Field(
         3, ge=1, description="Insights searched by similarity per insight kept (x insight_k)."
     )
+    procedure_min_similarity: float = Field(
+        0.4,
+        ge=-1,
+        le=1,
+        description=(
+            "Least cosine similarity between a task and the mean of an insight's supporting"
+            " tasks for the insight to be shown."
+        ),
+    )
+    procedure_margin: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description=(
+            "An insight is not shown when an insight of another procedure is nearer to the"
+            " task by more than this (cosine to each one's supporting tasks' mean)."
+        ),
+    )
+    procedure_supporters: int = Field(
+        20,
+        ge=1,
+        description="Most recent supporting tasks read per insight to place its procedure.",
+    )
     contradiction_weight: float = Field(
         0.5,
         ge=0,
@@ -173,6 +196,16 @@ class MemoryConfig(BaseModel):
             " checked against it, and a recalled trajectory to have it shown."
         ),
     )
+    evidence_scope_share: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of an insight's scope (its steps other than the rule's own) a successful"
+            " attempt must contain for its outcome to count as evidence for or against the"
+            " insight; failures count from scope_min_share."
+        ),
+    )
     reference_k: int = Field(
         4, ge=1, description="Similar past successes and failures compared when deriving."
     )
@@ -189,7 +222,13 @@ class MemoryConfig(BaseModel):
     )
     # --- heuristic mode (no LLM endpoint) ----------------------------------------------
     pattern_min_support: float = Field(
-        0.5, ge=0, le=1, description="Share of successes an action pattern must appear in."
+        0.8,
+        ge=0,
+        le=1,
+        description=(
+            "Share of one procedure's successes a step must appear in to belong to its core"
+            " (its scope and its lessons); steps fewer successes take are search."
+        ),
     )
     lesson_min_contrast: float = Field(
         0.5,

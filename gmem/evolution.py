@@ -359,6 +359,11 @@ class Evolver:
             [r.attempt.steps for r in others],
             cfg.lesson_min_contrast,
         )
+        if not scope:
+            # No step the procedure's successes share tells it from the other successes:
+            # what they share is search (walking, looking), and lessons about it would
+            # be shown to every task.
+            return none
         if this.outcome == Outcome.FAILURE and not rules.in_scope(
             scope, this.steps, cfg.scope_min_share
         ):
@@ -484,9 +489,10 @@ class Evolver:
     @staticmethod
     def _rule(
         op: InsightOp, request: InsightRequest, attempts: list[rules.Attempt], scope: list[str]
-    ) -> InsightRule:
+    ) -> InsightRule | None:
         """The stored rule of an ADD: the reasoner's kind and actions when they are steps
-        of the procedures it was shown, else a note; scope and evidence from the engine."""
+        of the procedures it was shown, else a note; scope and evidence from the engine.
+        None when a positive lesson lies wholly outside the procedure's scope."""
         procs = [
             list(t.procedure) for t in (request.trajectory, *request.successes, *request.failures)
         ]
@@ -499,10 +505,60 @@ class Evolver:
             fits = {"order": len(acts) == 2, "avoid": len(acts) == 1}.get(view.kind, bool(acts))
             if fits and all(s in known for s in acts):
                 kind, actions = view.kind, acts
+        if kind in ("require", "order") and scope:
+            # A positive lesson names steps that make the procedure what it is; a step
+            # outside its scope is search that happened to recur (where this episode's
+            # object lay) or what every procedure does, and would mislead elsewhere.
+            inside = [s for s in actions if s in scope]
+            if not inside or (kind == "order" and inside != actions):
+                return None
+            actions = inside
         rule = InsightRule(kind=kind, actions=actions, scope=scope)
         s_steps = [x.steps for x in attempts if x.outcome == Outcome.SUCCESS]
         f_steps = [x.steps for x in attempts if x.outcome == Outcome.FAILURE]
         return rule.model_copy(update={"evidence": lesson_evidence(rule, s_steps, f_steps)})
+
+    def _verdict(self, rule: InsightRule, attempt: rules.Attempt) -> rules.Verdict | None:
+        """What an attempt says about a rule. A success speaks for its procedure only when
+        it took every step of the rule's scope; a failure deviates by nature, so it counts
+        when it took a part (``scope_min_share``) of them."""
+        cfg = self.config
+        success = attempt.outcome == Outcome.SUCCESS
+        share = cfg.evidence_scope_share if success else cfg.scope_min_share
+        return rules.verdict(rule, attempt, share)
+
+    def _new_insight(
+        self,
+        op: InsightOp,
+        a: Attempt,
+        query: QueryNode,
+        attempts: list[rules.Attempt],
+        request: InsightRequest,
+        scope: list[str],
+    ) -> Insight | None:
+        """The insight an ADD writes, supported by the attempts that show its rule."""
+        rule = self._rule(op, request, attempts, scope)
+        if rule is None or not op.text:
+            return None
+        sup: list[str] = []
+        con: list[str] = []
+        if rule.kind == "note":
+            sup = [query.id]  # the attempt it was derived from is its only evidence
+        for x in attempts:
+            v = self._verdict(rule, x)
+            if v == "supports":
+                sup.append(x.id)
+            elif v == "contradicts":
+                con.append(x.id)
+        return Insight(
+            namespace=a.namespace,
+            text=op.text.strip(),
+            score=self.config.insight_initial_score,
+            supporting=list(dict.fromkeys(sup)),
+            contradicting=list(dict.fromkeys(con)),
+            roles=sorted(set(op.roles)),
+            rule=rule,
+        )
 
     def _apply_ops(
         self,
@@ -535,26 +591,9 @@ class Evolver:
 
         for op in plan:
             if op.op == "add" and op.text:
-                rule = self._rule(op, request, attempts, scope)
-                sup: list[str] = []
-                con: list[str] = []
-                if rule.kind == "note":
-                    sup = [query.id]  # the attempt it was derived from is its only evidence
-                for x in attempts:
-                    v = rules.verdict(rule, x, cfg.scope_min_share)
-                    if v == "supports":
-                        sup.append(x.id)
-                    elif v == "contradicts":
-                        con.append(x.id)
-                ins = Insight(
-                    namespace=a.namespace,
-                    text=op.text.strip(),
-                    score=cfg.insight_initial_score,
-                    supporting=list(dict.fromkeys(sup)),
-                    contradicting=list(dict.fromkeys(con)),
-                    roles=sorted(set(op.roles)),
-                    rule=rule,
-                )
+                ins = self._new_insight(op, a, query, attempts, request, scope)
+                if ins is None:
+                    continue
                 touch(ins, "add", f"derived from a {a.outcome.value}")
                 report.added.append(ins.id)
                 continue
@@ -598,7 +637,7 @@ class Evolver:
             ins = changed.get(iid, live[iid])
             if ins.retired or ins.rule is None:
                 continue
-            v = rules.verdict(ins.rule, this, cfg.scope_min_share)
+            v = self._verdict(ins.rule, this)
             if v is None:
                 continue
             if v == "supports":
@@ -716,7 +755,8 @@ class Evolver:
     def merge(self, namespace: str, query_id: str | None = None) -> list[tuple[str, list[str]]]:
         """Fold near-duplicate live insights into one, keeping every source's evidence;
         decay the scores of insights no task credited since the last pass toward neutral;
-        retire the lowest scored beyond ``max_live_insights``."""
+        retire rules no task's trajectory supports any more, and the lowest scored beyond
+        ``max_live_insights``."""
         (nodes,) = self.store.batch([ListNodes(NodeKind.INSIGHT, namespace, with_vectors=True)])
         live = {n.id: n for n in nodes if isinstance(n, Insight) and not n.retired}
         last_pass = self._last_pass.get(namespace, self._started)
@@ -787,6 +827,7 @@ class Evolver:
                 )
             merged.append((keep.id, sources))
         self._decay(live, changed, last_pass)
+        self._retire_unsupported(live, changed, query_id, now)
         self._bound(live, changed, query_id, now)
         if not changed:
             return merged
@@ -811,6 +852,37 @@ class Evolver:
             if not credited:
                 score = neutral + (cur.score - neutral) * cfg.insight_decay
                 changed[iid] = cur.model_copy(update={"score": score})
+
+    @staticmethod
+    def _retire_unsupported(
+        live: dict[str, Insight],
+        changed: dict[str, Insight],
+        query_id: str | None,
+        now: datetime,
+    ) -> None:
+        """A rule whose supporting set is empty (never evidenced, or its tasks forgotten)
+        rests on nothing: recall cannot place it in a procedure, and nothing says it holds.
+        Notes and insights without a rule are left alone: their support is not checked
+        against trajectories."""
+        for iid, ins in live.items():
+            cur = changed.get(iid, ins)
+            if cur.retired or cur.rule is None or cur.rule.kind == "note" or cur.supporting:
+                continue
+            changed[iid] = cur.model_copy(
+                update={
+                    "retired": True,
+                    "updated_at": now,
+                    "provenance": [
+                        *cur.provenance,
+                        Provenance(
+                            operation="retire",
+                            query_id=query_id,
+                            at=now,
+                            detail="no task's trajectory supports it",
+                        ),
+                    ],
+                }
+            )
 
     def _bound(
         self,

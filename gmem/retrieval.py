@@ -19,7 +19,7 @@ from gmem.config import MemoryConfig
 from gmem.embedding import TextEmbedder
 from gmem.llm.protocol import LLM, CandidateView, RelevanceRequest
 from gmem.recall import PastTrajectory, PathStep, Recall, RecalledInsight, RecalledQuery, Step
-from gmem.rules import in_scope, skeleton_steps
+from gmem.rules import in_scope, scope_similarity, skeleton_steps
 from graph_store.base import GraphStore
 from graph_store.model import EdgeKind, Insight, NodeKind, Outcome, QueryNode, Utterance
 from graph_store.ops import GetEdges, GetNodes, Hit, Neighbors, VectorSearch
@@ -219,8 +219,9 @@ class Retriever:
 
         The procedures of the successes about to be shown are the best guess at how this
         task will be solved, so an insight with a scope is shown only when one of them
-        falls within it; with no success to show, only insights that the relevant
-        queries' own trajectories evidence are shown.
+        falls within it (with no success to show, only insights that the relevant
+        queries' own trajectories evidence), and when its supporting tasks do not place
+        it away from this task (:meth:`_misplaced`).
         """
         cfg = self.config
         if cfg.insight_k == 0:
@@ -248,6 +249,7 @@ class Retriever:
         insights = [n for n in nodes if isinstance(n, Insight) and not n.retired]
         if not insights:
             return []
+        misplaced = self._misplaced(insights, q)
         sims = _cosines([n.embedding for n in insights], q)
         top_score = max(*(n.score for n in insights), 1e-9)
         w_overlap, w_score, w_sim = cfg.insight_weights
@@ -260,7 +262,7 @@ class Retriever:
                     fits = any(in_scope(ins.rule.scope, p, cfg.scope_min_share) for p in procedures)
                 else:
                     fits = bool(sup)
-                if not fits:
+                if not fits or ins.id in misplaced:
                     continue
             overlap = max(len(sup) - cfg.contradiction_weight * len(con), 0.0) / n_rel
             rank = w_overlap * overlap + w_score * max(ins.score, 0) / top_score + w_sim * sim
@@ -287,6 +289,52 @@ class Retriever:
         provisional = {n.id for n in insights if boundary.is_provisional(n)}
         ranked.sort(key=lambda r: (r.id in provisional, -r.rank, r.id))
         return ranked[: cfg.insight_k]
+
+    def _misplaced(self, insights: list[Insight], q: npt.NDArray[np.float32]) -> set[str]:
+        """The scoped insights whose supporting tasks place them away from this task.
+
+        An insight's place is the mean of its supporting tasks' text vectors, in which the
+        objects of single episodes cancel and what the tasks share (the kind of task)
+        remains. It is misplaced when the task is not near that place, or when an insight
+        of another procedure (scopes that do not overlap, no supporting task in common)
+        is clearly nearer: a lesson of the wrong procedure misleads. Insights with equally
+        near places may be one procedure written two ways, so a tie suppresses neither.
+        An insight without supporting tasks has no place and is not judged here.
+        """
+        cfg = self.config
+        scoped = {n.id: n.rule.scope for n in insights if n.rule is not None and n.rule.scope}
+        if not scoped:
+            return set()
+        members = {n.id: n.supporting[-cfg.procedure_supporters :] for n in insights}
+        ids = list(dict.fromkeys(x for i in scoped for x in members[i]))
+        (nodes,) = self.store.batch([GetNodes(ids, with_vectors=True)]) if ids else ([],)
+        vectors = {
+            n.id: n.embedding / (np.linalg.norm(n.embedding) or 1.0)
+            for n in nodes
+            if isinstance(n, QueryNode) and n.embedding is not None and not boundary.quarantined(n)
+        }
+        places: dict[str, float] = {}
+        support = {iid: {x for x in members[iid] if x in vectors} for iid in scoped}
+        for iid in scoped:
+            if support[iid]:
+                mean = np.mean([vectors[x] for x in sorted(support[iid])], 0).astype(np.float32)
+                places[iid] = _cosines([mean], q)[0]
+        out = set()
+        for iid, near in places.items():
+            rival = max(
+                (
+                    other
+                    for jid, other in places.items()
+                    if scope_similarity(scoped[iid], scoped[jid]) < cfg.merge_scope_overlap
+                    and support[iid].isdisjoint(support[jid])
+                ),
+                default=None,
+            )
+            if near < cfg.procedure_min_similarity or (
+                rival is not None and rival - near > cfg.procedure_margin
+            ):
+                out.add(iid)
+        return out
 
     # ---- step 5: downward to condensed trajectories ------------------------------------
     def _downward(

@@ -65,11 +65,15 @@ def verdict(rule: InsightRule, attempt: Attempt, min_share: float) -> Verdict | 
     failure doing what ``avoid`` forbids. It contradicts it when its outcome breaks the
     rule: a success without the required pattern, or a success doing the forbidden step.
     A failure that skipped a required step agrees but shows nothing, so it counts for
-    neither; attempts outside the rule's scope say nothing.
+    neither; attempts outside the rule's scope say nothing. Whether an attempt lies in
+    the scope is judged by the scope's steps other than the rule's own.
     """
     if rule.kind == "note" or attempt.outcome == Outcome.UNKNOWN:
         return None
-    if not in_scope(rule.scope, attempt.steps, min_share):
+    # Whether the attempt followed the procedure is judged by the scope's other steps:
+    # the rule's own steps are what is in question.
+    context = [s for s in rule.scope if s not in rule.actions] or rule.scope
+    if not in_scope(context, attempt.steps, min_share):
         return None
     present = shows(rule, attempt.steps)
     success = attempt.outcome == Outcome.SUCCESS
@@ -103,8 +107,10 @@ def distinctive(
     """The ``steps`` that ``procedures`` take markedly more often than ``others`` do.
 
     Steps every task takes (walking to a room, looking around) say nothing about which
-    procedure an attempt follows; a scope made of them would take in every task. With
-    no other procedure to compare with, or when nothing stands out, all steps are kept.
+    procedure an attempt follows; a scope made of them would take in every task. With no
+    other procedure to compare with, all steps are kept; when nothing stands out the
+    result is empty: the procedure cannot be told from the others, and a lesson scoped
+    to it would be shown everywhere.
     """
     if not others or not procedures:
         return list(steps)
@@ -112,8 +118,7 @@ def distinctive(
     def share(step: str, group: Sequence[Sequence[str]]) -> float:
         return sum(step in p for p in group) / len(group)
 
-    out = [s for s in steps if share(s, procedures) - share(s, others) >= min_contrast]
-    return out or list(steps)
+    return [s for s in steps if share(s, procedures) - share(s, others) >= min_contrast]
 
 
 def step_weights(procedures: Sequence[Sequence[str]]) -> dict[str, float]:
