@@ -729,3 +729,84 @@ def test_the_maintenance_pass_decays_unused_scores_and_bounds_live_insights(make
     weakest = after[nodes[1].id]
     assert weakest.retired and weakest.provenance[-1].operation == "retire"
     assert {i.id for i in mem.insights()} == {nodes[0].id, nodes[2].id}
+
+
+def test_the_maintenance_pass_retires_rules_no_trajectory_supports(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(merge_every=0)
+    supported = run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+    evidenced, bare = (
+        Insight(
+            text=t,
+            rule=InsightRule(kind="require", actions=[step], scope=[step, "go to <obj>"]),
+            supporting=sup,
+            embedding=mem.embedder.embed([t])[0],
+        )
+        for t, step, sup in (
+            ("Clean it first.", "clean <obj> with sinkbasin", [supported.query_id]),
+            ("Walk to the sink.", "go to sinkbasin", []),
+        )
+    )
+    note = Insight(text="A person's note.", embedding=mem.embedder.embed(["note"])[0])
+    mem.store.put_nodes([evidenced, bare, note])
+    mem.merge_insights()
+    gone = mem.store.get_node(bare.id)
+    assert isinstance(gone, Insight) and gone.retired
+    assert gone.provenance[-1].operation == "retire"
+    assert "supports" in gone.provenance[-1].detail
+    assert {i.id for i in mem.insights()} == {evidenced.id, note.id}
+
+
+def test_an_insight_whose_supporting_tasks_lie_elsewhere_is_not_shown(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(merge_every=0)
+    travel = [
+        run(mem, f"book a train ticket to {city} for next monday", ["search trains"], True)
+        for city in ("lisbon", "madrid")
+    ]
+    cleans = [
+        run(mem, f"clean the {obj} and put it in the cabinet", CLEAN, True, obj=obj)
+        for obj in ("mug", "cup")
+    ]
+    # Same rule and scope, which the successes about to be shown fit; only the tasks that
+    # support each differ.
+    here, elsewhere = (_clean_rule_insight(mem, 2.0) for _ in range(2))
+    mem.store.put_nodes(
+        [
+            here.model_copy(update={"supporting": [r.query_id for r in cleans]}),
+            elsewhere.model_copy(
+                update={"text": "Clean it, then book.", "supporting": [r.query_id for r in travel]}
+            ),
+        ]
+    )
+    recall = mem.recall("clean the bowl and put it in the cabinet")
+    shown = {i.id for i in recall.insights}
+    assert here.id in shown
+    assert elsewhere.id not in shown
+
+
+def test_a_positive_rule_about_steps_every_procedure_takes_is_not_written(make_memory) -> None:  # type: ignore[no-untyped-def]
+    from gmem.llm import HeuristicLLM
+    from gmem.llm.protocol import InsightOp, InsightRequest, InsightResult, RuleView
+
+    class Writer(HeuristicLLM):
+        def derive_insights(self, request: InsightRequest) -> InsightResult:
+            return InsightResult(
+                operations=[
+                    InsightOp(op="add", text=f"Do {step}.", rule=RuleView(kind=kind, actions=acts))
+                    for step, kind, acts in (
+                        ("clean", "require", ["clean <obj> with sinkbasin"]),
+                        ("put", "require", ["put <obj> in <obj>"]),
+                        ("order", "order", ["go to sinkbasin", "put <obj> in <obj>"]),
+                    )
+                ]
+            )
+
+    mem = make_memory(merge_every=0)
+    mem._evolver.llm = Writer(mem.embedder, mem.config)
+    run(mem, "heat the mug and put it on the countertop", HEAT, True)
+    run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+    report = run(mem, "clean the cup and put it in the cabinet", CLEAN, True, obj="cup")
+    written = [mem.store.get_node(i) for i in report.added]
+    rules = [(n.rule.kind, n.rule.actions) for n in written if isinstance(n, Insight) and n.rule]
+    # Heating tasks put things away too: that step does not make the procedure, so neither
+    # a rule requiring it nor an order ending in it is written.
+    assert rules == [("require", ["clean <obj> with sinkbasin"])]
