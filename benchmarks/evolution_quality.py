@@ -56,6 +56,8 @@ SWEEP: dict[str, tuple[Any, ...]] = {
     "relevance_margin": (0.15, 0.5),
     "success_k": (1, 3),
     "role_token_budget": (300, 900),
+    "procedure_min_similarity": (0.3, 0.5),
+    "procedure_margin": (0.0, 0.05),
 }
 
 
