@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gmem.errors import ConflictError, GmemError
-from graph_store.base import GraphStore
+from graph_store.base import GraphStore, holds_lone_surrogate
 from graph_store.model import Edge, Node, NodeKind, node_from_props
 from graph_store.ops import Counts, GetEdges, ListNodes, PutEdges, PutNodes
 
@@ -35,16 +35,6 @@ class MigrationReport:
     #: Ids of the nodes, and ``kind:src->dst`` of the edges, whose lone surrogates the copy
     #: replaced with U+FFFD (only with ``repair_text``).
     repaired: list[str] = field(default_factory=list)
-
-
-def _has_lone_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        return any("\ud800" <= ch <= "\udfff" for ch in value)
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_lone_surrogate(v) for v in value)
-    return False
 
 
 def _repaired(value: Any) -> Any:
@@ -93,11 +83,11 @@ def _lone_surrogates(source: GraphStore, namespace: str | None, chunk: int) -> l
     ids: list[str] = []
     for kind in NodeKind:
         (nodes,) = source.batch([ListNodes(kind, namespace)])
-        bad += [n.id for n in nodes if _has_lone_surrogate(_fields(n))]
+        bad += [n.id for n in nodes if holds_lone_surrogate(_fields(n))]
         ids += [n.id for n in nodes]
     for start in range(0, len(ids), chunk):
         (edges,) = source.batch([GetEdges(ids[start : start + chunk], None, "out")])
-        bad += [_edge_name(e) for e in edges if _has_lone_surrogate(dict(e.props))]
+        bad += [_edge_name(e) for e in edges if holds_lone_surrogate(dict(e.props))]
     return bad
 
 

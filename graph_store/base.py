@@ -3,7 +3,6 @@ algorithms and every convenience call are written here once."""
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, Self
@@ -101,17 +100,32 @@ def _check_write(op: ExpectNodes | PutNodes) -> None:
             _check_unicode(node)
 
 
+def holds_lone_surrogate(value: Any) -> bool:
+    """Whether a string, or any key or value inside dicts and lists, holds a lone UTF-16
+    surrogate. Walked on the Python values: pydantic's JSON mode would already have
+    replaced one in a dict key, silently."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")  # in C: a lone surrogate is the one thing it refuses
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(holds_lone_surrogate(k) or holds_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(holds_lone_surrogate(v) for v in value)
+    return False
+
+
 def _check_unicode(node: Node) -> None:
     """Text both backends can store: a lone surrogate, which a Python string can hold but
     no UTF-8 file or Neo4j string can, is refused the same way everywhere (the embedded
     store would otherwise keep it and a later migration to Neo4j fail on it)."""
-    try:
-        json.dumps(node.props(), ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
+    if holds_lone_surrogate(node.model_dump(exclude={"embedding", "graph_embedding"})):
         raise UserInputError(
             f"node {node.id} holds a lone surrogate (U+D800..U+DFFF); store valid Unicode text "
             "(a store written before gmem refused them: copy it with `gmem migrate --repair-text`)"
-        ) from None
+        )
 
 
 class GraphStore(ABC):

@@ -165,3 +165,12 @@ def test_the_cli_reads_and_migrates_a_legacy_store(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert sorted(json.loads(done.stdout)["repaired"]) == sorted(changed.values())
+
+
+def test_the_store_refuses_a_lone_surrogate_in_a_metadata_key(store: GraphStore) -> None:
+    """Not only in values: JSON-mode serialisation would replace one in a key with U+FFFD
+    and the store would keep the changed key without a word."""
+    node = QueryNode(text="clean the mug", metadata={"note\ud800": "v"})
+    with pytest.raises(GmemError, match="lone surrogate"):
+        store.put_nodes([node])
+    assert store.get_node(node.id) is None
