@@ -136,12 +136,20 @@ def main() -> None:
         help="Memory file: reused when it exists (built from the corpus's"
         " train split otherwise), so several runs share one ingest.",
     )
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="MemoryConfig overrides for every structural method, e.g. gnn_negatives=256.",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
+    overrides = dict(item.split("=", 1) for item in args.set)
 
     train, test, groups = load_corpus(args.corpus)
     embedder = MiniLMEmbedder()
-    base = MemoryConfig(**RECALL)  # type: ignore[arg-type]
+    base = MemoryConfig.model_validate({**RECALL, **overrides})
     reuse = args.store is not None and args.store.exists()
     store = EmbeddedStore(args.store if args.store is not None else ":memory:")
     memory = Memory(store, embedder=embedder, llm=HeuristicLLM(embedder, base), config=base)
@@ -161,7 +169,8 @@ def main() -> None:
         memory._retriever.llm = HeuristicLLM(embedder, cfg)
 
     results: dict[str, list[dict[str, dict[str, float]]]] = defaultdict(list)
-    use(base)
+    # Text-only explicitly: a reused store may hold a model saved by an earlier run.
+    use(base.model_copy(update={"gnn_alpha": 1.0}))
     results["text"].append(evaluate(memory, tests, family))
     timings: dict[str, list[float]] = defaultdict(list)
     for encoder in args.encoders:
@@ -185,6 +194,7 @@ def main() -> None:
         "train_tasks": len(train),
         "test_tasks": len(tests),
         "seeds": args.seeds,
+        "overrides": overrides,
         "ingest_seconds": round(ingest_s, 1),
         "train_seconds": {k: round(statistics.fmean(v), 1) for k, v in timings.items()},
         "methods": table,
