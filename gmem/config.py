@@ -351,7 +351,7 @@ class MemoryConfig(BaseModel):
     gnn_weight_decay: float = Field(1e-4, ge=0, description="Adam weight decay.")
     gnn_dropout: float = Field(0.1, ge=0, lt=1, description="Feature dropout in training.")
     gnn_negatives: int = Field(
-        32,
+        256,
         ge=1,
         description="Successful tasks drawn per training step as the negatives every"
         " positive pair of the step is contrasted with.",
