@@ -3,7 +3,7 @@
     python benchmarks/soak.py --tasks 10000 --every 1000 [--store path-or-url]
 
 Each task recalls for one role, records four steps and finishes (heuristic reasoner,
-hashing embedder, so the figures are gmem's own costs, not a model's); 500 distinct task
+hashing embedder, so the figures are gmem's own costs, not a model's); 1,500 distinct task
 texts, so most finishes update an existing query. Prints one JSON line per sample (tasks
 done, errors so far, resident set size in MiB, insight counts, mean recall and finish time
 of the last window, load average) and a final line that reconciles the store with what
