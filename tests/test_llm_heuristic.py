@@ -411,3 +411,23 @@ def test_derived_insights_keep_the_task_text_and_its_digits(llm: HeuristicLLM) -
     [op] = llm.derive_insights(request).operations
 
     assert op.text is not None and op.text.startswith('For tasks like "what is 2 plus 3": ')
+
+
+def test_a_lesson_cites_a_task_that_shows_it_not_the_failure_it_was_mined_at(
+    llm: HeuristicLLM,
+) -> None:
+    # The failure that triggers mining had another wording; the require lesson (open the
+    # safe) is learned from the successes, so its sentence must cite one of them, while
+    # the avoid lesson (examine the safe) is what this failure did and may cite it.
+    failed = failure(9).model_copy(update={"task": "stash a spare key in the crate"})
+    request = InsightRequest(
+        trajectory=failed,
+        successes=[success(1), success(2), success(3)],
+        failures=[failure(4), failure(5)],
+        roles=ROLES,
+    )
+
+    missed, did = llm.derive_insights(request).operations
+
+    assert (missed.text or "").startswith('For tasks like "put the key 1 in the box 1": ')
+    assert (did.text or "").startswith('For tasks like "stash a spare key in the crate": ')

@@ -191,7 +191,6 @@ class HeuristicLLM:
                 avoid_min_attempts=cfg.avoid_min_attempts,
             ),
         )
-        task = _task_phrase(this.task, cfg.insight_task_chars)
         operations: list[InsightOp] = []
         agreed: set[str] = set()
         for lesson in lessons:
@@ -215,7 +214,9 @@ class HeuristicLLM:
             operations.append(
                 InsightOp(
                     op="add",
-                    text=sentence(lesson.rule, who, task),
+                    text=sentence(
+                        lesson.rule, who, _task_phrase(lesson.example, cfg.insight_task_chars)
+                    ),
                     roles=roles,
                     rule=lesson.view(),
                 )

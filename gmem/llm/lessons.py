@@ -29,10 +29,16 @@ MAX_REQUIRED = MAX_RULE_ACTIONS
 
 @dataclass(frozen=True)
 class Lesson:
-    """One mined rule, with the roles that perform its steps and its evidence counts."""
+    """One mined rule, with the roles that perform its steps and its evidence counts.
+
+    ``example`` is the task of an attempt that shows the rule (this attempt when it does):
+    the insight's sentence names it, so the task it cites is one the lesson was learned
+    from, not merely the one whose finish triggered the mining.
+    """
 
     rule: InsightRule
     roles: list[str]
+    example: str
 
     def view(self) -> RuleView:
         return RuleView(kind=self.rule.kind, actions=list(self.rule.actions))
@@ -187,5 +193,7 @@ def mine(
             best = best.model_copy(
                 update={"evidence": evidence(best, contrast.s_proc, contrast.f_proc)}
             )
-            out.append(Lesson(best, roles_of(best.actions, source)))
+            showing = [t for t in source if shows(best, t.procedure)]
+            example = this if this in showing else (showing[0] if showing else this)
+            out.append(Lesson(best, roles_of(best.actions, source), example.task))
     return out
