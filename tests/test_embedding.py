@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,6 +27,7 @@ from gmem.embedding import (
     make_embedder,
     minilm_model_path,
 )
+from gmem.embedding.protocol import FloatMatrix, WrappedEmbedder
 from gmem.errors import (
     ConfigError,
     EmbedderUnavailableError,
@@ -453,3 +454,21 @@ def test_cache_is_safe_across_threads() -> None:
     fresh = HashingEmbedder(16)
     for text, row in zip(texts, rows, strict=True):
         assert np.array_equal(row, fresh.embed([text])[0])
+
+
+class _PassThrough(WrappedEmbedder):
+    def embed(self, texts: Sequence[str]) -> FloatMatrix:
+        return self.inner.embed(texts)
+
+
+def test_a_cache_is_not_stacked_on_a_chain_that_already_holds_one() -> None:
+    inner = HashingEmbedder(dim=32)
+    once = cached(inner)
+    assert isinstance(once, CachedEmbedder) and once.inner is inner
+    # A wrapper in front of a cache (Memory's check) keeps its single cache.
+    wrapped = _PassThrough(once)
+    assert cached(wrapped) is wrapped
+    # A wrapper over no cache gets one.
+    fresh = cached(_PassThrough(inner))
+    assert isinstance(fresh, CachedEmbedder)
+    assert cached(once) is once

@@ -66,6 +66,14 @@ def _well_formed(rows: object, count: int, dim: int) -> bool:
     )
 
 
-def cached(embedder: TextEmbedder) -> CachedEmbedder:
-    """``embedder`` behind a cache, unless it already is one."""
-    return embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
+def cached(embedder: TextEmbedder) -> TextEmbedder:
+    """``embedder`` behind a cache, unless a cache already stands in its chain of wrappers
+    (Memory hands the reasoner its checked, cached embedder; a second cache would only
+    hold the same vectors twice)."""
+    layer: TextEmbedder = embedder
+    while True:
+        if isinstance(layer, CachedEmbedder):
+            return embedder
+        if not isinstance(layer, WrappedEmbedder):
+            return CachedEmbedder(embedder)
+        layer = layer.inner

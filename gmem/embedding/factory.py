@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 
-from gmem.embedding.cache import CachedEmbedder, cached
+from gmem.embedding.cache import CachedEmbedder
 from gmem.embedding.hashing import HashingEmbedder
 from gmem.embedding.minilm import MiniLMEmbedder
 from gmem.embedding.openai_endpoint import OpenAIEmbedder
@@ -23,7 +23,7 @@ def make_embedder(spec: str | None = None) -> CachedEmbedder:
     ``auto``: MiniLM when its weights are installed, else hashing with a warning. Without a
     spec, ``GMEM_EMBEDDER`` is read, then ``minilm``.
     """
-    return cached(_choose((spec or os.environ.get("GMEM_EMBEDDER") or "minilm").strip()))
+    return CachedEmbedder(_choose((spec or os.environ.get("GMEM_EMBEDDER") or "minilm").strip()))
 
 
 def _choose(spec: str) -> TextEmbedder:

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gmem.config import MemoryConfig
-from gmem.embedding import TextEmbedder
+from gmem.embedding import TextEmbedder, cached
 from gmem.llm.lessons import Thresholds, mine
 from gmem.llm.protocol import (
     InsightOp,
@@ -126,7 +126,9 @@ class HeuristicLLM:
     name = "heuristic"
 
     def __init__(self, embedder: TextEmbedder, config: MemoryConfig | None = None) -> None:
-        self.embedder = embedder
+        # Merging and projection embed the same insight texts over and over: behind a
+        # cache each is encoded once while it stays among the recent ones.
+        self.embedder = cached(embedder)
         self.config = config or MemoryConfig()
         self.usage = UsageLedger()
 
