@@ -20,19 +20,21 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import tempfile
 import time
-from itertools import pairwise
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bulk import query_of, similar_edges, trace_of
 from gmem.config import MemoryConfig
 from gmem.demo.corpus import play
 from gmem.demo.world import make_tasks
 from gmem.embedding import MiniLMEmbedder
 from gmem.llm import HeuristicLLM
 from gmem.memory import Memory
-from graph_store import Edge, EdgeKind, EmbeddedStore, NodeKind, Outcome, QueryNode, Utterance
-from graph_store.model import query_id_for
+from graph_store import EmbeddedStore, NodeKind
 from graph_store.ops import PutEdges, PutNodes, VectorSearch
 
 
@@ -53,47 +55,10 @@ def build(path: Path, n: int, evolve: int, embedder: MiniLMEmbedder) -> float:
         vectors = embedder.embed([t.task for t in part])
         ops: list[object] = []
         for traj, vec in zip(part, vectors, strict=True):
-            outcome = Outcome.SUCCESS if traj.success else Outcome.FAILURE
-            q = QueryNode(
-                id=query_id_for("default", traj.task),
-                text=traj.task,
-                outcome=outcome,
-                attempts=1,
-                successes=int(bool(traj.success)),
-                failures=int(not traj.success),
-                attempt_outcomes=[outcome],
-                metadata=traj.metadata,
-                embedding=vec,
-            )
+            q = query_of(traj, vec)
             (near,) = store.batch([VectorSearch(NodeKind.QUERY, vec, 5, "default")])
-            utts = [
-                Utterance(
-                    query_id=q.id,
-                    step=j,
-                    agent=s.agent,
-                    role=s.role,
-                    content=s.content,
-                    action=s.action,
-                    observation=s.observation,
-                    reward=s.reward,
-                    key_step=s.action is not None,
-                )
-                for j, s in enumerate(traj.steps)
-            ]
-            edges = [Edge(kind=EdgeKind.HAS_TRACE, src=q.id, dst=u.id) for u in utts]
-            edges += [Edge(kind=EdgeKind.NEXT, src=a.id, dst=b.id) for a, b in pairwise(utts)]
-            edges += [
-                Edge(kind=EdgeKind.REPLIES_TO, src=utts[j].id, dst=utts[r].id)
-                for j, s in enumerate(traj.steps)
-                for r in s.replies_to
-            ]
-            edges += [
-                Edge(
-                    kind=EdgeKind.SIMILAR_TO, src=q.id, dst=h.id, props={"score": round(h.score, 4)}
-                )
-                for h in near
-                if h.score >= 0.6
-            ]
+            utts, edges = trace_of(traj, q.id)
+            edges += similar_edges(q.id, [(h.id, h.score) for h in near], 0.6)
             ops += [PutNodes([q, *utts]), PutEdges(edges)]
             if len(ops) >= 40:
                 store.batch(ops)  # type: ignore[arg-type]

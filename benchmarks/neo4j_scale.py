@@ -31,7 +31,6 @@ import platform
 import statistics
 import sys
 import time
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.bulk import query_of, similar_edges, trace_of
 from gmem.config import MemoryConfig
 from gmem.demo.corpus import play
 from gmem.demo.world import make_tasks
@@ -46,7 +46,7 @@ from gmem.embedding import TextEmbedder, make_embedder
 from gmem.llm import HeuristicLLM
 from gmem.memory import Memory
 from gmem.trajectory import Trajectory
-from graph_store import Edge, EdgeKind, NodeKind, Outcome, QueryNode, Utterance
+from graph_store import Edge, NodeKind
 from graph_store.model import query_id_for
 from graph_store.neo4j import Neo4jStore
 from graph_store.ops import PutEdges, PutNodes, VectorSearch
@@ -80,48 +80,10 @@ def nearest(unit: np.ndarray, lo: int, hi: int, k: int = 5) -> list[list[tuple[i
 def task_ops(
     traj: Trajectory, vec: np.ndarray, near: list[tuple[int, float]], ids: list[str]
 ) -> tuple[list[Any], list[Edge]]:
-    outcome = Outcome.SUCCESS if traj.success else Outcome.FAILURE
-    q = QueryNode(
-        id=query_id_for(NAMESPACE, traj.task),
-        namespace=NAMESPACE,
-        text=traj.task,
-        outcome=outcome,
-        score=traj.score,
-        attempts=1,
-        successes=int(bool(traj.success)),
-        failures=int(not traj.success),
-        attempt_outcomes=[outcome],
-        metadata=traj.metadata,
-        embedding=vec,
-    )
+    q = query_of(traj, vec, NAMESPACE)
     ids.append(q.id)
-    utts = [
-        Utterance(
-            query_id=q.id,
-            namespace=NAMESPACE,
-            step=j,
-            agent=s.agent,
-            role=s.role,
-            content=s.content,
-            action=s.action,
-            observation=s.observation,
-            reward=s.reward,
-            key_step=s.action is not None,
-        )
-        for j, s in enumerate(traj.steps)
-    ]
-    edges = [Edge(kind=EdgeKind.HAS_TRACE, src=q.id, dst=u.id) for u in utts]
-    edges += [Edge(kind=EdgeKind.NEXT, src=a.id, dst=b.id) for a, b in pairwise(utts)]
-    edges += [
-        Edge(kind=EdgeKind.REPLIES_TO, src=utts[j].id, dst=utts[r].id)
-        for j, s in enumerate(traj.steps)
-        for r in s.replies_to
-    ]
-    edges += [
-        Edge(kind=EdgeKind.SIMILAR_TO, src=q.id, dst=ids[j], props={"score": round(score, 4)})
-        for j, score in near
-        if score >= 0.6
-    ]
+    utts, edges = trace_of(traj, q.id, NAMESPACE)
+    edges += similar_edges(q.id, [(ids[j], score) for j, score in near], 0.6)
     return [q, *utts], edges
 
 

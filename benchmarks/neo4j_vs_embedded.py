@@ -25,14 +25,17 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bulk import query_of, trace_of
 from gmem.config import MemoryConfig
 from gmem.demo.corpus import play
 from gmem.demo.world import make_tasks
@@ -45,11 +48,9 @@ from graph_store import (
     EmbeddedStore,
     GraphStore,
     NodeKind,
-    Outcome,
     QueryNode,
     Utterance,
 )
-from graph_store.model import query_id_for
 from graph_store.neo4j import Neo4jStore
 from graph_store.ops import GetNodes, Neighbors, PutEdges, PutNodes, VectorSearch
 
@@ -63,38 +64,9 @@ def make_data(n: int, embedder: TextEmbedder) -> list[Task]:
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     tasks: list[Task] = []
     for i, (traj, text) in enumerate(zip(trajectories, texts, strict=True)):
-        outcome = Outcome.SUCCESS if traj.success else Outcome.FAILURE
-        q = QueryNode(
-            id=query_id_for("default", text),
-            text=text,
-            outcome=outcome,
-            attempts=1,
-            successes=int(bool(traj.success)),
-            failures=int(not traj.success),
-            metadata=traj.metadata,
-            embedding=vectors[i],
-        )
-        utts = [
-            Utterance(
-                query_id=q.id,
-                step=j,
-                agent=s.agent,
-                role=s.role,
-                content=s.content,
-                action=s.action,
-                observation=s.observation,
-                reward=s.reward,
-                key_step=s.action is not None,
-            )
-            for j, s in enumerate(traj.steps)
-        ]
-        edges = [Edge(kind=EdgeKind.HAS_TRACE, src=q.id, dst=u.id) for u in utts]
-        edges += [Edge(kind=EdgeKind.NEXT, src=a.id, dst=b.id) for a, b in pairwise(utts)]
-        edges += [
-            Edge(kind=EdgeKind.REPLIES_TO, src=utts[j].id, dst=utts[r].id)
-            for j, s in enumerate(traj.steps)
-            for r in s.replies_to
-        ]
+        traj.task = text
+        q = query_of(traj, vectors[i])
+        utts, edges = trace_of(traj, q.id)
         if i:
             scores = unit[:i] @ unit[i]
             for j in np.argsort(-scores)[:5]:

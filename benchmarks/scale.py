@@ -39,10 +39,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bulk import query_of, similar_edges, trace_of
 from gmem.config import MemoryConfig
 from gmem.demo.corpus import play
 from gmem.demo.world import make_tasks
@@ -51,16 +53,11 @@ from gmem.llm import HeuristicLLM
 from gmem.memory import Memory
 from gmem.trajectory import Trajectory
 from graph_store import (
-    Edge,
-    EdgeKind,
     GraphStore,
     NodeKind,
-    Outcome,
-    QueryNode,
-    Utterance,
     open_store,
 )
-from graph_store.model import Insight, query_id_for
+from graph_store.model import Insight
 from graph_store.ops import Op, PutEdges, PutNodes, VectorSearch
 from graph_store.url import parse_store_url
 
@@ -90,48 +87,10 @@ def stored_tasks(store: GraphStore) -> int:
 def bulk_ops(
     store: GraphStore, traj: Trajectory, vec: Any, similar_k: int, similar_min: float
 ) -> tuple[list[Op], int]:
-    outcome = Outcome.SUCCESS if traj.success else Outcome.FAILURE
-    q = QueryNode(
-        id=query_id_for(NAMESPACE, traj.task),
-        namespace=NAMESPACE,
-        text=traj.task,
-        outcome=outcome,
-        score=traj.score,
-        attempts=1,
-        successes=int(bool(traj.success)),
-        failures=int(not traj.success),
-        attempt_outcomes=[outcome],
-        metadata=traj.metadata,
-        embedding=vec,
-    )
+    q = query_of(traj, vec, NAMESPACE)
     (near,) = store.batch([VectorSearch(NodeKind.QUERY, vec, similar_k, NAMESPACE)])
-    utts = [
-        Utterance(
-            query_id=q.id,
-            namespace=NAMESPACE,
-            step=j,
-            agent=s.agent,
-            role=s.role,
-            content=s.content,
-            action=s.action,
-            observation=s.observation,
-            reward=s.reward,
-            key_step=s.action is not None,
-        )
-        for j, s in enumerate(traj.steps)
-    ]
-    edges = [Edge(kind=EdgeKind.HAS_TRACE, src=q.id, dst=u.id) for u in utts]
-    edges += [Edge(kind=EdgeKind.NEXT, src=a.id, dst=b.id) for a, b in pairwise(utts)]
-    edges += [
-        Edge(kind=EdgeKind.REPLIES_TO, src=utts[j].id, dst=utts[r].id)
-        for j, s in enumerate(traj.steps)
-        for r in s.replies_to
-    ]
-    edges += [
-        Edge(kind=EdgeKind.SIMILAR_TO, src=q.id, dst=h.id, props={"score": round(h.score, 4)})
-        for h in near
-        if h.score >= similar_min and h.id != q.id
-    ]
+    utts, edges = trace_of(traj, q.id, NAMESPACE)
+    edges += similar_edges(q.id, [(h.id, h.score) for h in near], similar_min)
     return [PutNodes([q, *utts]), PutEdges(edges)], len(utts)
 
 
