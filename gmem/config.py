@@ -138,6 +138,15 @@ class MemoryConfig(BaseModel):
     insight_max_score: float = Field(
         6.0, gt=0, description="Scores are bounded to [0, this]; at 0 an insight retires."
     )
+    insight_credit_history: int = Field(
+        50,
+        ge=1,
+        description=(
+            "Most recent reward/penalize entries kept in an insight's provenance (every"
+            " other entry is kept): without a bound, an insight shown in every task grows"
+            " its history, and the cost of reading and rewriting it, with the store."
+        ),
+    )
     insight_decay: float = Field(
         0.8,
         ge=0,

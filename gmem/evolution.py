@@ -150,6 +150,24 @@ class _Refs:
     attempts: int
 
 
+_CREDIT_OPS = frozenset({"reward", "penalize"})
+
+
+def bounded_credit(history: list[Provenance], keep: int) -> list[Provenance]:
+    """``history`` with only its last ``keep`` reward/penalize entries.
+
+    Credit is written each time an insight is shown and the task ends, so an insight
+    useful everywhere would carry one entry per task ever run; its score already sums
+    them. Authorship (add, edit, merge), agreement and retirement, which forget,
+    quarantine and the provisional check read, are all kept.
+    """
+    credits = [i for i, p in enumerate(history) if p.operation in _CREDIT_OPS]
+    if len(credits) <= keep:
+        return history
+    dropped = set(credits[: len(credits) - keep])
+    return [p for i, p in enumerate(history) if i not in dropped]
+
+
 def _views(utts: list[Utterance]) -> list[StepView]:
     return [
         StepView(
@@ -700,15 +718,18 @@ class Evolver:
                 continue
             score = min(cfg.insight_max_score, max(0.0, ins.score + delta))
             op: InsightOperation = "reward" if delta >= 0 else "penalize"
-            prov = [
-                *ins.provenance,
-                Provenance(
-                    operation=op,
-                    query_id=query.id,
-                    at=now,
-                    detail=f"{delta:+.3g} (baseline {baseline:.2f}) -> {score:.3g}",
-                ),
-            ]
+            prov = bounded_credit(
+                [
+                    *ins.provenance,
+                    Provenance(
+                        operation=op,
+                        query_id=query.id,
+                        at=now,
+                        detail=f"{delta:+.3g} (baseline {baseline:.2f}) -> {score:.3g}",
+                    ),
+                ],
+                cfg.insight_credit_history,
+            )
             update: dict[str, object] = {"score": score, "provenance": prov, "updated_at": now}
             if delta > 0:
                 report.rewarded.append(iid)

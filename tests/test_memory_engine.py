@@ -24,6 +24,7 @@ from graph_store.model import (
     Insight,
     InsightRule,
     Outcome,
+    Provenance,
     QueryNode,
     RuleEvidence,
     query_id_for,
@@ -810,3 +811,31 @@ def test_a_positive_rule_about_steps_every_procedure_takes_is_not_written(make_m
     # Heating tasks put things away too: that step does not make the procedure, so neither
     # a rule requiring it nor an order ending in it is written.
     assert rules == [("require", ["clean <obj> with sinkbasin"])]
+
+
+def test_credit_history_keeps_its_last_entries_and_all_authorship(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(
+        merge_every=0, insight_credit=1.0, credit_min_baseline=3, insight_credit_history=2
+    )
+    ins = _clean_rule_insight(mem, 1.0)
+    authored = ins.model_copy(
+        update={"provenance": [Provenance(operation="add", query_id="q-author")]}
+    )
+    mem.store.put_nodes([authored])
+    run(mem, "clean the mug and put it in the cabinet", CLEAN, True)
+    for obj in ("cup", "bowl", "plate"):  # a hard domain, so a success earns credit
+        run(mem, f"clean the {obj} and put it in the cabinet", CLEAN[2:], False, obj=obj)
+    rewarded = 0
+    for obj in ("fork", "knife", "spoon", "ladle"):
+        report = run(
+            mem, f"clean the {obj} and put it in the cabinet", CLEAN, True, obj, ("actor",)
+        )
+        rewarded += ins.id in report.rewarded
+    assert rewarded > 2, "more credit was written than the history keeps"
+    node = mem.store.get_node(ins.id)
+    assert isinstance(node, Insight)
+    credits = [p for p in node.provenance if p.operation in ("reward", "penalize")]
+    assert len(credits) == 2
+    ladle = query_id_for("default", "clean the ladle and put it in the cabinet")
+    assert credits[-1].query_id == ladle
+    assert [p.query_id for p in node.provenance if p.operation == "add"] == ["q-author"]
