@@ -23,7 +23,6 @@ from typing import TypeVar
 
 import numpy as np
 import torch
-from torch_geometric.data import HeteroData
 
 from gmem.config import MemoryConfig
 from gmem.gnn.features import (
@@ -36,6 +35,7 @@ from gmem.gnn.features import (
     query_extra,
     trace_extra,
 )
+from gmem.gnn.pyg import HeteroData
 from gmem.procedure import Skeleton, skeleton
 from graph_store.base import GraphStore
 from graph_store.model import EdgeKind, Insight, NodeKind, Outcome, QueryNode, Utterance

@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import HeteroConv, SAGEConv
 
 from gmem.gnn.export import EDGE_TYPES, INSIGHT, NODE_TYPES, QUERY, EdgeType
+from gmem.gnn.pyg import HeteroConv, SAGEConv
 
 #: Per node type: rows held fixed and their state before and after each layer.
 Frozen = Mapping[str, tuple[Tensor, Sequence[Tensor]]]
