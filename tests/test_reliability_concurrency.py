@@ -33,8 +33,15 @@ SHARED = ["put a clean mug in the cabinet", "heat an egg and put it on the table
 
 
 def _config() -> MemoryConfig:
-    # No periodic merge: a merge folds scores together, which would hide lost updates.
-    return MemoryConfig(merge_every=0, min_relevance=0.0, insight_min_similarity=0.0)
+    # No periodic merge: a merge folds scores together, which would hide lost updates. The
+    # whole credit history is kept, since the check counts every credit entry against
+    # what the finishes reported.
+    return MemoryConfig(
+        merge_every=0,
+        min_relevance=0.0,
+        insight_min_similarity=0.0,
+        insight_credit_history=100_000,
+    )
 
 
 class ContendingLLM(HeuristicLLM):
