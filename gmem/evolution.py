@@ -889,21 +889,7 @@ class Evolver:
             cur = changed.get(iid, ins)
             if cur.retired or cur.rule is None or cur.rule.kind == "note" or cur.supporting:
                 continue
-            changed[iid] = cur.model_copy(
-                update={
-                    "retired": True,
-                    "updated_at": now,
-                    "provenance": [
-                        *cur.provenance,
-                        Provenance(
-                            operation="retire",
-                            query_id=query_id,
-                            at=now,
-                            detail="no task's trajectory supports it",
-                        ),
-                    ],
-                }
-            )
+            changed[iid] = _retired(cur, query_id, now, "no task's trajectory supports it")
 
     def _bound(
         self,
@@ -918,22 +904,17 @@ class Evolver:
         if len(alive) <= cfg.max_live_insights:
             return
         alive.sort(key=lambda n: (n.score, len(n.supporting), n.created_at))
+        reason = f"lowest scored beyond {cfg.max_live_insights} live insights"
         for ins in alive[: len(alive) - cfg.max_live_insights]:
-            changed[ins.id] = ins.model_copy(
-                update={
-                    "retired": True,
-                    "updated_at": now,
-                    "provenance": [
-                        *ins.provenance,
-                        Provenance(
-                            operation="retire",
-                            query_id=query_id,
-                            at=now,
-                            detail=f"lowest scored beyond {cfg.max_live_insights} live insights",
-                        ),
-                    ],
-                }
-            )
+            changed[ins.id] = _retired(ins, query_id, now, reason)
+
+
+def _retired(ins: Insight, query_id: str | None, now: datetime, reason: str) -> Insight:
+    """``ins`` retired by the maintenance pass, with the reason in its history."""
+    entry = Provenance(operation="retire", query_id=query_id, at=now, detail=reason)
+    return ins.model_copy(
+        update={"retired": True, "updated_at": now, "provenance": [*ins.provenance, entry]}
+    )
 
 
 def _insight_view(ins: Insight) -> InsightView:
