@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import require_service
+
 HERE = Path(__file__).parent
 
 
@@ -26,13 +28,7 @@ class ServerSettings:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    mine = [item for item in items if HERE in Path(str(item.path)).parents]
-    for item in mine:
-        item.add_marker(pytest.mark.llm_server)
-    if os.environ.get("GMEM_TEST_LLM_BASE_URL"):
-        return
-    config.hook.pytest_deselected(items=mine)
-    items[:] = [item for item in items if item not in mine]
+    require_service(config, items, HERE, pytest.mark.llm_server, "GMEM_TEST_LLM_BASE_URL")
 
 
 @pytest.fixture(scope="session")

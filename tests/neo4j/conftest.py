@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from graph_store.neo4j import Neo4jStore
+from tests.services import require_service
 
 HERE = Path(__file__).parent
 
@@ -34,13 +35,7 @@ class Neo4jSettings:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    mine = [item for item in items if HERE in Path(str(item.path)).parents]
-    for item in mine:
-        item.add_marker(pytest.mark.neo4j)
-    if os.environ.get("GMEM_NEO4J_URI"):
-        return
-    config.hook.pytest_deselected(items=mine)
-    items[:] = [item for item in items if item not in mine]
+    require_service(config, items, HERE, pytest.mark.neo4j, "GMEM_NEO4J_URI")
 
 
 @pytest.fixture(scope="session")
