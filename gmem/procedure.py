@@ -19,7 +19,7 @@ from itertools import pairwise
 
 OBJECT = "<obj>"
 
-_TOKEN = re.compile(r"[a-z]+")
+_TOKEN = re.compile(r"[a-z0-9]+")
 # Words that structure an action rather than name a thing; they are kept as they are
 # even when the task text happens to use them.
 _STRUCTURE = frozenset(
@@ -92,8 +92,10 @@ _STOP = frozenset(
 
 
 def _tokens(text: str) -> list[str]:
-    """Lower-case words without digits and punctuation: object ids differ by episode."""
-    return _TOKEN.findall(text.lower())
+    """Lower-case words without punctuation and without bare numbers: an object id
+    ("egg 1", "microwave 2") differs by episode. A word that holds digits among letters
+    ("v2", "co2", "wait1") is a name, and keeps them."""
+    return [w for w in _TOKEN.findall(text.lower()) if not w.isdigit()]
 
 
 def task_objects(task: str) -> frozenset[str]:

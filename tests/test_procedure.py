@@ -48,3 +48,12 @@ def test_repeats_and_empty_actions_are_dropped() -> None:
     sk = skeleton("open the door", ["look", None, "look", " ", "open door 1"])
     assert sk.steps == ("look", f"open {OBJECT}")
     assert similarity(sk, skeleton("x", [])) == 0.0
+
+
+def test_names_with_digits_keep_them_and_bare_numbers_go() -> None:
+    # "v2" names a thing (a version, a room): only a bare number is an episode's object id.
+    assert abstract_action("go to paris v2", {"paris"}) == f"go to {OBJECT} v2"
+    assert abstract_action("take egg 12 from fridge 3", {"egg"}) == f"take {OBJECT} from fridge"
+    assert abstract_action("pour co2 into flask 2", ()) == "pour co2 into flask"
+    sk = skeleton("travel to paris v2", ["go to paris v2", "wait1", "wait"])
+    assert sk.steps == (f"go to {OBJECT} v2", "wait1", "wait")
