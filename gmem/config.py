@@ -147,6 +147,16 @@ class MemoryConfig(BaseModel):
             " its history, and the cost of reading and rewriting it, with the store."
         ),
     )
+    insight_evidence_keep: int = Field(
+        100,
+        ge=1,
+        description=(
+            "Most recent task ids kept in each of an insight's supporting and contradicting"
+            " lists; the totals count every task and each task keeps its SUPPORTS or"
+            " CONTRADICTS edge (forget and quarantine read those). Without a bound, a"
+            " lesson true everywhere lists every task ever run."
+        ),
+    )
     insight_decay: float = Field(
         0.8,
         ge=0,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import combinations, pairwise
@@ -166,6 +167,37 @@ def bounded_credit(history: list[Provenance], keep: int) -> list[Provenance]:
         return history
     dropped = set(credits[: len(credits) - keep])
     return [p for i, p in enumerate(history) if i not in dropped]
+
+
+def noted(
+    ins: Insight,
+    keep: int,
+    supports: Sequence[str] = (),
+    contradicts: Sequence[str] = (),
+    known: frozenset[str] = frozenset(),
+) -> Insight:
+    """``ins`` with tasks added to its evidence: each list keeps its ``keep`` most recent
+    ids (a task named again moves to the end), the totals count each task once.
+
+    ``known`` are tasks this insight already counted whose ids the lists no longer hold
+    (their SUPPORTS/CONTRADICTS edges say so): noted again, they are not counted twice.
+    """
+    sup, con = list(ins.supporting), list(ins.contradicting)
+    n_sup, n_con = ins.support_count, ins.contradiction_count
+    for qid in dict.fromkeys(supports):
+        n_sup += qid not in sup and qid not in known
+        sup = [q for q in sup if q != qid] + [qid]
+    for qid in dict.fromkeys(contradicts):
+        n_con += qid not in con and qid not in known
+        con = [q for q in con if q != qid] + [qid]
+    return ins.model_copy(
+        update={
+            "supporting": sup[-keep:],
+            "contradicting": con[-keep:],
+            "support_total": n_sup,
+            "contradiction_total": n_con,
+        }
+    )
 
 
 def _views(utts: list[Utterance]) -> list[StepView]:
@@ -390,24 +422,29 @@ class Evolver:
         return _Procedure(same, fails[: cfg.reference_k], others[: cfg.reference_k], scope)
 
     def _existing_insights(
-        self, a: Attempt, vec: npt.NDArray[np.float32], ref_ids: list[str]
-    ) -> dict[str, Insight]:
-        edges, similar = self.store.batch(
+        self, a: Attempt, vec: npt.NDArray[np.float32], ref_ids: list[str], query: QueryNode
+    ) -> tuple[dict[str, Insight], set[tuple[EdgeKind, str]]]:
+        """The insights this attempt may bear on, and the evidence its task already gave
+        (a repeated task: its edges say so even when the bounded lists no longer name it),
+        as (edge kind, insight id)."""
+        evidence = [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS]
+        edges, similar, own = self.store.batch(
             [
-                GetEdges(ref_ids, [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS], "out"),
+                GetEdges(ref_ids, evidence, "out"),
                 VectorSearch(
                     NodeKind.INSIGHT,
                     vec,
                     self.config.insight_k * self.config.existing_insight_oversample,
                     a.namespace,
                 ),
+                GetEdges([query.id] if query.attempts > 1 else [], evidence, "out"),
             ]
         )
         ids = list(
             dict.fromkeys([*a.used_insights, *(e.dst for e in edges), *(h.id for h in similar)])
         )
         (nodes,) = self.store.batch([GetNodes(ids, with_vectors=True)])
-        return {n.id: n for n in nodes if isinstance(n, Insight)}
+        return {n.id: n for n in nodes if isinstance(n, Insight)}, {(e.kind, e.dst) for e in own}
 
     # ---- the transaction -----------------------------------------------------------------
     def finish(self, a: Attempt) -> EvolutionReport:
@@ -451,7 +488,7 @@ class Evolver:
         refs = self._references(a, query, vec)
         proc = self._procedure_refs(this, refs.items)
         same, fails = proc.same, proc.fails
-        existing = self._existing_insights(a, vec, [r.attempt.id for r in refs.items])
+        existing, known = self._existing_insights(a, vec, [r.attempt.id for r in refs.items], query)
         live = {i: n for i, n in existing.items() if not n.retired}
         request = InsightRequest(
             trajectory=TrajectoryView(
@@ -471,7 +508,7 @@ class Evolver:
         before = {i: (set(n.supporting), set(n.contradicting)) for i, n in existing.items()}
         attempts = [this, *(r.attempt for r in same), *(r.attempt for r in fails)]
         self._apply_ops(ops, a, query, live, changed, report, attempts, request, proc.scope)
-        self._weigh_evidence(this, query, live, changed, report)
+        self._weigh_evidence(this, query, live, changed, report, known)
         self._credit(a, query, refs, existing, changed, report)
         edges += self._insight_edges(changed, before)
         used_live = [i for i in dict.fromkeys(a.used_insights) if i in existing]
@@ -568,15 +605,14 @@ class Evolver:
                 sup.append(x.id)
             elif v == "contradicts":
                 con.append(x.id)
-        return Insight(
+        blank = Insight(
             namespace=a.namespace,
             text=op.text.strip(),
             score=self.config.insight_initial_score,
-            supporting=list(dict.fromkeys(sup)),
-            contradicting=list(dict.fromkeys(con)),
             roles=sorted(set(op.roles)),
             rule=rule,
         )
+        return noted(blank, self.config.insight_evidence_keep, sup, con)
 
     def _apply_ops(
         self,
@@ -645,12 +681,14 @@ class Evolver:
         live: dict[str, Insight],
         changed: dict[str, Insight],
         report: EvolutionReport,
+        known: set[tuple[EdgeKind, str]],
     ) -> None:
         """Check this attempt against every live rule of its procedure: it joins the
         supporting set of those its trajectory shows, the contradicting set of those its
         outcome breaks; an insight contradicted more often than supported retires."""
         cfg = self.config
         now = utcnow()
+        keep = cfg.insight_evidence_keep
         for iid in live:
             ins = changed.get(iid, live[iid])
             if ins.retired or ins.rule is None:
@@ -658,16 +696,14 @@ class Evolver:
             v = self._verdict(ins.rule, this)
             if v is None:
                 continue
+            kind = EdgeKind.SUPPORTS if v == "supports" else EdgeKind.CONTRADICTS
+            seen = frozenset({query.id}) if (kind, iid) in known else frozenset()
             if v == "supports":
-                update: dict[str, object] = {
-                    "supporting": list(dict.fromkeys([*ins.supporting, query.id]))
-                }
+                ins = noted(ins, keep, supports=[query.id], known=seen)
             else:
-                update = {"contradicting": list(dict.fromkeys([*ins.contradicting, query.id]))}
-            ins = ins.model_copy(update=update)
-            if len(ins.contradicting) >= cfg.retire_min_evidence and len(ins.contradicting) > len(
-                ins.supporting
-            ):
+                ins = noted(ins, keep, contradicts=[query.id], known=seen)
+            con = ins.contradiction_count
+            if con >= cfg.retire_min_evidence and con > ins.support_count:
                 ins = ins.model_copy(
                     update={
                         "retired": True,
@@ -679,8 +715,7 @@ class Evolver:
                                 query_id=query.id,
                                 at=now,
                                 detail=(
-                                    f"contradicted by {len(ins.contradicting)} tasks,"
-                                    f" supported by {len(ins.supporting)}"
+                                    f"contradicted by {con} tasks, supported by {ins.support_count}"
                                 ),
                             ),
                         ],
@@ -808,15 +843,26 @@ class Evolver:
             )
             sources = [n.id for n in rest]
             text = g.text.strip() or keep.text
+            sup = list(dict.fromkeys(q for n in members for q in n.supporting))
+            con = list(dict.fromkeys(q for n in members for q in n.contradicting))
+            # Each member counted its own tasks; the ones two members both list count once
+            # (overlap beyond the bounded lists cannot be seen, and is counted twice).
+            n_sup = sum(n.support_count for n in members) - (
+                sum(len(n.supporting) for n in members) - len(sup)
+            )
+            n_con = sum(n.contradiction_count for n in members) - (
+                sum(len(n.contradicting) for n in members) - len(con)
+            )
+            bound = self.config.insight_evidence_keep
             changed[keep.id] = keep.model_copy(
                 update={
                     "text": text,
                     "embedding": None if text != keep.text else keep.embedding,
                     "score": max(n.score for n in members),
-                    "supporting": list(dict.fromkeys(q for n in members for q in n.supporting)),
-                    "contradicting": list(
-                        dict.fromkeys(q for n in members for q in n.contradicting)
-                    ),
+                    "supporting": sup[-bound:],
+                    "contradicting": con[-bound:],
+                    "support_total": n_sup,
+                    "contradiction_total": n_con,
                     "roles": roles,
                     "updated_at": now,
                     "provenance": [
@@ -887,7 +933,7 @@ class Evolver:
         against trajectories."""
         for iid, ins in live.items():
             cur = changed.get(iid, ins)
-            if cur.retired or cur.rule is None or cur.rule.kind == "note" or cur.supporting:
+            if cur.retired or cur.rule is None or cur.rule.kind == "note" or cur.support_count:
                 continue
             changed[iid] = _retired(cur, query_id, now, "no task's trajectory supports it")
 
@@ -903,7 +949,7 @@ class Evolver:
         alive = [n for n in alive if not n.retired]
         if len(alive) <= cfg.max_live_insights:
             return
-        alive.sort(key=lambda n: (n.score, len(n.supporting), n.created_at))
+        alive.sort(key=lambda n: (n.score, n.support_count, n.created_at))
         reason = f"lowest scored beyond {cfg.max_live_insights} live insights"
         for ins in alive[: len(alive) - cfg.max_live_insights]:
             changed[ins.id] = _retired(ins, query_id, now, reason)

@@ -494,29 +494,22 @@ class Memory:
             if isinstance(n, Insight)
         }
         authored = _written_by(query_id, insights)
+        # The task's own edges name every insight it evidenced, also those whose bounded
+        # supporting/contradicting lists no longer hold its id.
+        evidenced = _evidence_of([query_id], store)
         cleaned: list[Insight] = []
         for ins in insights.values():
             if ins.id in authored:
                 continue
-            mentions = (
-                query_id in ins.supporting
-                or query_id in ins.contradicting
-                or any(p.query_id == query_id for p in ins.provenance)
-            )
-            if mentions:
+            gave = _withdrawn_from(ins, {query_id}, evidenced)
+            if gave or any(p.query_id == query_id for p in ins.provenance):
                 provenance = [
                     p.model_copy(update={"query_id": None}) if p.query_id == query_id else p
                     for p in ins.provenance
                 ]
+                base = gave.insight if gave else ins
                 cleaned.append(
-                    ins.model_copy(
-                        update={
-                            "supporting": [q for q in ins.supporting if q != query_id],
-                            "contradicting": [q for q in ins.contradicting if q != query_id],
-                            "provenance": provenance,
-                            "updated_at": utcnow(),
-                        }
-                    )
+                    base.model_copy(update={"provenance": provenance, "updated_at": utcnow()})
                 )
         related = [
             e.key
@@ -584,6 +577,7 @@ class Memory:
             for q in queries
         ]
         withdrawn: list[tuple[EdgeKind, str, str]] = []
+        evidenced = _evidence_of(sorted(ids), store)
         for ins in insights.values():
             if ins.id in authored:
                 if not ins.retired:
@@ -601,18 +595,10 @@ class Memory:
                     )
                     result.retired.append(ins.id)
                 continue
-            sup = [q for q in ins.supporting if q not in ids]
-            con = [q for q in ins.contradicting if q not in ids]
-            if len(sup) != len(ins.supporting) or len(con) != len(ins.contradicting):
-                withdrawn += [(EdgeKind.SUPPORTS, q, ins.id) for q in ins.supporting if q in ids]
-                withdrawn += [
-                    (EdgeKind.CONTRADICTS, q, ins.id) for q in ins.contradicting if q in ids
-                ]
-                changed.append(
-                    ins.model_copy(
-                        update={"supporting": sup, "contradicting": con, "updated_at": now}
-                    )
-                )
+            gave = _withdrawn_from(ins, ids, evidenced)
+            if gave:
+                withdrawn += gave.edges
+                changed.append(gave.insight.model_copy(update={"updated_at": now}))
         results = store.batch([PutNodes(changed), DeleteEdges(withdrawn)])
         result.unlinked = int(results[1])
         return result
@@ -662,6 +648,46 @@ def _written_by(query_id: str, insights: Mapping[str, Insight]) -> set[str]:
                         grew = True
                         break
     return authored
+
+
+def _evidence_of(query_ids: Sequence[str], store: GraphStore) -> set[tuple[EdgeKind, str, str]]:
+    """The SUPPORTS/CONTRADICTS edges of the tasks, as (kind, task, insight)."""
+    if not query_ids:
+        return set()
+    edges = store.get_edges(list(query_ids), [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS], "out")
+    return {(e.kind, e.src, e.dst) for e in edges}
+
+
+@dataclass(frozen=True)
+class _Withdrawn:
+    insight: Insight
+    edges: list[tuple[EdgeKind, str, str]]
+
+
+def _withdrawn_from(
+    ins: Insight, tasks: set[str], evidenced: set[tuple[EdgeKind, str, str]]
+) -> _Withdrawn | None:
+    """``ins`` without the evidence ``tasks`` gave it (ids out of its lists, each task
+    counted off its totals once), and the edges that carried it; None when they gave
+    none. ``evidenced`` are the tasks' edges: the bounded lists may have dropped a task
+    that still counts."""
+    sup = {q for k, q, i in evidenced if k == EdgeKind.SUPPORTS and i == ins.id}
+    con = {q for k, q, i in evidenced if k == EdgeKind.CONTRADICTS and i == ins.id}
+    sup |= tasks.intersection(ins.supporting)
+    con |= tasks.intersection(ins.contradicting)
+    if not sup and not con:
+        return None
+    edges = [(EdgeKind.SUPPORTS, q, ins.id) for q in sorted(sup)]
+    edges += [(EdgeKind.CONTRADICTS, q, ins.id) for q in sorted(con)]
+    cleaned = ins.model_copy(
+        update={
+            "supporting": [q for q in ins.supporting if q not in tasks],
+            "contradicting": [q for q in ins.contradicting if q not in tasks],
+            "support_total": max(ins.support_count - len(sup), 0),
+            "contradiction_total": max(ins.contradiction_count - len(con), 0),
+        }
+    )
+    return _Withdrawn(cleaned, edges)
 
 
 def _looks_like_id(value: str) -> bool:

@@ -120,8 +120,8 @@ def _insight(node: Insight) -> dict[str, Any]:
         "text": node.text,
         "score": node.score,
         "roles": list(node.roles),
-        "supporting": len(node.supporting),
-        "contradicting": len(node.contradicting),
+        "supporting": node.support_count,
+        "contradicting": node.contradiction_count,
     }
 
 

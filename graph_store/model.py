@@ -286,6 +286,12 @@ class Insight(_Node):
     ``roles`` empty means the lesson applies to every role. ``rule`` holds the lesson as
     data (None for insights stored before rules existed, or written by hand). Retired
     insights stay in the store (``retired=True``) so their history remains inspectable.
+
+    ``supporting`` and ``contradicting`` name the most recent tasks for and against it
+    (the engine bounds them: a lesson true everywhere would otherwise list every task
+    ever run); ``support_total`` and ``contradiction_total`` count all of them, and each
+    task's ``SUPPORTS``/``CONTRADICTS`` edge stays, so what a task evidenced can always
+    be found from the task.
     """
 
     kind: ClassVar[NodeKind] = NodeKind.INSIGHT
@@ -294,11 +300,24 @@ class Insight(_Node):
     score: float = 1.0
     supporting: list[str] = Field(default_factory=list)
     contradicting: list[str] = Field(default_factory=list)
+    support_total: int = Field(0, ge=0)
+    contradiction_total: int = Field(0, ge=0)
     roles: list[str] = Field(default_factory=list)
     rule: InsightRule | None = None
     retired: bool = False
     provenance: list[Provenance] = Field(default_factory=list)
     updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def support_count(self) -> int:
+        """Tasks that supported it, all told (an insight stored before the totals
+        existed lists every one)."""
+        return max(self.support_total, len(self.supporting))
+
+    @property
+    def contradiction_count(self) -> int:
+        """Tasks that contradicted it, all told."""
+        return max(self.contradiction_total, len(self.contradicting))
 
 
 class Item(_Node):

@@ -839,3 +839,35 @@ def test_credit_history_keeps_its_last_entries_and_all_authorship(make_memory) -
     ladle = query_id_for("default", "clean the ladle and put it in the cabinet")
     assert credits[-1].query_id == ladle
     assert [p.query_id for p in node.provenance if p.operation == "add"] == ["q-author"]
+
+
+def test_evidence_lists_stay_bounded_and_forget_still_finds_every_task(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(merge_every=0, insight_evidence_keep=2)
+    ins = _clean_rule_insight(mem, 2.0)
+    objs = ("mug", "cup", "bowl", "plate", "fork")
+    tasks = [f"clean the {o} and put it in the cabinet" for o in objs]
+    ids = [run(mem, t, CLEAN, True, obj=o).query_id for t, o in zip(tasks, objs, strict=True)]
+
+    def node() -> Insight:
+        n = mem.store.get_node(ins.id)
+        assert isinstance(n, Insight)
+        return n
+
+    assert node().supporting == ids[-2:], "the list keeps only the most recent supporters"
+    assert node().support_count == 5
+    supporters = {e.src for e in mem.store.get_edges([ins.id], [EdgeKind.SUPPORTS], "in")}
+    assert supporters == set(ids), "every supporter keeps its edge"
+    # A task counted once stays counted once when it supports again, listed or not.
+    run(mem, tasks[0], CLEAN, True, obj=objs[0])
+    run(mem, tasks[4], CLEAN, True, obj=objs[4])
+    assert node().support_count == 5
+    assert node().supporting == [ids[0], ids[4]]
+    # Forget and quarantine reach a task the list no longer names, through its edge.
+    mem.forget_task(ids[1])
+    assert node().support_count == 4
+    assert ids[1] not in {e.src for e in mem.store.get_edges([ins.id], [EdgeKind.SUPPORTS], "in")}
+    assert ids[1] not in node().supporting + node().contradicting
+    mem.quarantine(ids[2])
+    assert node().support_count == 3
+    left = {e.src for e in mem.store.get_edges([ins.id], [EdgeKind.SUPPORTS], "in")}
+    assert left == {ids[0], ids[3], ids[4]}

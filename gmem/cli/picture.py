@@ -133,8 +133,8 @@ def sample(
                 i.id,
                 NodeKind.INSIGHT,
                 _clip(lesson(i), 40),
-                f"Insight {i.id[:8]} · {state} · {len(i.supporting)} for, "
-                f"{len(i.contradicting)} against\n{i.text}",
+                f"Insight {i.id[:8]} · {state} · {i.support_count} for, "
+                f"{i.contradiction_count} against\n{i.text}",
                 RETIRED_COLOUR if i.retired else INSIGHT_COLOUR,
             )
         )

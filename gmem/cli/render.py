@@ -214,7 +214,7 @@ def insights_table(
             lesson_cell(n.text),
             f"{n.score:.1f}",
             cell(", ".join(n.roles) or "all"),
-            f"{len(n.supporting)}/{len(n.contradicting)}",
+            f"{n.support_count}/{n.contradiction_count}",
             "[dim]retired[/]" if n.retired else "active",
         )
     return table
