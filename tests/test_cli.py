@@ -6,6 +6,7 @@ user's shell sees: one ``error:`` line, exit code 2, no traceback.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -416,24 +417,18 @@ def test_python_dash_m_gmem_runs(tmp_path: Path) -> None:
     assert done.returncode == 0 and done.stdout.strip() == f"gmem {__version__}", done.stderr
 
 
-@pytest.mark.slow  # end to end through a subprocess or the whole demo
-def test_progress_bars_on_a_terminal_only(tmp_path: Path) -> None:
-    """On a pseudo-terminal ingest draws a bar on stderr; piped, stderr stays empty."""
+def _run_on(terminal: bool, args: list[str], env: dict[str, str]) -> bytes:
+    """What ``gmem ARGS`` writes on standard error, a pseudo-terminal or a pipe."""
     import pty
 
-    env = {**os.environ, **{k: v for k, v in ENV.items() if v is not None}, "TERM": "xterm"}
-    env.pop("GMEM_STORE", None)
-    env.pop("CI", None)
-    args = [sys.executable, "-m", "gmem", "--store", str(tmp_path / "p.db"), "ingest", str(GOOD)]
-    piped = subprocess.run(args, check=False, capture_output=True, text=True, env=env, timeout=120)
-    assert piped.returncode == 0 and piped.stderr == "", piped.stderr
+    if not terminal:
+        piped = subprocess.run(
+            args, check=False, capture_output=True, env=env, timeout=180, stdin=subprocess.DEVNULL
+        )
+        assert piped.returncode == 0, piped.stderr
+        return piped.stderr
     leader, follower = pty.openpty()
-    with subprocess.Popen(
-        [*args[:4], str(tmp_path / "q.db"), *args[5:]],
-        stdout=subprocess.PIPE,
-        stderr=follower,
-        env=env,
-    ) as proc:
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=follower, env=env) as proc:
         os.close(follower)
         drawn = b""
         while True:
@@ -444,6 +439,31 @@ def test_progress_bars_on_a_terminal_only(tmp_path: Path) -> None:
             if not chunk:
                 break
             drawn += chunk
-        assert proc.wait(timeout=120) == 0
+        assert proc.wait(timeout=180) == 0
     os.close(leader)
-    assert b"ingest trajectories.jsonl" in drawn, drawn[-500:]
+    return drawn
+
+
+@pytest.mark.slow  # end to end through a subprocess or the whole demo
+def test_progress_bars_on_a_terminal_only(tmp_path: Path) -> None:
+    """On a pseudo-terminal ingest, export and migrate draw a bar on stderr (embed too,
+    with the gnn extra); piped, nothing is drawn (export's one-line report stays)."""
+    env = {**os.environ, **{k: v for k, v in ENV.items() if v is not None}, "TERM": "xterm"}
+    env.pop("GMEM_STORE", None)
+    env.pop("CI", None)
+    gmem_ = [sys.executable, "-m", "gmem"]
+    for terminal in (False, True):
+        db = tmp_path / f"{terminal}.db"
+        commands = {
+            b"ingest trajectories.jsonl": ["--store", str(db), "ingest", str(GOOD)],
+            b"export": ["--store", str(db), "export", "--format", "json", "-o", str(db) + ".json"],
+            b"migrate": ["migrate", "--from", str(db), "--to", str(tmp_path / f"{terminal}-m.db")],
+        }
+        if importlib.util.find_spec("torch") and importlib.util.find_spec("torch_geometric"):
+            commands[b"embed"] = ["--store", str(db), "embed", "--epochs", "2"]
+        for label, args in commands.items():
+            stderr = _run_on(terminal, [*gmem_, *args], env)
+            if terminal:
+                assert label in stderr, (args, stderr[-500:])
+            else:  # nothing drawn: no escape sequence, no bar ("━")
+                assert b"\x1b[" not in stderr and "━".encode() not in stderr, (args, stderr)
