@@ -111,6 +111,14 @@ WHEN OLD.kind NOT IN {_TRACE_SQL}
 BEGIN INSERT INTO changes (kind, src, dst) VALUES (OLD.kind, OLD.src, OLD.dst); END;
 """
 
+# The mirrored nodes' ids, kinds and namespaces, which reopening reads: without it each
+# comes from its node row, one page read per query (the rows sit among their traces'
+# utterance rows). Partial, so writing an utterance does not touch it.
+_MIRRORED_INDEX = f"""
+CREATE INDEX IF NOT EXISTS nodes_mirrored ON nodes (kind, id, namespace)
+WHERE kind IN {_MIRRORED_SQL};
+"""
+
 #: Node kinds the networkx mirror holds; every other kind is read from SQLite.
 _MIRRORED = frozenset({NodeKind.QUERY.value, NodeKind.INSIGHT.value})
 #: Change-log entries kept; a process further behind than this reloads its mirrors whole.
@@ -123,9 +131,17 @@ PAGE_CACHE_KIB = 65_536
 
 Undo = Callable[[], None]
 
-# Trace edges (a query to its utterances, utterances to each other) are most of a store's
-# edges and are only read one task at a time: they stay in SQLite, whatever they connect.
-_TRACE_ONLY = (EdgeKind.HAS_TRACE.value, EdgeKind.NEXT.value, EdgeKind.REPLIES_TO.value)
+# Edge kinds that stay in SQLite, whatever they connect. Trace edges (a query to its
+# utterances, utterances to each other) are most of a store's edges and are only read one
+# task at a time. Similarity edges are a few per query (several hundred thousand at a
+# hundred thousand tasks, most of a reopen if mirrored) and recall reads those of a
+# handful of queries, each one index seek, so they are read where they are needed.
+_UNMIRRORED_EDGES = (
+    EdgeKind.HAS_TRACE.value,
+    EdgeKind.NEXT.value,
+    EdgeKind.REPLIES_TO.value,
+    EdgeKind.SIMILAR_TO.value,
+)
 
 
 def _blob(vec: npt.NDArray[np.float32] | None) -> bytes | None:
@@ -197,7 +213,7 @@ class EmbeddedStore(GraphStore):
         if app_id == 0:
             # One script, one transaction: a crash leaves either no schema or all of it.
             db.executescript(
-                f"BEGIN IMMEDIATE;{_SCHEMA}{_CHANGE_LOG}"
+                f"BEGIN IMMEDIATE;{_SCHEMA}{_MIRRORED_INDEX}{_CHANGE_LOG}"
                 f"PRAGMA application_id={APPLICATION_ID};"
                 f"INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
                 "COMMIT;"
@@ -213,6 +229,13 @@ class EmbeddedStore(GraphStore):
                 # A store written before the change log: add it (and its triggers), which
                 # changes no row. Writers of any version log from then on.
                 db.executescript(f"BEGIN IMMEDIATE;{_CHANGE_LOG}COMMIT;")
+            indexes = {
+                r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")
+            }
+            if "nodes_mirrored" not in indexes:
+                # A store written before that index: build it once (a pass over the
+                # nodes, seconds at a hundred thousand tasks), which changes no row.
+                db.executescript(f"BEGIN IMMEDIATE;{_MIRRORED_INDEX}COMMIT;")
 
     def _check_pages(self) -> None:
         """Refuse a damaged file before anything is read from it.
@@ -243,20 +266,25 @@ class EmbeddedStore(GraphStore):
         vector matrices are dropped, to be read again when first searched."""
         graph = nx.MultiDiGraph()
         rows = self._db.execute(
-            f"SELECT id, kind, namespace FROM nodes WHERE kind IN {_MIRRORED_SQL} ORDER BY seq"
-        )
-        graph.add_nodes_from((node_id, {"kind": kind, "ns": ns}) for node_id, kind, ns in rows)
+            f"SELECT id, kind, namespace FROM nodes INDEXED BY nodes_mirrored "
+            f"WHERE kind IN {_MIRRORED_SQL}"
+        ).fetchall()
+        # Filled as add_nodes_from fills them, minus its per-node checks (half its cost at
+        # a hundred thousand queries): an attribute dict and two empty adjacency dicts.
+        graph._node.update({node_id: {"kind": kind, "ns": ns} for node_id, kind, ns in rows})
+        graph._succ.update({node_id: {} for node_id, _, _ in rows})
+        graph._pred.update({node_id: {} for node_id, _, _ in rows})
+        del rows
         split: set[str] = set()
         # Named kinds, not NOT IN: the primary key starts with the kind, so this reads
         # only the mirrored kinds' rows instead of scanning every trace edge.
-        mirrored_kinds = [k.value for k in EdgeKind if k.value not in _TRACE_ONLY]
+        mirrored_kinds = [k.value for k in EdgeKind if k.value not in _UNMIRRORED_EDGES]
         marks = ",".join("?" * len(mirrored_kinds))
         rows = self._db.execute(
             f"SELECT kind, src, dst, props FROM edges WHERE kind IN ({marks})", mirrored_kinds
         )
         # Filled as MultiDiGraph.add_edge fills them (one key dict shared by the successor
-        # and predecessor maps), without its per-edge checks: a hundred thousand tasks
-        # have several hundred thousand similarity edges, and this loop is most of a reopen.
+        # and predecessor maps), without its per-edge checks.
         succ, pred = graph._succ, graph._pred
         for kind, src, dst, props in rows:
             out = succ.get(src)
@@ -410,6 +438,8 @@ class EmbeddedStore(GraphStore):
 
     def _replay_edges(self, keys: list[tuple[str, str, str]]) -> None:
         for kind, src, dst in keys:
+            if kind in _UNMIRRORED_EDGES:
+                continue  # logged by a file's older triggers; read from SQLite anyway
             row = self._db.execute(
                 "SELECT props FROM edges WHERE kind=? AND src=? AND dst=?", (kind, src, dst)
             ).fetchone()
@@ -593,7 +623,7 @@ class EmbeddedStore(GraphStore):
                     raise refusals.missing_endpoint(edge.kind.value, end)
             kind = edge.kind.value
             props = json.dumps(edge.props, separators=(",", ":"))
-            if kind not in _TRACE_ONLY:
+            if kind not in _UNMIRRORED_EDGES:
                 if edge.src in self._graph and edge.dst in self._graph:
                     old = self._graph.get_edge_data(edge.src, edge.dst, key=kind)
                     self._graph.add_edge(edge.src, edge.dst, key=kind, props=props)
@@ -762,8 +792,10 @@ class EmbeddedStore(GraphStore):
                         if (wanted is None or kind in wanted) and (kind, src, dst) not in seen:
                             seen.add((kind, src, dst))
                             yield _edge(kind, src, dst, props)
-                # What the mirror may lack: trace edges, and kinds with edges leaving it.
-                stored = [k for k in (*_TRACE_ONLY, *self._split) if wanted is None or k in wanted]
+                # What the mirror lacks: unmirrored kinds, and kinds with edges leaving it.
+                stored = [
+                    k for k in (*_UNMIRRORED_EDGES, *self._split) if wanted is None or k in wanted
+                ]
                 if not stored:
                     continue
                 marks = ",".join("?" * len(stored))
