@@ -265,16 +265,16 @@ class EmbeddedStore(GraphStore):
         """Rebuild the mirrors from SQLite: the query and insight tiers into networkx;
         vector matrices are dropped, to be read again when first searched."""
         graph = nx.MultiDiGraph()
-        rows = self._db.execute(
+        mirrored = self._db.execute(
             f"SELECT id, kind, namespace FROM nodes INDEXED BY nodes_mirrored "
             f"WHERE kind IN {_MIRRORED_SQL}"
         ).fetchall()
         # Filled as add_nodes_from fills them, minus its per-node checks (half its cost at
         # a hundred thousand queries): an attribute dict and two empty adjacency dicts.
-        graph._node.update({node_id: {"kind": kind, "ns": ns} for node_id, kind, ns in rows})
-        graph._succ.update({node_id: {} for node_id, _, _ in rows})
-        graph._pred.update({node_id: {} for node_id, _, _ in rows})
-        del rows
+        graph._node.update({node_id: {"kind": kind, "ns": ns} for node_id, kind, ns in mirrored})
+        graph._succ.update({node_id: {} for node_id, _, _ in mirrored})
+        graph._pred.update({node_id: {} for node_id, _, _ in mirrored})
+        del mirrored
         split: set[str] = set()
         # Named kinds, not NOT IN: the primary key starts with the kind, so this reads
         # only the mirrored kinds' rows instead of scanning every trace edge.

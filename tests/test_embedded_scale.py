@@ -60,10 +60,21 @@ def test_reopen_of_a_large_store_keeps_every_task(tmp_path: Path) -> None:
         insight = Insight(text="check the drawer first", embedding=_vec(10**6))
         store.put_nodes([insight])
         store.put_edges([Edge(kind=EdgeKind.SUPPORTS, src=queries[7].id, dst=insight.id)])
+        store.put_edges(
+            [
+                Edge(kind=EdgeKind.SIMILAR_TO, src=b.id, dst=a.id, props={"score": i + 1})
+                for i, (a, b) in enumerate(pairwise(queries))
+            ]
+        )
     with EmbeddedStore(path) as store:
         counts = store.count()
         assert counts.nodes == {"Query": 3000, "Utterance": 15000, "Insight": 1}
-        assert counts.edges == {"HAS_TRACE": 15000, "NEXT": 12000, "SUPPORTS": 1}
+        assert counts.edges == {
+            "HAS_TRACE": 15000,
+            "NEXT": 12000,
+            "SUPPORTS": 1,
+            "SIMILAR_TO": 2999,
+        }
         ids = [q.id for q in queries]
         assert all(n is not None for n in store.get_nodes(ids))
         trace = store.get_edges(ids, [EdgeKind.HAS_TRACE])
@@ -73,7 +84,15 @@ def test_reopen_of_a_large_store_keeps_every_task(tmp_path: Path) -> None:
             assert store.vector_search(NodeKind.QUERY, _vec(i), k=1)[0].id == queries[i].id
         (reached,) = store.neighbors([insight.id], hops=1)
         assert reached.id == queries[7].id
-        # the in-memory graph holds the query and insight tiers only
+        # every similarity edge comes back from either end, read from SQLite
+        for i in range(1, 3000, 101):
+            out = store.get_edges([queries[i].id], [EdgeKind.SIMILAR_TO])
+            assert [(e.dst, e.props) for e in out] == [(queries[i - 1].id, {"score": i})]
+            back = store.get_edges([queries[i - 1].id], [EdgeKind.SIMILAR_TO], "in")
+            assert [e.src for e in back] == [queries[i].id]
+        hops = store.neighbors([queries[2999].id], kinds=[EdgeKind.SIMILAR_TO], hops=3)
+        assert [r.id for r in hops] == [queries[2998].id, queries[2997].id, queries[2996].id]
+        # the in-memory graph holds the query and insight tiers, without similarity edges
         assert store._graph.number_of_nodes() == 3001
         assert store._graph.number_of_edges() == 1
 
@@ -197,6 +216,23 @@ def test_a_store_from_before_the_change_log_gains_it(tmp_path: Path) -> None:
     assert [e.dst for e in a.get_edges([queries[0].id], [EdgeKind.SIMILAR_TO])] == [queries[1].id]
     a.close()
     b.close()
+
+
+def test_a_store_from_before_the_mirrored_index_gains_it(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with EmbeddedStore(path) as store:
+        queries = _fill(store, 3)
+        insight = Insight(text="look first", namespace="other")
+        store.put_nodes([insight])
+    with sqlite3.connect(path) as db:
+        db.execute("DROP INDEX nodes_mirrored")
+    with EmbeddedStore(path) as store:
+        assert set(store._graph.nodes) == {*(q.id for q in queries), insight.id}
+        assert store._graph.nodes[insight.id] == {"kind": "Insight", "ns": "other"}
+        assert store.count().nodes == {"Query": 3, "Utterance": 15, "Insight": 1}
+    with sqlite3.connect(path) as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "nodes_mirrored" in names
 
 
 def test_a_repeated_search_sees_rows_written_since() -> None:
