@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import hashlib
 import json
 import random
@@ -84,6 +85,8 @@ _OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 #: How often a batch is redone (after a short random wait, doubling) when another writer
 #: changed an item it read.
 _ATTEMPTS = 8
+#: How many namespace mappings a store remembers before it starts again.
+_NAMES_KEPT = 4096
 _ESCAPE = re.compile(r"%(u[0-9A-F]{4}|[0-9A-F]{2})")
 
 
@@ -206,6 +209,7 @@ def _expired(node: ItemNode, now: datetime) -> bool:
     return when is not None and when <= now
 
 
+@functools.lru_cache(maxsize=2**16)  # a batch asks for one item's id up to four times
 def _item_id(name: str, key: str) -> str:
     return hashlib.sha256(f"{name}\x00{key}".encode()).hexdigest()[:32]
 
@@ -331,6 +335,7 @@ class GmemStore(BaseStore):
         self.prefix = prefix
         self.ttl_config = ttl
         self.store = store if isinstance(store, GraphStore) else open_store(store)
+        self._names: dict[tuple[str, ...], str] = {}
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()
         self._queue_lock = threading.Lock()
@@ -344,6 +349,17 @@ class GmemStore(BaseStore):
     # ---- namespace mapping -------------------------------------------------------------
     def gmem_namespace(self, namespace: tuple[str, ...]) -> str:
         """The gmem namespace that holds the items of a LangGraph namespace."""
+        # Remembered, since every operation of a batch asks for it several times; bounded,
+        # since an application may name a namespace per user or per thread.
+        name = self._names.get(namespace) if isinstance(namespace, tuple) else None
+        if name is None:
+            name = self._gmem_namespace(namespace)
+            if len(self._names) >= _NAMES_KEPT:
+                self._names.clear()
+            self._names[namespace] = name
+        return name
+
+    def _gmem_namespace(self, namespace: tuple[str, ...]) -> str:
         if not namespace or any(
             not isinstance(label, str) or not label or "." in label or "\x00" in label
             for label in namespace
