@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import types
 import typing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,8 @@ def _fields_by_type() -> tuple[dict[NodeKind, frozenset[str]], dict[NodeKind, fr
 
 
 JSON_FIELDS, TIME_FIELDS = _fields_by_type()
+#: Every time property of any kind, which node reads return as their parts.
+TIME_KEYS = tuple(sorted(set().union(*TIME_FIELDS.values())))
 
 
 def node_props(node: Node) -> dict[str, Any]:
@@ -96,6 +98,16 @@ def native_time(value: Any) -> Any:
     return native
 
 
+def _time_from_parts(value: Any) -> Any:
+    """A time read as its parts (node reads project DATETIME values so, see
+    ``cypher._TIMES``), in its stored offset, UTC as UTC."""
+    if not isinstance(value, list):
+        return native_time(value)
+    year, month, day, hour, minute, second, nanosecond, offset = value
+    zone = timezone(timedelta(seconds=offset)) if offset else UTC
+    return datetime(year, month, day, hour, minute, second, nanosecond // 1000, zone)
+
+
 def is_live(props: dict[str, Any]) -> bool:
     """False for a node another transaction deleted after this read matched it: under
     Neo4j's read-committed isolation the match still yields it, with its properties gone.
@@ -113,9 +125,11 @@ def node_from_record(props: dict[str, Any], with_vectors: bool) -> Node:
     for key in JSON_FIELDS[kind]:
         if isinstance(data.get(key), str):
             data[key] = json.loads(data[key])
-    for key in TIME_FIELDS[kind]:
-        if key in data:
-            data[key] = native_time(data[key])
+    for key in TIME_KEYS:
+        if data.get(key) is None:
+            data.pop(key, None)
+        elif key in TIME_FIELDS[kind]:
+            data[key] = _time_from_parts(data[key])
     if not with_vectors:
         return node_from_props(kind, data)
     emb, gemb = (None if v is None else np.asarray(v, dtype=np.float32) for v in vectors)

@@ -17,6 +17,8 @@ here without further code.
 from __future__ import annotations
 
 from graph_store.model import EdgeKind, NodeKind
+from graph_store.neo4j.codec import TIME_KEYS
+from graph_store.neo4j.titles import TITLE_KEY
 from graph_store.ops import VERSIONED_KINDS
 
 #: Label disjunction matching any gmem node; Neo4j plans it as one unique-index seek per label.
@@ -164,12 +166,25 @@ DELETE_EDGES = (
 )
 
 # ---- node reads ------------------------------------------------------------------------
-_WITH_VECTORS = "n {.*} AS props"
-_WITHOUT_VECTORS = "n {.*, embedding: null, graph_embedding: null} AS props"
+#: Time properties are read as their parts ``[year, month, day, hour, minute, second,
+#: nanosecond, offset seconds]`` (:func:`graph_store.neo4j.codec.node_from_record` builds
+#: the datetime): the driver turns each DATETIME value into a ``neo4j.time.DateTime`` in
+#: Python, which cost more client CPU than all the other properties of an utterance
+#: together. The Browser's ``title`` is left out too.
+_TIMES = ", ".join(
+    f"{key}: CASE WHEN n.{key} IS :: ZONED DATETIME NOT NULL THEN ["
+    + ", ".join(
+        f"n.{key}.{part}"
+        for part in ("year", "month", "day", "hour", "minute", "second", "nanosecond")
+    )
+    + f", n.{key}.offsetSeconds] ELSE n.{key} END"
+    for key in TIME_KEYS
+)
 
 
 def _projection(with_vectors: bool) -> str:
-    return _WITH_VECTORS if with_vectors else _WITHOUT_VECTORS
+    vectors = "" if with_vectors else "embedding: null, graph_embedding: null, "
+    return f"n {{.*, {vectors}{TITLE_KEY}: null, {_TIMES}}} AS props"
 
 
 GET_NODES: dict[bool, str] = {

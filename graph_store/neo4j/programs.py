@@ -106,8 +106,9 @@ def _read_program(op: Op, state: BatchState) -> Program:
     raise refusals.unknown_operation(op)
 
 
-def drive(tx: neo4j.ManagedTransaction, program: Program) -> Any:
-    """Run ``program`` in ``tx``: each statement it yields, its rows sent back."""
+def drive(tx: neo4j.ManagedTransaction | neo4j.Session, program: Program) -> Any:
+    """Run ``program`` in ``tx``, a transaction or (for reads) a session whose every
+    statement is its own transaction: each statement it yields, its rows sent back."""
     try:
         text, params = next(program)
         while True:

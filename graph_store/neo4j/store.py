@@ -106,6 +106,7 @@ class Neo4jStore(GraphStore):
         self._no_password = not password
         secret = password or ""
         self._oversample = max(1, oversample)
+        self._retry_s = retry_s
         self._closed = False
         self._lock = threading.Lock()
         self._seq = 0
@@ -137,8 +138,11 @@ class Neo4jStore(GraphStore):
             raise
 
     # ---- lifecycle -------------------------------------------------------------------
-    def _session(self) -> neo4j.Session:
-        return self._driver.session(database=self.database, bookmark_manager=self._bookmarks)
+    def _session(self, read: bool = False) -> neo4j.Session:
+        mode = self._neo4j.READ_ACCESS if read else self._neo4j.WRITE_ACCESS
+        return self._driver.session(
+            database=self.database, bookmark_manager=self._bookmarks, default_access_mode=mode
+        )
 
     def _connect(self) -> None:
         self._driver.verify_connectivity()
@@ -219,10 +223,14 @@ class Neo4jStore(GraphStore):
             return work(lambda op: programs.drive(tx, programs.program(op, state)))
 
         def run() -> list[Any]:
+            if not writes:
+                return self._read(
+                    lambda session: work(
+                        lambda op: programs.drive(session, programs.program(op, state))
+                    )
+                )
             with self._session() as session:
-                if writes:
-                    return session.execute_write(in_transaction)
-                return session.execute_read(in_transaction)
+                return session.execute_write(in_transaction)
 
         try:
             result: list[Any] = self._call(run)
@@ -232,6 +240,32 @@ class Neo4jStore(GraphStore):
             self._call(self._restore_vector_indexes)
             result = self._call(run)
         return result
+
+    def _read(self, work: Callable[[neo4j.Session], list[Any]]) -> list[Any]:
+        """``work`` with each statement in its own auto-commit read transaction.
+
+        An explicit transaction costs two round trips more than its statements (the
+        driver waits for BEGIN's answer before the first RUN, then for COMMIT's), and a
+        recall is six read batches of one or two statements each, so on a loaded machine
+        those waits were most of it. Nothing is lost for reads: Neo4j reads are
+        read-committed inside a transaction too, so separate statements see no less
+        consistent a graph; the session's bookmarks still order them after this handle's
+        writes, and its read access mode still sends them to secondaries on a cluster.
+        Transient errors are retried as the driver retries a managed transaction: the
+        whole batch again, with backoff, for at most ``retry_s`` seconds.
+        """
+        errors = self._neo4j.exceptions
+        deadline = time.monotonic() + self._retry_s
+        delay = 0.05
+        while True:
+            try:
+                with self._session(read=True) as session:
+                    return work(session)
+            except (errors.Neo4jError, errors.DriverError) as exc:
+                if not exc.is_retryable() or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _ensure_open(self) -> None:
         if self._closed:

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from graph_store import Edge, EdgeKind, Insight, NodeKind, Outcome, QueryNode, U
 from graph_store.errors import StoreError, StoreUnavailableError, UserInputError
 from graph_store.model import query_id_for
 from graph_store.neo4j import Neo4jStore, cypher
-from graph_store.ops import PutEdges, PutNodes, VectorSearch
+from graph_store.ops import GetNodes, PutEdges, PutNodes, VectorSearch
 from tests.neo4j.conftest import Neo4jSettings
 
 EVIL = [
@@ -285,6 +286,70 @@ def test_transient_errors_are_retried_then_bounded(
     finally:
         monkeypatch.undo()
         store.close()
+
+
+def test_read_batches_run_without_explicit_transactions_and_are_retried(
+    neo4j_settings: Neo4jSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read batch sends each statement as its own auto-commit read (one round trip, not
+    three); transient errors still retry the whole batch, for at most ``retry_s``."""
+    import neo4j
+
+    store = neo4j_settings.open(retry_s=3.0)
+    try:
+        store.delete_all()
+        q, utts, edges = a_task("read back")
+        store.batch([PutNodes([q, *utts]), PutEdges(edges)])
+
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("a read batch opened an explicit transaction")
+
+        monkeypatch.setattr(neo4j.Session, "execute_read", refused)
+        monkeypatch.setattr(neo4j.Session, "begin_transaction", refused)
+        real_drive = programs_module.drive
+        attempts = {"n": 0}
+
+        def flaky(tx: Any, program: Any) -> Any:
+            attempts["n"] += 1
+            if attempts["n"] == 1:
+                raise neo4j.exceptions.TransientError("injected, once")
+            return real_drive(tx, program)
+
+        monkeypatch.setattr(programs_module, "drive", flaky)
+        (nodes,) = store.batch([GetNodes([q.id, utts[0].id])])
+        assert [n.id for n in nodes] == [q.id, utts[0].id]
+        assert attempts["n"] == 2
+
+        def always(tx: Any, program: Any) -> Any:
+            raise neo4j.exceptions.TransientError("injected, forever")
+
+        monkeypatch.setattr(programs_module, "drive", always)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match="stayed unavailable"):
+            store.batch([GetNodes([q.id])])
+        assert time.monotonic() - started < 3.0 + 2.0
+    finally:
+        monkeypatch.undo()
+        store.close()
+
+
+def test_times_read_back_exactly_in_their_own_offset(neo4j_store: Neo4jStore) -> None:
+    """Node reads fetch times as their parts, not as driver DateTime objects; what comes
+    back is the stored instant to the microsecond, in the stored offset."""
+    east = timezone(timedelta(hours=5, minutes=30))
+    at = datetime(1969, 7, 20, 20, 17, 40, 123456, tzinfo=east)
+    q, utts, edges = a_task("timed")
+    q = q.model_copy(update={"created_at": at, "updated_at": at + timedelta(microseconds=1)})
+    utc = datetime(2026, 12, 1, 14, 0, 0, 999999, tzinfo=UTC)
+    utts = [u.model_copy(update={"created_at": utc}) for u in utts]
+    neo4j_store.batch([PutNodes([q, *utts]), PutEdges(edges)])
+    for with_vectors in (False, True):
+        (back, first) = neo4j_store.batch([GetNodes([q.id, utts[0].id], with_vectors)])[0]
+        assert back.created_at == at and back.created_at.utcoffset() == east.utcoffset(None)
+        assert back.updated_at == at + timedelta(microseconds=1)
+        assert first.created_at == utc and first.created_at.tzinfo is UTC
+    listed = neo4j_store.list_nodes(NodeKind.UTTERANCE, "default")
+    assert {u.created_at for u in listed} == {utc}
 
 
 def test_database_errors_surface_as_store_errors(neo4j_store: Neo4jStore) -> None:
