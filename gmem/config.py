@@ -294,6 +294,15 @@ class MemoryConfig(BaseModel):
     judge_success_threshold: float = Field(
         0.5, ge=0, le=1, description="A judge's score at or above this counts as success."
     )
+    # --- bulk ingest (gmem.bulk) ---------------------------------------------------------
+    bulk_ingest_batch: int = Field(
+        500,
+        ge=1,
+        description=(
+            "Trajectories written per transaction by bulk ingest (ingest_many(bulk=True),"
+            " gmem ingest --bulk); a batch is stored whole or not at all."
+        ),
+    )
     # --- concurrent writers ------------------------------------------------------------
     finish_conflict_retries: int = Field(
         50,

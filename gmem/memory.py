@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Self
 from pydantic import JsonValue
 
 from gmem import boundary
+from gmem.bulk import BulkWriter, Planned
 from gmem.commit import ReadTracked, retrying
 from gmem.config import MemoryConfig
 from gmem.embedding import TextEmbedder, cached, make_embedder
@@ -26,7 +27,7 @@ from gmem.errors import (
 from gmem.evolution import Attempt, EvolutionReport, Evolver
 from gmem.gnn import EmbeddingStatus, StructureIndex, torch_available
 from gmem.inputs import check_text, checked_embedder
-from gmem.llm import LLM, make_llm, with_fallback
+from gmem.llm import LLM, HeuristicLLM, make_llm, with_fallback
 from gmem.llm.protocol import UsageLedger
 from gmem.recall import Recall
 from gmem.retrieval import Retriever
@@ -158,6 +159,14 @@ class Memory:
         # versions it read, so racing writers conflict instead of losing updates.
         self._tracked = ReadTracked(self.store)
         self._evolver = Evolver(self._tracked, self.embedder, self.llm, self.tokens, self.config)
+        # Bulk ingest calls no reasoner: key steps come from the heuristic's offline rule.
+        self._bulk = BulkWriter(
+            self.store,
+            self.embedder,
+            self.tokens,
+            self.config,
+            HeuristicLLM(self.embedder, self.config).extract_key_steps,
+        )
 
     # ---- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
@@ -317,11 +326,17 @@ class Memory:
         namespace: str = DEFAULT_NAMESPACE,
         skip_bad: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        *,
+        bulk: bool = False,
     ) -> IngestResult:
         """Ingest a JSONL file. Every line is validated before anything is written, so a bad
         line imports nothing unless ``skip_bad`` is set (then bad lines are reported).
         A line's own ``namespace`` wins over ``namespace``; ``progress(done, total)`` is
-        called after each trajectory."""
+        called after each trajectory (after each batch with ``bulk``).
+
+        ``bulk`` writes many trajectories per transaction without the reasoner: queries,
+        traces, used-memory and similarity edges, but no insight work (see
+        :mod:`gmem.bulk` for what runs and what does not)."""
         self._team_namespace(namespace)
         cfg = self.config
         result = IngestResult()
@@ -340,18 +355,46 @@ class Memory:
                 result.skipped.append((number, str(checked)))
             else:
                 good.append(checked)
+        if bulk:
+            step = self.config.bulk_ingest_batch
+            planned = [self._plan(traj, namespace) for traj in good]
+            for start in range(0, len(planned), step):
+                part = planned[start : start + step]
+                for p, report in zip(part, self._bulk.write(part), strict=True):
+                    self._tally(result, report, p.namespace)
+                if progress is not None:
+                    progress(result.ingested + result.already_stored, len(good))
+            return result
         for traj in good:
-            report = self.ingest(traj, namespace)
-            if report.stored:
-                result.reports.append(report)
-                result.ingested += 1
-                where = traj.namespace or namespace
-                result.namespaces[where] = result.namespaces.get(where, 0) + 1
-            else:
-                result.already_stored += 1
+            self._tally(result, self.ingest(traj, namespace), traj.namespace or namespace)
             if progress is not None:
                 progress(result.ingested + result.already_stored, len(good))
         return result
+
+    @staticmethod
+    def _tally(result: IngestResult, report: EvolutionReport, namespace: str) -> None:
+        if report.stored:
+            result.reports.append(report)
+            result.ingested += 1
+            result.namespaces[namespace] = result.namespaces.get(namespace, 0) + 1
+        else:
+            result.already_stored += 1
+
+    def _plan(
+        self,
+        trajectory: Trajectory | Mapping[str, object],
+        namespace: str,
+        used_queries: Sequence[str] = (),
+    ) -> Planned:
+        """A trajectory checked and keyed for bulk writing (nothing written yet)."""
+        cfg = self.config
+        traj = (
+            trajectory
+            if isinstance(trajectory, Trajectory)
+            else parse_trajectory(trajectory, cfg.max_metadata_depth, cfg.max_text_chars)
+        )
+        space = self._team_namespace(traj.namespace or namespace)
+        return self._bulk.plan(traj, space, used_queries)
 
     # ---- inspection ------------------------------------------------------------------
     def _require_namespace(self, namespace: str) -> None:
@@ -622,8 +665,23 @@ class Memory:
         self,
         trajectories: Iterable[Trajectory | Mapping[str, object]],
         namespace: str = DEFAULT_NAMESPACE,
+        *,
+        bulk: bool = False,
     ) -> list[EvolutionReport]:
-        return [self.ingest(t, namespace) for t in trajectories]
+        """Ingest trajectories in order, one report each (``stored=False``: found stored).
+
+        Without ``bulk`` each goes through :meth:`ingest` (full evolution). With ``bulk``
+        they are all checked first (a bad one writes nothing), then written
+        ``bulk_ingest_batch`` per transaction without the reasoner; see :mod:`gmem.bulk`
+        for which steps of evolution that runs."""
+        if not bulk:
+            return [self.ingest(t, namespace) for t in trajectories]
+        planned = [self._plan(t, namespace) for t in trajectories]
+        step = self.config.bulk_ingest_batch
+        reports: list[EvolutionReport] = []
+        for start in range(0, len(planned), step):
+            reports += self._bulk.write(planned[start : start + step])
+        return reports
 
 
 def _written_by(query_id: str, insights: Mapping[str, Insight]) -> set[str]:

@@ -49,6 +49,7 @@ from graph_store.vectors import VectorIndex
 APPLICATION_ID = 0x474D454D  # "GMEM": marks the file as a gmem store
 SCHEMA_VERSION = 1
 _FIELDS: tuple[ops.VectorField, ...] = ("embedding", "graph_embedding")
+_VECTORS: set[str] = {"embedding", "graph_embedding"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -170,6 +171,7 @@ class EmbeddedStore(GraphStore):
         self.path = str(path)
         self.url = "sqlite://:memory:" if self.path == ":memory:" else f"sqlite:///{self.path}"
         self._lock = threading.RLock()
+        self._written: dict[str, str] = {}
         self._closed = False
         self._keep = max(1, int(change_log_keep))
         if self.path != ":memory:":
@@ -210,6 +212,10 @@ class EmbeddedStore(GraphStore):
         db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
         # Forgetting is erasure: deleted rows are overwritten, not left in free pages.
         db.execute("PRAGMA secure_delete=ON")
+        # The change-log triggers make every insert keep a statement journal (the pages
+        # it changes, so the statement alone can be undone); in memory rather than in a
+        # temporary file that roughly halves the cost of writing an edge row.
+        db.execute("PRAGMA temp_store=MEMORY")
         if app_id == 0:
             # One script, one transaction: a crash leaves either no schema or all of it.
             db.executescript(
@@ -332,6 +338,9 @@ class EmbeddedStore(GraphStore):
             if self._closed:
                 raise StoreUnavailableError("the store is closed; open it again")
             undo: list[Undo] = []
+            # Kinds of the nodes this batch wrote, so that its edges to them need no
+            # lookup in SQLite (a trace's utterances are not in the mirror).
+            self._written = {}
             has_writes = any(isinstance(op, ops.WRITE_OPS) for op in batch)
             try:
                 # Every batch is one SQLite transaction: a write batch holds the write lock
@@ -492,10 +501,13 @@ class EmbeddedStore(GraphStore):
         """The kind of each id that names a node: from the mirror, else from SQLite."""
         kinds: dict[str, str] = {}
         rest = []
+        written = self._written
         for node_id in dict.fromkeys(ids):
             attrs = self._graph.nodes.get(node_id)
             if attrs is not None:
                 kinds[node_id] = attrs["kind"]
+            elif node_id in written:
+                kinds[node_id] = written[node_id]
             else:
                 rest.append(node_id)
         for chunk in _chunks(rest):
@@ -571,6 +583,7 @@ class EmbeddedStore(GraphStore):
             if old_kind is not None and old_kind != kind:
                 raise refusals.kind_clash(node.id, old_kind, kind)
             stored[node.id] = kind
+            self._written[node.id] = kind
             for field in _FIELDS:
                 vec = getattr(node, field)
                 if vec is not None:
@@ -591,7 +604,8 @@ class EmbeddedStore(GraphStore):
                     node.id,
                     kind,
                     node.namespace,
-                    json.dumps(node.props(), separators=(",", ":")),
+                    # What props() holds, serialised by pydantic in one step.
+                    node.model_dump_json(exclude=_VECTORS),
                     _blob(node.embedding),
                     _blob(node.graph_embedding),
                 )
@@ -622,7 +636,7 @@ class EmbeddedStore(GraphStore):
                 if end not in kinds:
                     raise refusals.missing_endpoint(edge.kind.value, end)
             kind = edge.kind.value
-            props = json.dumps(edge.props, separators=(",", ":"))
+            props = json.dumps(edge.props, separators=(",", ":")) if edge.props else "{}"
             if kind not in _UNMIRRORED_EDGES:
                 if edge.src in self._graph and edge.dst in self._graph:
                     old = self._graph.get_edge_data(edge.src, edge.dst, key=kind)
@@ -631,6 +645,8 @@ class EmbeddedStore(GraphStore):
                 else:
                     self._split.add(kind)  # kept if rolled back: it only costs a lookup
             rows.append((kind, edge.src, edge.dst, props))
+        # In key order: neighbouring rows land on the same pages of the primary key.
+        rows.sort(key=lambda row: row[:3])  # stable: of one key written twice, the last wins
         self._db.executemany(
             "INSERT INTO edges VALUES (?, ?, ?, ?) "
             "ON CONFLICT(kind, src, dst) DO UPDATE SET props=excluded.props",
@@ -664,6 +680,8 @@ class EmbeddedStore(GraphStore):
     def _remove_nodes(self, ids: Iterable[str], undo: list[Undo]) -> ops.Removed:
         kinds = self._kinds_of(ids)
         doomed = list(kinds)
+        for node_id in doomed:
+            self._written.pop(node_id, None)
         for node_id in doomed:
             for (kind, _field), index in self._indexes.items():
                 if kind == kinds[node_id]:

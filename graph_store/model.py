@@ -142,7 +142,11 @@ class _Node(BaseModel):
     embedding computed later over the graph. Both are optional.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+    # ``ser_json_inf_nan``: a node's JSON (what the embedded store keeps) writes a
+    # non-finite float as the NaN / Infinity literal, as json.dumps does, not as null.
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, extra="forbid", ser_json_inf_nan="constants"
+    )
     kind: ClassVar[NodeKind]
 
     id: str = Field(default_factory=new_id)

@@ -72,12 +72,21 @@ def ingest(
     skip_bad: Annotated[
         bool, typer.Option("--skip-bad", help="Import the valid lines and report the bad ones.")
     ] = False,
+    bulk: Annotated[
+        bool,
+        typer.Option(
+            "--bulk",
+            help="Write many trajectories per transaction without the reasoner: tasks, "
+            "traces and similarity edges, no insights (see gmem/bulk.py).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Import finished trajectories (the schema is in gmem/trajectory.py).
 
     Every line is checked before anything is written: one bad line imports nothing
-    unless --skip-bad is given.
+    unless --skip-bad is given. Each trajectory goes through full evolution (insights
+    derived, credited, merged) unless --bulk is given.
 
     Example: gmem ingest runs.jsonl --namespace household
     """
@@ -93,7 +102,7 @@ def ingest(
         render.progress(f"ingest {file.name}") as bar,
     ):
         result = memory.ingest_jsonl(
-            file, namespace=namespace, skip_bad=skip_bad, progress=bar.update
+            file, namespace=namespace, skip_bad=skip_bad, progress=bar.update, bulk=bulk
         )
     for number, why in result.skipped:
         render.console(stderr=True).print(f"skipped {file}:{number}: {why}", markup=False)
