@@ -438,17 +438,21 @@ class GmemStore(BaseStore):
         texts = [self._texts(op) for op in final]
         flat = [t for group in texts for t in group]
         matrix = self._embed(flat) if flat else np.zeros((0, 0), dtype=np.float32)
+        # Writers of this store object take turns, so that only another process (or
+        # another GmemStore on the same graph store) can change what they read. A batch
+        # of reads runs without waiting; if the TTL refresh it writes meets a concurrent
+        # put, it is redone taking its turn too.
+        take_turns = bool(final)
         for attempt in range(_ATTEMPTS):
             try:
-                if not final:
+                if not take_turns:
                     return self._attempt(ops, final, texts, matrix)
-                # Writers of this store object take turns, so that only another process
-                # (or another GmemStore on the same graph store) can change what they read.
                 with self._writing:
                     return self._attempt(ops, final, texts, matrix)
             except ConflictError:
                 # Another writer changed an item this batch read: read again and redo it,
                 # so that the batch behaves as one transaction.
+                take_turns = True
                 if attempt == _ATTEMPTS - 1:
                     raise
                 time.sleep(random.uniform(0, 0.002 * 2**attempt))
@@ -623,7 +627,8 @@ class GmemStore(BaseStore):
         (full,) = self.store.batch([GetNodes([n.id for n in nodes], with_vectors=True)])
         out = []
         for node in map(_as_item, full):
-            if node is None:
+            # Gone, or put again without a TTL, since the batch read it: nothing to move.
+            if node is None or not isinstance(node.metadata.get(_TTL), int | float):
                 continue
             minutes = float(node.metadata[_TTL])  # type: ignore[arg-type]
             expiry = (now + timedelta(minutes=minutes)).isoformat()

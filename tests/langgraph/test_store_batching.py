@@ -156,3 +156,37 @@ def test_threads_writing_one_key_all_succeed(store: GmemStore) -> None:
         list(pool.map(write, range(6)))  # re-raises any writer's error
     got = store.get(("hot",), "key")
     assert got is not None and got.value["i"] == 14
+
+
+def test_a_read_whose_ttl_refresh_meets_puts_takes_its_turn(graph: GraphStore) -> None:
+    """A get that refreshes a TTL writes; while it runs without waiting for this store's
+    writers, each of its attempts can meet one of their puts (LangGraph's
+    ``test_large_batches`` on Neo4j raised ``ConflictError`` from a search so). Redone, it
+    takes its turn with them and succeeds."""
+    ttl: Any = {"default_ttl": 10, "refresh_on_read": True}
+    store = GmemStore(graph, ttl=ttl)
+    store.put(("n",), "k", {"v": 0})
+    original = graph.batch
+    raced: list[int] = []
+    writing: list[bool] = []
+
+    def racing(ops: Sequence[Any]) -> list[Any]:
+        # After each read, a writer of this store changes the item, unless the read
+        # holds the writers' turn (then that writer would wait for it).
+        result = original(ops)
+        read = any(isinstance(op, GetNodes) for op in ops)
+        if read and not writing and not store._writing.locked():
+            raced.append(1)
+            writing.append(True)
+            try:
+                GmemStore(graph, ttl=ttl).put(("n",), "k", {"v": len(raced)})
+            finally:
+                writing.clear()
+        return result
+
+    graph.batch = racing  # type: ignore[method-assign]
+    try:
+        got = store.get(("n",), "k")
+    finally:
+        graph.batch = original  # type: ignore[method-assign]
+    assert raced and got is not None and got.value == {"v": len(raced)}
