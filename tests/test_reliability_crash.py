@@ -4,7 +4,9 @@ A writer process is killed at seeded random moments. After each kill the store m
 every finish the writer saw return, each attempt whole (all its utterances, never part
 of one), and a rerun of the interrupted ingest must store each trajectory exactly once.
 ``GMEM_CRASH_POINTS`` sets how many kills each test makes (CI: 4; the issue's figure:
-20, see docs/reliability.md).
+20, see docs/reliability.md). Both tests run on an embedded file and, when
+``GMEM_NEO4J_URI`` is set, on Neo4j (where the killed client's open transaction must be
+rolled back by the server).
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from graph_store import EmbeddedStore
+import pytest
+
+from graph_store import EmbeddedStore, GraphStore
 from graph_store.model import EdgeKind, NodeKind, QueryNode, Utterance
+from tests.conftest import open_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 POINTS = int(os.environ.get("GMEM_CRASH_POINTS", "4"))
+TARGETS = ["embedded-file", *(["neo4j"] if os.environ.get("GMEM_NEO4J_URI") else [])]
 STEPS = 3
 
 WRITER = """
@@ -52,7 +58,28 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _complete(store: EmbeddedStore) -> dict[str, int]:
+@pytest.fixture(params=TARGETS)
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the killed writers write: a store file, or an emptied Neo4j database."""
+    if request.param == "embedded-file":
+        return str(tmp_path / "memory.db")
+    open_backend("neo4j", tmp_path).close()  # opening it empties the database
+    return os.environ["GMEM_NEO4J_URI"]
+
+
+def _open(target: str) -> GraphStore:
+    if target.startswith(("bolt:", "neo4j:")):
+        from graph_store.neo4j import Neo4jStore
+
+        return Neo4jStore(target)
+    return EmbeddedStore(target)
+
+
+def _written(target: str) -> bool:
+    return target.startswith(("bolt:", "neo4j:")) or Path(target).exists()
+
+
+def _complete(store: GraphStore) -> dict[str, int]:
     """Attempts per query, after checking that each stored attempt is whole."""
     out = {}
     for q in store.list_nodes(NodeKind.QUERY):
@@ -65,9 +92,9 @@ def _complete(store: EmbeddedStore) -> dict[str, int]:
     return out
 
 
-def test_kill_during_finish_leaves_every_returned_finish_whole(tmp_path: Path) -> None:
+def test_kill_during_finish_leaves_every_returned_finish_whole(target: str) -> None:
     rng = random.Random(7)
-    db = tmp_path / "memory.db"
+    db = target
     seen: dict[str, int] = {}
     for _ in range(POINTS):
         proc = subprocess.Popen(
@@ -89,7 +116,7 @@ def test_kill_during_finish_leaves_every_returned_finish_whole(tmp_path: Path) -
             parts = line.split()
             if len(parts) == 3 and parts[0] == "done":
                 seen[parts[1]] = max(seen.get(parts[1], 0), int(parts[2]))
-        store = EmbeddedStore(db)
+        store = _open(db)
         stored = _complete(store)
         store.close()
         for qid, attempt in seen.items():
@@ -113,20 +140,20 @@ def _trajectories(n: int) -> list[str]:
     ]
 
 
-def test_kill_during_ingest_then_rerun_stores_nothing_twice(tmp_path: Path) -> None:
+def test_kill_during_ingest_then_rerun_stores_nothing_twice(target: str, tmp_path: Path) -> None:
     rng = random.Random(11)
     lines = _trajectories(150)
     source = tmp_path / "runs.jsonl"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    db = tmp_path / "memory.db"
-    cli = [sys.executable, "-m", "gmem.cli", "--store", str(db), "--embedder", "hashing"]
+    db = target
+    cli = [sys.executable, "-m", "gmem.cli", "--store", db, "--embedder", "hashing"]
     for _ in range(POINTS):
         proc = subprocess.Popen([*cli, "ingest", str(source)], env=_env())
         time.sleep(rng.uniform(1.0, 4.0))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        if db.exists():
-            store = EmbeddedStore(db)
+        if _written(db):
+            store = _open(db)
             _complete(store)  # an interrupted ingest leaves whole trajectories only
             store.close()
     done = subprocess.run(
@@ -137,7 +164,7 @@ def test_kill_during_ingest_then_rerun_stores_nothing_twice(tmp_path: Path) -> N
         [*cli, "ingest", str(source)], env=_env(), capture_output=True, check=False
     )
     assert again.returncode == 0 and b"Ingested 0 trajectories" in again.stdout, again.stdout
-    store = EmbeddedStore(db)
+    store = _open(db)
     stored = _complete(store)
     store.close()
     expected = Counter(json.loads(line)["task"] for line in lines)
