@@ -349,7 +349,10 @@ class EmbeddedStore(GraphStore):
                 # and rows alike, however many statements it runs.
                 self._db.execute("BEGIN IMMEDIATE" if has_writes else "BEGIN")
                 self._refresh_if_changed()
-                results = work(lambda op: self._run(op, undo))
+                ahead = {} if has_writes else self._searches_ahead(batch, undo)
+                results = work(
+                    lambda op: ahead.pop(id(op)) if id(op) in ahead else self._run(op, undo)
+                )
                 seq = self._seq
                 if has_writes:
                     seq = self._last_change()
@@ -878,6 +881,33 @@ class EmbeddedStore(GraphStore):
 
         undo.append(unload)
         return index
+
+    def _searches_ahead(self, batch: list[ops.Op], undo: list[Undo]) -> dict[int, Any]:
+        """Results of a read batch's vector searches, several per matrix product.
+
+        A batch that only reads sees one snapshot, so its searches of one (kind, field)
+        can all be scored together; a bulk writer asks for hundreds at once. Keyed by the
+        operation object, which is what the batch hands the backend.
+        """
+        groups: dict[tuple[str, str, int], list[ops.VectorSearch]] = {}
+        for op in batch:
+            if isinstance(op, ops.VectorSearch):
+                groups.setdefault((NodeKind(op.kind).value, op.field, op.k), []).append(op)
+        ahead: dict[int, Any] = {}
+        for (kind, field, k), searches in groups.items():
+            if len(searches) < 2:
+                continue
+            index = self._index(kind, field, undo)
+            if index is None:
+                continue
+            found = index.search_many(
+                [np.asarray(op.vector, dtype=np.float32) for op in searches],
+                k,
+                [op.namespace for op in searches],
+                [op.exclude_ids for op in searches],
+            )
+            ahead.update((id(op), hits) for op, hits in zip(searches, found, strict=True))
+        return ahead
 
     def _vector_search(
         self,

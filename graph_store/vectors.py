@@ -16,6 +16,9 @@ from graph_store import refusals
 from graph_store.ops import Hit
 
 Undo = Callable[[], None]
+#: Query vectors scored per matrix product in :meth:`VectorIndex.search_many` (bounds the
+#: score matrix it holds: rows x this many float32).
+_SEARCH_CHUNK = 64
 
 
 class VectorIndex:
@@ -162,6 +165,64 @@ class VectorIndex:
             q = (vec / norm if norm > 0 else vec).astype(np.float32, copy=False)
             scores = np.asarray(self._mat[:n] @ q, dtype=np.float32)
             self._last = (key, self._version, scores)
+        return self._top(scores, k, namespace, exclude)
+
+    def search_many(
+        self,
+        vecs: list[npt.NDArray[np.float32]],
+        k: int,
+        namespaces: list[str | None],
+        excludes: list[frozenset[str]],
+    ) -> list[list[Hit]]:
+        """:meth:`search` for many query vectors, with one matrix product per chunk of
+        them instead of one matrix-vector product each: at a hundred thousand rows the
+        product is memory-bound, so reading the matrix once per chunk is most of a bulk
+        writer's searches."""
+        for vec in vecs:
+            self.check(vec, "query vector")
+        n = len(self._ids)
+        if k <= 0 or n == 0:
+            return [[] for _ in vecs]
+        out: list[list[Hit]] = []
+        alive = self._alive[:n]
+        take = min(k, n)
+        for start in range(0, len(vecs), _SEARCH_CHUNK):
+            stop = min(len(vecs), start + _SEARCH_CHUNK)
+            part = np.stack([np.asarray(v, dtype=np.float32) for v in vecs[start:stop]])
+            norms = np.linalg.norm(part, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            scores = (part / norms) @ self._mat[:n].T  # one row of scores per query
+            # Rows a search may not return score -inf: dead, another namespace, excluded.
+            for namespace in set(namespaces[start:stop]):
+                mine = [j for j in range(stop - start) if namespaces[start + j] == namespace]
+                mask = alive
+                if namespace is not None:
+                    mask = alive & (self._ns[:n] == self._ns_codes.get(namespace, -1))
+                scores[mine] = np.where(mask, scores[mine], -np.inf)
+            for j in range(stop - start):
+                for node_id in excludes[start + j]:
+                    row = self._pos.get(node_id)
+                    if row is not None:
+                        scores[j, row] = -np.inf
+            top = _best_columns(scores, take)
+            for j in range(stop - start):
+                rows = top[j]
+                got = scores[j, rows]
+                keep = np.isfinite(got)
+                rows, got = rows[keep], got[keep]
+                order = np.lexsort((rows, -got))
+                out.append([Hit(self._ids[rows[i]], float(got[i])) for i in order])
+        return out
+
+    def _top(
+        self,
+        scores: npt.NDArray[np.float32],
+        k: int,
+        namespace: str | None,
+        exclude: frozenset[str],
+    ) -> list[Hit]:
+        """The best ``k`` live rows of ``namespace`` outside ``exclude``, best first."""
+        n = len(self._ids)
         mask = self._alive[:n].copy()
         if namespace is not None:
             code = self._ns_codes.get(namespace)
@@ -176,9 +237,44 @@ class VectorIndex:
         if candidates.size == 0:
             return []
         cand_scores = scores[candidates]
-        if candidates.size > k:
-            top = np.argpartition(-cand_scores, k - 1)[:k]
-        else:
-            top = np.arange(candidates.size)
+        top = _best(cand_scores, k)
         order = top[np.lexsort((candidates[top], -cand_scores[top]))]
         return [Hit(self._ids[candidates[i]], float(cand_scores[i])) for i in order]
+
+
+#: Up to this many hits per search are picked by repeated argmax (one fast pass over the
+#: scores each) rather than by argpartition, which costs more than the product itself.
+_ARGMAX_K = 16
+
+
+def _best(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
+    """Positions of the ``k`` highest of ``scores`` (any order), of equal scores the
+    first: every search picks the same rows, however it was computed."""
+    if scores.size <= k:
+        return np.arange(scores.size)
+    kth = np.partition(scores, scores.size - k)[scores.size - k]
+    better = np.flatnonzero(scores > kth)
+    tied = np.flatnonzero(scores == kth)[: k - better.size]
+    return np.concatenate([better, tied])
+
+
+def _best_columns(scores: npt.NDArray[np.float32], take: int) -> npt.NDArray[np.intp]:
+    """Per row of ``scores``, the columns of its ``take`` highest values (any order; of
+    equal scores the first, as :func:`_best`); ``scores`` is overwritten where they were
+    picked and put back."""
+    n = scores.shape[1]
+    if take >= n:
+        return np.broadcast_to(np.arange(n), scores.shape)
+    if take > _ARGMAX_K:
+        return np.stack([_best(row, take) for row in scores])
+    rows = np.arange(scores.shape[0])
+    picked = np.empty((scores.shape[0], take), dtype=np.intp)
+    saved = np.empty((scores.shape[0], take), dtype=scores.dtype)
+    for i in range(take):
+        best = np.argmax(scores, axis=1)
+        picked[:, i] = best
+        saved[:, i] = scores[rows, best]
+        scores[rows, best] = -np.inf
+    for i in range(take):  # put the picked scores back, for the caller to read
+        scores[rows, picked[:, i]] = saved[:, i]
+    return picked

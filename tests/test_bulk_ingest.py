@@ -21,7 +21,7 @@ from gmem.memory import Memory
 from gmem.trajectory import Trajectory, step_id, trajectory_key
 from graph_store import GraphStore
 from graph_store.model import EdgeKind, NodeKind, QueryNode, Utterance, query_id_for
-from graph_store.ops import Op, PutNodes
+from graph_store.ops import Op, PutNodes, VectorSearch
 from graph_store.programs import Runner
 from tests.cli import gmem
 
@@ -225,3 +225,28 @@ def test_bulk_jsonl_through_the_cli(tmp_path: Path) -> None:
     again = gmem("--store", store, "ingest", runs, "--bulk")
     assert again.exit_code == 0 and "Ingested 0 trajectories" in again.stdout, again.output
     assert "7 already stored" in again.stdout
+
+
+def test_a_batch_of_searches_finds_what_each_search_finds_alone(store: GraphStore) -> None:
+    """A read batch of many vector searches (what bulk ingest sends) is scored together on
+    the embedded store; each result must be the one the search gives on its own."""
+    mem = _memory(store)
+    mem.ingest_many([_trajectory(i) for i in range(8)], bulk=True)
+    for i in range(5):
+        mem.ingest_many([{**_trajectory(i), "task": f"wash plate {i}", "namespace": "lab"}])
+    queries = mem.queries()
+    vectors = {n.id: n.embedding for n in store.get_nodes([q.id for q in queries], True) if n}
+    searches: list[Op] = [
+        VectorSearch(NodeKind.QUERY, vec, k, space, exclude_ids=frozenset({qid}))
+        for qid, vec in vectors.items()
+        if vec is not None
+        for k, space in ((2, "default"), (3, "lab"), (50, None), (2, "nowhere"))
+    ]
+    together = store.batch(searches)
+    alone = [store.batch([op])[0] for op in searches]
+    for a, b in zip(together, alone, strict=True):
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5)
+        # The same rows, except where scores tie (within float rounding) at the cut.
+        cut = b[-1].score + 1e-5 if b else 0.0
+        assert {h.id for h in a if h.score > cut} == {h.id for h in b if h.score > cut}
+    assert any(len(hits) == 3 for hits in together) and any(not hits for hits in together)
