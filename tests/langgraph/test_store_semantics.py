@@ -74,6 +74,25 @@ def test_expired_items_are_never_returned_and_sweep_deletes_them(
     assert store.store.count().nodes["Item"] == 2
 
 
+def test_a_refresh_never_brings_an_expired_item_back_and_pages_skip_it(
+    store: GmemStore, clock: Clock
+) -> None:
+    """What LangGraph's Postgres ``omit_expired`` tests check (they backdate rows with
+    SQL, so they cannot run here): reads that refresh do not revive an expired item, and a
+    page is cut after expired items are left out, so it is not short."""
+    for key in ("a", "expired", "b", "c"):
+        store.put(("p",), key, {"k": key}, ttl=1 if key == "expired" else 10)
+    clock.advance(2)
+    assert store.get(("p",), "expired", refresh_ttl=True) is None
+    assert "expired" not in {i.key for i in store.search(("p",), refresh_ttl=True)}
+    first = store.search(("p",), limit=2, offset=0)
+    second = store.search(("p",), limit=2, offset=2)
+    assert len(first) == 2 and len(second) == 1
+    assert sorted(i.key for i in [*first, *second]) == ["a", "b", "c"]
+    assert store.get(("p",), "expired", refresh_ttl=False) is None
+    assert store.sweep_ttl() == 1  # still expired: no read moved its expiry
+
+
 def test_reads_refresh_the_ttl_unless_told_not_to(store: GmemStore, clock: Clock) -> None:
     store.put(("t",), "a", {"v": 1}, ttl=10)
     store.put(("t",), "b", {"v": 2}, ttl=10)
