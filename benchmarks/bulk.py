@@ -4,6 +4,11 @@ The scale and latency benchmarks grow large stores faster than evolution could: 
 is written as its query node and its trace (utterances with HAS_TRACE, NEXT and
 REPLIES_TO edges), which is what a finish writes minus the reasoner's work. One builder
 serves them all, so every benchmark grows the same shape of store.
+
+``Memory.ingest_many(trajectories, bulk=True)`` (:mod:`gmem.bulk`) writes the same and more
+(attempts merged into existing queries, key steps, token counts, used-memory edges),
+hundreds of trajectories per transaction with one batched similarity search; a benchmark
+that only needs a large store should use it (``benchmarks/ingest.py`` measures it).
 """
 
 from __future__ import annotations
