@@ -383,6 +383,19 @@ def test_recall_tables_wrap_long_lessons(tmp_path: Path) -> None:
     assert "OPEN-THE-FRIDGE-LAST" in table.replace("\n", "").replace("│", "").replace(" ", "")
 
 
+def test_every_command_but_the_mcp_server_offers_json_and_an_example() -> None:
+    """README: each command has ``--help`` with an example and ``--json`` output (the MCP
+    server speaks JSON-RPC on standard output instead)."""
+    import typer.main
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert {"recall", "ingest", "forget", "export", "demo", "migrate"} <= set(commands)
+    for name in commands:
+        text = gmem(name, "--help").stdout
+        assert "Example" in text, name
+        assert ("--json" in text) == (name != "mcp"), name
+
+
 def test_global_options_after_the_command(built: Path) -> None:
     before = gmem("--store", built, "stats", "--json").stdout
     assert gmem("stats", "--json", "--store", built).stdout == before
