@@ -173,10 +173,24 @@ def main() -> None:
         default=0,
         help="the database holds the first N tasks of an earlier run: grow it from there",
     )
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="with --resume N: measure the database as it stands once more, writing nothing",
+    )
     args = parser.parse_args()
     if not args.store.startswith(("bolt", "neo4j")):
         raise SystemExit('give a Neo4j URL: --store bolt://... or eval "$(server.sh env)"')
     embedder = make_embedder(args.embedder)
+    if args.again:
+        mem, again, recall, search, finish = measure(
+            args.store, embedder, args.probes, args.finishes, -args.resume
+        )
+        row = {"tasks": args.resume, "measured_again": True, "recall_ms": recall}
+        row |= {"vector_search_ms": search, "finish_ms": finish}
+        print(json.dumps(row | {"load_average": [round(x, 1) for x in os.getloadavg()]}))
+        mem.close()
+        return
     store = Neo4jStore(args.store)
     pool = play(POOL, seed=3)
     top = max(args.sizes)
