@@ -20,6 +20,7 @@ import contextlib
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +30,8 @@ import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
-from graph_store import ops, refusals
+from graph_store import ann, ops, refusals
+from graph_store.ann import ApproximateIndex
 from graph_store.base import GraphStore
 from graph_store.errors import (
     StoreCorruptError,
@@ -129,6 +131,14 @@ _CHUNK = 500
 QUICK_CHECK_MAX_BYTES = 64 * 2**20
 #: SQLite page cache per connection (KiB); the default 2 MiB thrashes past a few GiB.
 PAGE_CACHE_KIB = 65_536
+#: Vectors of one (kind, field) from which search goes through an approximate index (with
+#: the ``ann`` extra installed); below it, exact search.
+ANN_MIN_ROWS = 20_000
+#: Changes an approximate index takes in before it is saved again (besides on close).
+ANN_SAVE_EVERY = 2_000
+#: Candidates an approximate search may widen to (for a namespace holding a small share
+#: of the vectors, or many excluded ids) before it searches that namespace exactly.
+ANN_MAX_CANDIDATES = 2_048
 
 Undo = Callable[[], None]
 
@@ -160,6 +170,9 @@ class EmbeddedStore(GraphStore):
     faster and still survives a killed process, which is what WAL guarantees.
     ``change_log_keep`` is how many change-log entries stay in the file for other
     processes to catch up from; one further behind reloads its mirrors whole.
+    ``ann_min_rows``: from this many vectors of one node kind on, search goes through an
+    approximate index saved beside the file (``<path>.ann/``), if the ``ann`` extra is
+    installed; ``None`` searches exactly at any size.
     """
 
     def __init__(
@@ -167,6 +180,7 @@ class EmbeddedStore(GraphStore):
         path: str | Path = ":memory:",
         durability: Literal["full", "normal"] = "full",
         change_log_keep: int = CHANGE_LOG_KEEP,
+        ann_min_rows: int | None = ANN_MIN_ROWS,
     ) -> None:
         self.path = str(path)
         self.url = "sqlite://:memory:" if self.path == ":memory:" else f"sqlite:///{self.path}"
@@ -174,6 +188,11 @@ class EmbeddedStore(GraphStore):
         self._written: dict[str, str] = {}
         self._closed = False
         self._keep = max(1, int(change_log_keep))
+        use_ann = ann_min_rows is not None and ann.available() and self.path != ":memory:"
+        self._ann_min = max(1, int(ann_min_rows)) if use_ann and ann_min_rows else None
+        self._ann_dir = Path(f"{self.path}.ann")
+        self._ann: dict[tuple[str, str], ApproximateIndex] = {}
+        self._writing = False
         if self.path != ":memory:":
             parent = Path(self.path).expanduser().resolve().parent
             if not parent.is_dir():
@@ -222,6 +241,7 @@ class EmbeddedStore(GraphStore):
                 f"BEGIN IMMEDIATE;{_SCHEMA}{_MIRRORED_INDEX}{_CHANGE_LOG}"
                 f"PRAGMA application_id={APPLICATION_ID};"
                 f"INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
+                f"INSERT OR IGNORE INTO meta VALUES ('store_id', '{uuid.uuid4().hex}');"
                 "COMMIT;"
             )
         else:
@@ -242,6 +262,13 @@ class EmbeddedStore(GraphStore):
                 # A store written before that index: build it once (a pass over the
                 # nodes, seconds at a hundred thousand tasks), which changes no row.
                 db.executescript(f"BEGIN IMMEDIATE;{_MIRRORED_INDEX}COMMIT;")
+            if db.execute("SELECT 1 FROM meta WHERE key='store_id'").fetchone() is None:
+                # What an approximate index file names as its store: a file restored over
+                # this path, or another store's, is then never taken for its own.
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+        self._store_id = str(
+            db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()[0]
+        )
 
     def _check_pages(self) -> None:
         """Refuse a damaged file before anything is read from it.
@@ -326,6 +353,9 @@ class EmbeddedStore(GraphStore):
         with self._lock:
             if not self._closed:
                 self._closed = True
+                for index in self._ann.values():
+                    if index.unsaved:
+                        index.save()
                 self._close_quietly()
 
     def _close_quietly(self) -> None:
@@ -342,6 +372,7 @@ class EmbeddedStore(GraphStore):
             # lookup in SQLite (a trace's utterances are not in the mirror).
             self._written = {}
             has_writes = any(isinstance(op, ops.WRITE_OPS) for op in batch)
+            self._writing = has_writes
             try:
                 # Every batch is one SQLite transaction: a write batch holds the write lock
                 # from before it checks for other processes' commits until it commits (so
@@ -895,8 +926,8 @@ class EmbeddedStore(GraphStore):
                 groups.setdefault((NodeKind(op.kind).value, op.field, op.k), []).append(op)
         ahead: dict[int, Any] = {}
         for (kind, field, k), searches in groups.items():
-            if len(searches) < 2:
-                continue
+            if len(searches) < 2 or self._ann_for(kind, field) is not None:
+                continue  # one search, or searches through the approximate index
             index = self._index(kind, field, undo)
             if index is None:
                 continue
@@ -919,10 +950,209 @@ class EmbeddedStore(GraphStore):
         exclude: frozenset[str],
         undo: list[Undo],
     ) -> list[ops.Hit]:
+        vec = np.asarray(vector, dtype=np.float32)
+        approximate = self._ann_for(NodeKind(kind).value, field)
+        if approximate is not None:
+            if vec.shape != (approximate.dim,):
+                raise refusals.wrong_dimension("query vector", vec, approximate.dim)
+            return self._ann_search(
+                approximate, NodeKind(kind).value, field, vec, k, namespace, exclude
+            )
         index = self._index(NodeKind(kind).value, field, undo)
         if index is None:
             return []
-        return index.search(np.asarray(vector, dtype=np.float32), k, namespace, exclude)
+        return index.search(vec, k, namespace, exclude)
+
+    # ---- approximate search --------------------------------------------------------------
+    def _reaches(self, through: int) -> bool:
+        """Whether the change log still holds every entry after ``through``."""
+        if through > self._seq:
+            return False  # the file was written for a later state: this one is older
+        first = self._db.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
+        return first is None or first <= through + 1 or through == self._seq
+
+    def _ann_for(self, kind: str, field: str) -> ApproximateIndex | None:
+        """The approximate index of a (kind, field), brought up to the snapshot, or None
+        where search is exact (no extra, too few vectors, or a write batch that would have
+        to build it: rows it has written may still roll back)."""
+        if self._ann_min is None or self._dims.get((kind, field)) is None:
+            return None
+        key = (kind, field)
+        index = self._ann.get(key)
+        if index is not None and not self._reaches(index.through):
+            index = None  # the log no longer reaches back to it: the saved file may
+        if index is None:
+            exact = self._indexes.get(key)
+            if exact is not None and len(exact) < self._ann_min:
+                return None
+            dim = self._dims[key]
+            index = ApproximateIndex.load(
+                self._ann_dir / f"{kind}.{field}.usearch", self._store_id, dim
+            )
+            if index is not None and not self._reaches(index.through):
+                index = None
+            if index is None:
+                if self._writing:
+                    return None
+                if exact is None:
+                    (count,) = self._db.execute(
+                        f"SELECT COUNT(*) FROM nodes WHERE kind=? AND {field} IS NOT NULL", (kind,)
+                    ).fetchone()
+                    if count < self._ann_min:
+                        return None
+                index = self._build_ann(kind, field, dim)
+            self._ann[key] = index
+            self._indexes.pop(key, None)  # the matrix is no longer searched
+        if not self._writing and index.through < self._seq:
+            self._catch_up(index, kind, field)
+        return index
+
+    def _build_ann(self, kind: str, field: str, dim: int) -> ApproximateIndex:
+        index = ApproximateIndex.empty(
+            self._ann_dir / f"{kind}.{field}.usearch", self._store_id, dim
+        )
+        rows = self._db.execute(
+            f"SELECT seq, id, {field} FROM nodes WHERE kind=? AND {field} IS NOT NULL ORDER BY seq",
+            (kind,),
+        ).fetchall()
+        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32)
+        index.upsert([r[1] for r in rows], [r[0] for r in rows], matrix.reshape(len(rows), dim))
+        index.through = self._seq
+        index.save()
+        return index
+
+    def _catch_up(self, index: ApproximateIndex, kind: str, field: str) -> None:
+        """Take in the nodes the log names since the index was last brought up to date
+        (this process's commits and any other's); only in a read batch, whose snapshot
+        holds committed rows alone."""
+        changed = [
+            r[0]
+            for r in self._db.execute(
+                "SELECT DISTINCT node FROM changes WHERE seq > ? AND seq <= ? AND node IS NOT NULL",
+                (index.through, self._seq),
+            )
+        ]
+        found: dict[str, tuple[int, bytes]] = {}
+        for chunk in _chunks(changed):
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT id, seq, {field} FROM nodes WHERE id IN ({marks}) AND kind=? "
+                f"AND {field} IS NOT NULL",
+                (*chunk, kind),
+            )
+            found.update((node_id, (seq, blob)) for node_id, seq, blob in rows)
+        index.remove([node_id for node_id in changed if node_id not in found])
+        if found:
+            ids = list(found)
+            matrix = np.frombuffer(b"".join(found[i][1] for i in ids), dtype=np.float32)
+            index.upsert(ids, [found[i][0] for i in ids], matrix.reshape(len(ids), index.dim))
+        index.through = self._seq
+        if index.unsaved >= max(ANN_SAVE_EVERY, len(index) // 20):
+            index.save()
+
+    def _ann_search(
+        self,
+        index: ApproximateIndex,
+        kind: str,
+        field: str,
+        vec: npt.NDArray[np.float32],
+        k: int,
+        namespace: str | None,
+        exclude: frozenset[str],
+    ) -> list[ops.Hit]:
+        """Candidates from the index, each read back and scored exactly; widened until k
+        pass the namespace and exclusions, else that namespace is searched exactly."""
+        if k <= 0:
+            return []
+        norm = float(np.linalg.norm(vec))
+        q = (vec / norm if norm > 0 else vec).astype(np.float32, copy=False)
+        # In a write batch the index is not brought up to date (its rows may roll back):
+        # what the log names since, and what this batch wrote, are scored as candidates too.
+        extra: list[str] = []
+        if self._writing:
+            extra = list(self._written)
+            extra += [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT DISTINCT node FROM changes WHERE seq > ? AND seq <= ? "
+                    "AND node IS NOT NULL",
+                    (index.through, self._seq),
+                )
+            ]
+        count = max(4 * (k + len(exclude)), k + len(exclude) + 32)
+        while True:
+            keys = index.candidates(q, count)
+            hits = self._score(keys, extra, kind, field, q, namespace, exclude)
+            if len(hits) >= k:
+                break
+            if count >= ANN_MAX_CANDIDATES or count >= len(index):
+                hits = self._score_namespace(kind, field, q, namespace, exclude)
+                break
+            count *= 4
+        hits.sort(key=lambda h: (-h[0], h[1]))
+        return [ops.Hit(node_id, score) for score, _, node_id in hits[:k]]
+
+    def _score(
+        self,
+        keys: list[int],
+        extra: list[str],
+        kind: str,
+        field: str,
+        q: npt.NDArray[np.float32],
+        namespace: str | None,
+        exclude: frozenset[str],
+    ) -> list[tuple[float, int, str]]:
+        rows: dict[int, tuple[str, str, bytes]] = {}
+        for column, values in (("seq", keys), ("id", extra)):
+            for chunk in _chunks(list(values)):  # type: ignore[arg-type]
+                marks = ",".join("?" * len(chunk))
+                found = self._db.execute(
+                    f"SELECT seq, id, namespace, {field} FROM nodes WHERE {column} IN ({marks}) "
+                    f"AND kind=? AND {field} IS NOT NULL",
+                    (*chunk, kind),
+                )
+                for seq, node_id, ns, blob in found:
+                    rows[seq] = (node_id, ns, blob)
+        return self._scored(rows, q, namespace, exclude)
+
+    def _score_namespace(
+        self,
+        kind: str,
+        field: str,
+        q: npt.NDArray[np.float32],
+        namespace: str | None,
+        exclude: frozenset[str],
+    ) -> list[tuple[float, int, str]]:
+        sql = f"SELECT seq, id, namespace, {field} FROM nodes WHERE kind=? AND {field} IS NOT NULL"
+        params: list[Any] = [kind]
+        if namespace is not None:
+            sql += " AND namespace=?"
+            params.append(namespace)
+        rows = {
+            seq: (node_id, ns, blob) for seq, node_id, ns, blob in self._db.execute(sql, params)
+        }
+        return self._scored(rows, q, namespace, exclude)
+
+    @staticmethod
+    def _scored(
+        rows: dict[int, tuple[str, str, bytes]],
+        q: npt.NDArray[np.float32],
+        namespace: str | None,
+        exclude: frozenset[str],
+    ) -> list[tuple[float, int, str]]:
+        kept = [
+            (seq, node_id, blob)
+            for seq, (node_id, ns, blob) in rows.items()
+            if (namespace is None or ns == namespace) and node_id not in exclude
+        ]
+        if not kept:
+            return []
+        matrix = np.frombuffer(b"".join(r[2] for r in kept), dtype=np.float32)
+        matrix = matrix.reshape(len(kept), q.shape[0])
+        norms = np.linalg.norm(matrix, axis=1)
+        norms[norms == 0] = 1.0
+        scores = (matrix @ q) / norms
+        return [(float(s), seq, node_id) for s, (seq, node_id, _) in zip(scores, kept, strict=True)]
 
     def _namespaces(self) -> list[str]:
         """Distinct namespaces by stepping through the (namespace, kind) index: one seek

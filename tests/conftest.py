@@ -15,9 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from graph_store import EmbeddedStore, GraphStore
+from graph_store import EmbeddedStore, GraphStore, ann
 
 BACKENDS = ["embedded-memory", "embedded-file"]
+if ann.available():
+    # The embedded file store with every vector search through its approximate index.
+    BACKENDS.append("embedded-ann")
 if os.environ.get("GMEM_NEO4J_URI"):
     BACKENDS.append("neo4j")
 
@@ -55,6 +58,8 @@ def open_backend(name: str, tmp_path: Path) -> GraphStore:
         return EmbeddedStore(":memory:")
     if name == "embedded-file":
         return EmbeddedStore(tmp_path / "store.db")
+    if name == "embedded-ann":
+        return EmbeddedStore(tmp_path / "store.db", ann_min_rows=1)
     from graph_store.neo4j import Neo4jStore
 
     store = Neo4jStore(
@@ -83,6 +88,8 @@ def reopen(tmp_path: Path):  # type: ignore[no-untyped-def]
     def _reopen(name: str) -> GraphStore:
         if name == "embedded-file":
             return EmbeddedStore(tmp_path / "store.db")
+        if name == "embedded-ann":
+            return EmbeddedStore(tmp_path / "store.db", ann_min_rows=1)
         from graph_store.neo4j import Neo4jStore
 
         return Neo4jStore(

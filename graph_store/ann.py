@@ -1,0 +1,167 @@
+"""An approximate nearest-neighbour index (HNSW, from usearch) over one node kind's vectors,
+kept in a file beside the store, for stores where exact search is too slow for a recall.
+
+It only proposes candidates. Its keys are the node rows' ``seq`` (never reused, since the
+column is AUTOINCREMENT), and every candidate is read back from SQLite, id, namespace and
+stored vector, and scored exactly, so an approximate or out-of-date entry can at worst
+cost a neighbour, never return a wrong id, namespace or score. It follows the store's
+change log: its file records the store it belongs to and the last log entry it reflects,
+and on opening it replays the log from there (a writer in another process included), or is
+rebuilt from the rows when the log no longer reaches back that far, the file belongs to
+another store, or it is missing or unreadable.
+
+usearch is an optional dependency (the ``ann`` extra); without it the store searches
+exactly, whatever its size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+
+def _usearch() -> Any:
+    try:
+        from usearch.index import Index
+    except ImportError:  # the ann extra is not installed: exact search only
+        return None
+    return Index
+
+
+Index: Any = _usearch()
+
+#: File format of the saved index (a JSON header line, then usearch's own bytes).
+FORMAT = 1
+#: Scalar type the index keeps its vectors in: half the memory of float32, and candidates
+#: are rescored from the stored float32 vectors anyway.
+DTYPE = "f16"
+#: HNSW graph degree and build/search breadths (usearch's names).
+CONNECTIVITY = 16
+EXPANSION_ADD = 128
+EXPANSION_SEARCH = 128
+
+
+def available() -> bool:
+    """Whether the ``ann`` extra (usearch) is installed."""
+    return Index is not None
+
+
+class ApproximateIndex:
+    """The HNSW graph of one (kind, field), which row each key is, and the log entry it
+    reflects."""
+
+    def __init__(
+        self,
+        file: Path,
+        store_id: str,
+        dim: int,
+        index: Any,
+        through: int,
+        key_of: dict[str, int],
+    ) -> None:
+        self.file = file
+        self.store_id = store_id
+        self.dim = dim
+        self.through = through
+        self._index = index
+        # Which row each node's entry was made from: a node deleted or replaced elsewhere
+        # is found in the log by its id, and its entry removed by key.
+        self._key_of = key_of
+        self.unsaved = 0
+
+    @classmethod
+    def empty(cls, file: Path, store_id: str, dim: int) -> ApproximateIndex:
+        assert Index is not None
+        index = Index(
+            ndim=dim,
+            metric="cos",
+            dtype=DTYPE,
+            connectivity=CONNECTIVITY,
+            expansion_add=EXPANSION_ADD,
+            expansion_search=EXPANSION_SEARCH,
+        )
+        return cls(file, store_id, dim, index, through=0, key_of={})
+
+    @classmethod
+    def load(cls, file: Path, store_id: str, dim: int) -> ApproximateIndex | None:
+        """The saved index, or None if it is missing, unreadable or not this store's."""
+        if Index is None or not file.exists():
+            return None
+        try:
+            data = file.read_bytes()
+            end = data.index(b"\n")
+            head = json.loads(data[:end])
+            if (head.get("format"), head.get("store"), head.get("dim")) != (
+                FORMAT,
+                store_id,
+                dim,
+            ):
+                return None
+            index = Index.restore(
+                data[end + 1 :],
+                connectivity=CONNECTIVITY,
+                expansion_add=EXPANSION_ADD,
+                expansion_search=EXPANSION_SEARCH,
+            )
+            key_of = dict(zip(head["ids"], head["keys"], strict=True))
+            through = int(head["through"])
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError):
+            return None
+        if index is None or index.ndim != dim or len(index) != len(key_of):
+            return None
+        return cls(file, store_id, dim, index, through=through, key_of=key_of)
+
+    def __len__(self) -> int:
+        return len(self._key_of)
+
+    def upsert(self, ids: list[str], keys: list[int], vectors: npt.NDArray[np.float32]) -> None:
+        """Add rows, replacing the entries the same nodes had."""
+        if not ids:
+            return
+        self.remove(ids)
+        self._index.add(np.asarray(keys, dtype=np.uint64), vectors)
+        self._key_of.update(zip(ids, keys, strict=True))
+        self.unsaved += len(ids)
+
+    def remove(self, ids: list[str]) -> None:
+        old = [key for node_id in ids if (key := self._key_of.pop(node_id, None)) is not None]
+        if old:
+            self._index.remove(np.asarray(old, dtype=np.uint64))
+            self.unsaved += len(old)
+
+    def candidates(self, vec: npt.NDArray[np.float32], count: int) -> list[int]:
+        """Keys of about the ``count`` rows nearest to ``vec`` (in no promised order)."""
+        if count <= 0 or not self._key_of:
+            return []
+        found = self._index.search(vec, min(count, len(self._key_of)), threads=1)
+        return [int(k) for k in found.keys]
+
+    def save(self) -> None:
+        """Write the index, its keys and what it reflects as one file, replaced atomically:
+        a crash leaves the previous file, which the change log then brings up to date."""
+        head = {
+            "format": FORMAT,
+            "store": self.store_id,
+            "dim": self.dim,
+            "through": self.through,
+            "ids": list(self._key_of),
+            "keys": list(self._key_of.values()),
+        }
+        tmp = self.file.with_name(f"{self.file.name}.{os.getpid()}.tmp")
+        try:
+            self.file.parent.mkdir(exist_ok=True)
+            with tmp.open("wb") as out:
+                out.write(json.dumps(head, separators=(",", ":")).encode() + b"\n")
+                out.write(self._index.save())
+            os.replace(tmp, self.file)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return  # kept in memory; the next save (or a rebuild) tries again
+        self.unsaved = 0

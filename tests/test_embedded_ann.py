@@ -1,0 +1,204 @@
+"""The embedded store's approximate index: what it returns against exact search, that it is
+kept beside the file and reused, follows other processes' writes, and is rebuilt when it
+cannot be trusted."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from graph_store import EmbeddedStore, NodeKind, QueryNode, ann
+from graph_store.errors import EmbeddingDimensionError
+from graph_store.model import query_id_for
+from graph_store.ops import PutNodes, VectorSearch
+
+pytestmark = pytest.mark.skipif(not ann.available(), reason="the ann extra is not installed")
+
+ROOT = Path(__file__).resolve().parents[1]
+DIM = 16
+SIDECAR = "Query.embedding.usearch"
+
+
+def _vec(i: int) -> npt.NDArray[np.float32]:
+    return np.random.default_rng(i).standard_normal(DIM).astype(np.float32)
+
+
+def _emb(q: QueryNode) -> npt.NDArray[np.float32]:
+    assert q.embedding is not None
+    return q.embedding
+
+
+def _query(i: int, namespace: str = "default") -> QueryNode:
+    return QueryNode(
+        id=query_id_for(namespace, f"task {i}"),
+        text=f"task {i}",
+        namespace=namespace,
+        embedding=_vec(i),
+    )
+
+
+def _fill(store: EmbeddedStore, n: int) -> list[QueryNode]:
+    # two namespaces, one a tenth of the other, so filtering by namespace is exercised
+    queries = [_query(i, "small" if i % 10 == 0 else "default") for i in range(n)]
+    for start in range(0, n, 200):
+        store.put_nodes(queries[start : start + 200])
+    return queries
+
+
+def _builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = EmbeddedStore._build_ann
+
+    def counted(self: EmbeddedStore, kind: str, field: str, dim: int) -> ann.ApproximateIndex:
+        calls.append(1)
+        return real(self, kind, field, dim)
+
+    monkeypatch.setattr(EmbeddedStore, "_build_ann", counted)
+    return calls
+
+
+def test_results_equal_exact_search_above_the_threshold(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with EmbeddedStore(path, ann_min_rows=None) as exact:
+        queries = _fill(exact, 1500)
+    approx = EmbeddedStore(path, ann_min_rows=1000)
+    exact = EmbeddedStore(path, ann_min_rows=None)
+    excluded = frozenset(q.id for q in queries[:40])
+    for i in range(60):
+        probe = _vec(10_000 + i)
+        for namespace in (None, "default", "small"):
+            for exclude in (frozenset(), excluded):
+                want = exact.batch(
+                    [VectorSearch(NodeKind.QUERY, probe, 8, namespace, "embedding", exclude)]
+                )[0]
+                got = approx.batch(
+                    [VectorSearch(NodeKind.QUERY, probe, 8, namespace, "embedding", exclude)]
+                )[0]
+                assert [h.id for h in got] == [h.id for h in want]
+                assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-5)
+    assert (tmp_path / "a.db.ann" / SIDECAR).exists()
+    approx.close()
+    exact.close()
+
+
+def test_below_the_threshold_search_is_exact_and_nothing_is_saved(tmp_path: Path) -> None:
+    path = tmp_path / "b.db"
+    with EmbeddedStore(path, ann_min_rows=1000) as store:
+        queries = _fill(store, 300)
+        (hit,) = store.vector_search(NodeKind.QUERY, _emb(queries[17]), k=1)
+        assert hit.id == queries[17].id
+    assert not (tmp_path / "b.db.ann").exists()
+
+
+def test_a_reopen_reuses_the_saved_index_and_keeps_every_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.db"
+    builds = _builds(monkeypatch)
+    with EmbeddedStore(path, ann_min_rows=500) as store:
+        queries = _fill(store, 1000)
+        store.vector_search(NodeKind.QUERY, _vec(0), k=1)  # built here
+        more = [_query(i) for i in range(1000, 1100)]  # arrive after the build
+        store.put_nodes(more)
+        store.vector_search(NodeKind.QUERY, _vec(0), k=1)
+    assert builds == [1]
+    with EmbeddedStore(path, ann_min_rows=500) as store:
+        # approximate: a task must be among its own vector's nearest, not always first
+        for q in [*queries, *more]:
+            assert q.id in {h.id for h in store.vector_search(NodeKind.QUERY, _emb(q), k=10)}
+        assert set(store._ann[("Query", "embedding")]._key_of) == {q.id for q in [*queries, *more]}
+    assert builds == [1]  # reopened from the file, not rebuilt
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from graph_store import EmbeddedStore, QueryNode
+    from graph_store.model import query_id_for
+    store = EmbeddedStore(sys.argv[1], ann_min_rows=None, change_log_keep=int(sys.argv[2]))
+    store.put_nodes([QueryNode(id=query_id_for("default", "elsewhere"), text="elsewhere",
+                               embedding=np.ones(16, dtype=np.float32))])
+    store.delete_nodes([query_id_for("default", "task 1")])
+    for i in range(int(sys.argv[3])):  # churn past what the log keeps
+        store.put_nodes([QueryNode(id=query_id_for("default", f"churn {i}"), text=f"c {i}")])
+    store.close()
+    """
+)
+
+
+@pytest.mark.parametrize(("keep", "churn", "rebuilt"), [(50_000, 0, 0), (5, 30, 1)])
+def test_the_index_follows_another_process_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep: int, churn: int, rebuilt: int
+) -> None:
+    """Within the log's reach the index takes the other process's rows in; beyond it, or
+    never sees them, it is rebuilt. Either way no stale row is returned."""
+    path = tmp_path / "d.db"
+    reader = EmbeddedStore(path, ann_min_rows=500)
+    queries = _fill(reader, 800)
+    assert reader.vector_search(NodeKind.QUERY, _vec(1), k=1)[0].id == queries[1].id
+    builds = _builds(monkeypatch)
+    subprocess.run(
+        [sys.executable, "-c", WRITER, str(path), str(keep), str(churn)],
+        check=True,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    (hit,) = reader.vector_search(NodeKind.QUERY, np.ones(DIM, dtype=np.float32), k=1)
+    assert hit.id == query_id_for("default", "elsewhere")
+    assert queries[1].id not in {h.id for h in reader.vector_search(NodeKind.QUERY, _vec(1), k=20)}
+    assert len(builds) == rebuilt
+    reader.close()
+
+
+def test_a_missing_or_foreign_index_file_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, other = tmp_path / "e.db", tmp_path / "other.db"
+    with EmbeddedStore(path, ann_min_rows=100) as store:
+        queries = _fill(store, 300)
+        store.vector_search(NodeKind.QUERY, _vec(0), k=1)
+    with EmbeddedStore(other, ann_min_rows=100) as store:
+        store.put_nodes([_query(i + 5000) for i in range(300)])
+        store.vector_search(NodeKind.QUERY, _vec(0), k=1)
+    builds = _builds(monkeypatch)
+    # another store's index copied over this one's: refused by its store id
+    shutil.copy(tmp_path / "other.db.ann" / SIDECAR, tmp_path / "e.db.ann" / SIDECAR)
+    with EmbeddedStore(path, ann_min_rows=100) as store:
+        assert store.vector_search(NodeKind.QUERY, _emb(queries[5]), k=1)[0].id == queries[5].id
+    assert builds == [1]
+    (tmp_path / "e.db.ann" / SIDECAR).write_bytes(b"not an index")
+    with EmbeddedStore(path, ann_min_rows=100) as store:
+        assert store.vector_search(NodeKind.QUERY, _emb(queries[6]), k=1)[0].id == queries[6].id
+    (tmp_path / "e.db.ann" / SIDECAR).unlink()
+    with EmbeddedStore(path, ann_min_rows=100) as store:
+        assert store.vector_search(NodeKind.QUERY, _emb(queries[7]), k=1)[0].id == queries[7].id
+    assert builds == [1, 1, 1]
+
+
+def test_a_write_batch_sees_its_own_rows_and_a_rollback_leaves_none(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    store = EmbeddedStore(path, ann_min_rows=100)
+    _fill(store, 300)
+    store.vector_search(NodeKind.QUERY, _vec(0), k=1)
+    new = _query(777_777)
+    (_, found) = store.batch([PutNodes([new]), VectorSearch(NodeKind.QUERY, _emb(new), 1)])
+    assert [h.id for h in found] == [new.id]
+    doomed = _query(888_888)
+    with pytest.raises(EmbeddingDimensionError):
+        store.batch(
+            [
+                PutNodes([doomed]),
+                VectorSearch(NodeKind.QUERY, _emb(doomed), 1),
+                VectorSearch(NodeKind.QUERY, np.ones(3, dtype=np.float32), 1),
+            ]
+        )
+    assert store.vector_search(NodeKind.QUERY, _emb(doomed), k=1)[0].id != doomed.id
+    assert store.vector_search(NodeKind.QUERY, _emb(new), k=1)[0].id == new.id
+    store.close()
