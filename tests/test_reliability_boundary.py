@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import tempfile
 import xml.dom.minidom
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,9 +32,10 @@ from gmem.llm import HeuristicLLM
 from gmem.llm.protocol import InsightRequest, InsightResult
 from gmem.memory import Memory
 from gmem.trajectory import read_jsonl
-from graph_store import EmbeddedStore
+from graph_store import EmbeddedStore, GraphStore
 from graph_store.model import NodeKind, QueryNode, query_id_for
 from graph_store.redact import describe_exception, redact, redact_url
+from tests.conftest import BACKENDS, open_backend
 
 MARKER = "Marker-Pw-7f3a9c"
 
@@ -56,8 +58,9 @@ def _memory(store: Any = ":memory:", **config: Any) -> Memory:
 
 
 @pytest.fixture
-def memory() -> Iterator[Memory]:
-    mem = _memory()
+def memory(store: GraphStore) -> Iterator[Memory]:
+    """A memory on every backend of the ``store`` fixture (Neo4j when it runs)."""
+    mem = _memory(store)
     yield mem
     mem.close()
 
@@ -225,10 +228,18 @@ _ANY = st.one_of(
     reward=_ANY,
     metadata=st.one_of(_ANY, st.dictionaries(_TEXT, _ANY, max_size=3)),
 )
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_fuzzed_record_and_finish_raise_only_gmem_errors(
-    agent: Any, role: Any, content: Any, action: Any, reward: Any, metadata: Any
+    backend: str, agent: Any, role: Any, content: Any, action: Any, reward: Any, metadata: Any
 ) -> None:
-    mem = _memory()
+    with tempfile.TemporaryDirectory() as scratch:
+        mem = _memory(open_backend(backend, Path(scratch)))
+        _record_and_finish(mem, agent, role, content, action, reward, metadata)
+
+
+def _record_and_finish(
+    mem: Memory, agent: Any, role: Any, content: Any, action: Any, reward: Any, metadata: Any
+) -> None:
     try:
         t = mem.task("clean the mug")
         try:
