@@ -34,6 +34,8 @@ import json
 import os
 import platform
 import resource
+import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -313,6 +315,13 @@ def main() -> None:
     parser.add_argument(
         "--resume", action="store_true", help="keep the rows of the JSON for smaller sizes"
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="keep a copy of the embedded store at each size here (scale-<size>.db), so a "
+        "later commit can measure the same store again: --sizes N --store sqlite:///copy",
+    )
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--grow", type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -345,6 +354,17 @@ def main() -> None:
             done = size
         else:
             stats = {}
+        file = parse_store_url(url).file
+        if args.keep is not None and file is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            with (
+                sqlite3.connect(file) as src,
+                sqlite3.connect(args.keep / f"scale-{size}.db") as dst,
+            ):
+                src.backup(dst)  # a consistent copy, write-ahead log included
+            sidecar = Path(f"{file}.ann")
+            if sidecar.is_dir():  # its approximate index, so the copy need not rebuild it
+                shutil.copytree(sidecar, args.keep / f"scale-{size}.db.ann", dirs_exist_ok=True)
         print(f"measuring at {size}", file=sys.stderr, flush=True)
         row = json.loads(child(args, url, "--measure"))
         row["code"] = revision()
@@ -356,6 +376,8 @@ def main() -> None:
             )
         if stats.get("evolved"):
             row["evolve_ms_per_task"] = round(1000 * stats["evolve_s"] / stats["evolved"], 1)
+        if stats:
+            row["evolved_tasks"] = min(args.evolve, size)
         results.append(row)
         print(json.dumps(row), flush=True)
         report = {
