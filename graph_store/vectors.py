@@ -1,8 +1,9 @@
 """Exact cosine top-k over one node kind, as a growing normalized float32 matrix.
 
-Exact search is fast enough for the sizes an agent team's memory reaches (10,000 tasks
-take about a millisecond per query on two cores) and never misses a neighbour, which an
-approximate index would. Rows are soft-deleted and compacted when half are dead.
+Exact search never misses a neighbour, and up to tens of thousands of rows it costs
+little next to the rest of a recall; past ``EmbeddedStore(ann_min_rows=...)`` rows the
+store searches through ``graph_store.ann`` instead (with the ``ann`` extra installed).
+Rows are soft-deleted and compacted when half are dead.
 """
 
 from __future__ import annotations
