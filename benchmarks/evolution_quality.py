@@ -20,7 +20,10 @@ file corpus, and draws a different task list for the demo world):
 - shown-success precision: of the successful trajectories rendered, the share of the
   task's family.
 
-``--demo-seeds`` also plays the demo (30 tasks per seed) with memory off and on;
+``--gnn-after N`` trains the structural encoder (the ``gnn`` extra) once N tasks of a
+replay are stored and retrains it every N more, so recall mixes text with procedure
+vectors as a team running ``gmem embed`` would see. ``--demo-seeds`` also plays the
+demo (30 tasks per seed) with memory off and on;
 ``--sweep`` replays seed 0 with one recall default changed at a time.
 
 Run: ``.venv/bin/python benchmarks/evolution_quality.py [--seeds 3] [--json]``
@@ -77,8 +80,13 @@ def _family_of(node: Insight | None, family: dict[str, str]) -> str | None:
 
 
 def replay(
-    trajectories: Sequence[Trajectory], embedder: TextEmbedder, config: MemoryConfig
+    trajectories: Sequence[Trajectory],
+    embedder: TextEmbedder,
+    config: MemoryConfig,
+    gnn_after: int = 0,
 ) -> dict[str, Any]:
+    """One replay; with ``gnn_after`` the structural encoder is trained once that many
+    tasks are stored (then refreshed and retrained on the config's cadence)."""
     memory = Memory(
         EmbeddedStore(":memory:"),
         embedder=embedder,
@@ -91,7 +99,9 @@ def replay(
     recalls = ins_total = ins_hits = succ_total = succ_hits = 0
     tokens: list[int] = []
     finish_ms: list[float] = []
-    for traj in trajectories:
+    for n, traj in enumerate(trajectories):
+        if gnn_after and n == gnn_after:
+            memory.embed_graph()
         fam = str(traj.metadata["family"])
         roles = list(dict.fromkeys(s.role for s in traj.steps))
         with memory.task(traj.task, metadata=traj.metadata) as task:
@@ -219,11 +229,19 @@ def main() -> None:
         action="store_true",
         help="also replay seed 0 of each corpus with one recall default changed at a time",
     )
+    parser.add_argument(
+        "--gnn-after",
+        type=int,
+        default=0,
+        help="train the structural encoder (gnn extra) after this many tasks of each replay"
+        " and retrain it every as many more (0: text only)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     embedder = MiniLMEmbedder()
-    config = MemoryConfig()
+    config = MemoryConfig(gnn_retrain_every=args.gnn_after)
+    gnn = args.gnn_after
     files = args.corpus or sorted(
         p for p in CORPORA.glob("*.jsonl*") if not p.name.startswith("demo")
     )
@@ -234,7 +252,7 @@ def main() -> None:
         "seeds": args.seeds,
         "corpora": {},
     }
-    runs = [replay(play(args.demo_tasks, seed=s), embedder, config) for s in range(args.seeds)]
+    runs = [replay(play(args.demo_tasks, seed=s), embedder, config, gnn) for s in range(args.seeds)]
     result["corpora"]["demo world"] = {"runs": runs, "summary": _summary(runs)}
     for path in files:
         base = read_corpus(path)
@@ -242,7 +260,7 @@ def main() -> None:
         for s in range(args.seeds):
             order = list(base)
             random.Random(s).shuffle(order)
-            runs.append(replay(order, embedder, config))
+            runs.append(replay(order, embedder, config, gnn))
         result["corpora"][path.name] = {"runs": runs, "summary": _summary(runs)}
     if args.sweep:
         corpora = {"demo world": play(args.demo_tasks, seed=0)}

@@ -81,6 +81,23 @@ class MemoryConfig(BaseModel):
         ge=1,
         description="Most recent supporting tasks read per insight to place its procedure.",
     )
+    insight_neighbourhood_k: int = Field(
+        10,
+        ge=1,
+        description=(
+            "Nearest ranked past tasks (text, or mixed with structure once embedded) whose"
+            " SUPPORTS edges place an insight near this task."
+        ),
+    )
+    insight_min_support_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Least similarity-weighted share of those nearest tasks that must support a"
+            " scoped insight for it to be shown (0: not checked)."
+        ),
+    )
     contradiction_weight: float = Field(
         0.5,
         ge=0,
@@ -213,6 +230,17 @@ class MemoryConfig(BaseModel):
         description=(
             "Share of an insight's scope (procedure signature) an attempt must contain to be"
             " checked against it, and a recalled trajectory to have it shown."
+        ),
+    )
+    evidence_min_peers: int = Field(
+        1,
+        ge=0,
+        description=(
+            "A task joins an existing rule's supporters only when at least this many of the"
+            " past successes of its own procedure (the references evolution compared it"
+            " with) already support the rule: steps alone let tasks of other procedures"
+            " that happen to take the scope's steps vouch for it (0: steps alone)."
+            " Contradictions need no peers."
         ),
     )
     evidence_scope_share: float = Field(

@@ -508,7 +508,8 @@ class Evolver:
         before = {i: (set(n.supporting), set(n.contradicting)) for i, n in existing.items()}
         attempts = [this, *(r.attempt for r in same), *(r.attempt for r in fails)]
         self._apply_ops(ops, a, query, live, changed, report, attempts, request, proc.scope)
-        self._weigh_evidence(this, query, live, changed, report, known)
+        peers = {r.attempt.id for r in same}
+        self._weigh_evidence(this, query, live, changed, report, known, peers)
         self._credit(a, query, refs, existing, changed, report)
         edges += self._insight_edges(changed, before)
         used_live = [i for i in dict.fromkeys(a.used_insights) if i in existing]
@@ -682,6 +683,7 @@ class Evolver:
         changed: dict[str, Insight],
         report: EvolutionReport,
         known: set[tuple[EdgeKind, str]],
+        peers: set[str],
     ) -> None:
         """Check this attempt against every live rule of its procedure: it joins the
         supporting set of those its trajectory shows, the contradicting set of those its
@@ -695,6 +697,11 @@ class Evolver:
                 continue
             v = self._verdict(ins.rule, this)
             if v is None:
+                continue
+            if v == "supports" and len(peers.intersection(ins.supporting)) < cfg.evidence_min_peers:
+                # Steps alone would let another procedure's tasks that happen to take
+                # the scope's steps vouch for the rule; a contradiction still counts, so
+                # a wrong rule still retires.
                 continue
             kind = EdgeKind.SUPPORTS if v == "supports" else EdgeKind.CONTRADICTS
             seen = frozenset({query.id}) if (kind, iid) in known else frozenset()

@@ -43,6 +43,10 @@ def _cosines(
     return out
 
 
+def _unit(v: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    return v / (np.linalg.norm(v) or 1.0)
+
+
 def _floors(
     outcomes: Sequence[Outcome], relevance: Sequence[float], cfg: MemoryConfig
 ) -> dict[Outcome, float]:
@@ -93,7 +97,7 @@ class Retriever:
         self, task: str, namespace: str, vector: npt.NDArray[np.float32] | None = None
     ) -> Recall:
         q = vector if vector is not None else self.embedder.embed([task])[0]
-        queries, nodes = self._rank_queries(task, namespace, q)
+        queries, nodes, g = self._rank_queries(task, namespace, q)
         trajectories = self._downward([rq for rq in queries if rq.kept], nodes)
         trajectories.sort(key=lambda t: (t.outcome != Outcome.SUCCESS, -t.relevance))
         procedures = [
@@ -101,7 +105,7 @@ class Retriever:
             for t in trajectories
             if t.outcome == Outcome.SUCCESS
         ]
-        insights = self._upward(namespace, q, queries, procedures)
+        insights = self._upward(namespace, q, queries, procedures, g)
         return Recall(
             task=task,
             namespace=namespace,
@@ -113,7 +117,9 @@ class Retriever:
     # ---- steps 1-3: seed, expand, rank --------------------------------------------------
     def _rank_queries(
         self, task: str, namespace: str, q: npt.NDArray[np.float32]
-    ) -> tuple[list[RecalledQuery], dict[str, QueryNode]]:
+    ) -> tuple[list[RecalledQuery], dict[str, QueryNode], npt.NDArray[np.float32] | None]:
+        """The ranked past queries, their nodes, and the task's structural vector (None
+        while the namespace has no structural encoder)."""
         cfg = self.config
         encoder = self.structure.encoder(namespace) if self.structure is not None else None
         g: npt.NDArray[np.float32] | None = None
@@ -123,7 +129,7 @@ class Retriever:
             seeds, g = self._hybrid_seeds(namespace, q, encoder)
         seeds = [h for h in seeds if h.score >= cfg.seed_min_similarity]
         if not seeds:
-            return [], {}
+            return [], {}, g
         paths: dict[str, tuple[int, tuple[PathStep, ...]]] = {
             h.id: (0, (PathStep("seed", h.id, h.score),)) for h in seeds
         }
@@ -175,7 +181,7 @@ class Retriever:
             out.append(
                 RecalledQuery(node.id, node.text, outcome, sims[i], relevance[i], hop, path, keep)
             )
-        return out, {n.id: n for n in found}
+        return out, {n.id: n for n in found}, g
 
     def _hybrid_seeds(
         self, namespace: str, q: npt.NDArray[np.float32], encoder: TaskEncoder
@@ -214,6 +220,7 @@ class Retriever:
         q: npt.NDArray[np.float32],
         queries: list[RecalledQuery],
         procedures: list[tuple[str, ...]],
+        g: npt.NDArray[np.float32] | None = None,
     ) -> list[RecalledInsight]:
         """Insights reached from the relevant queries or by similarity, kept to their scope.
 
@@ -221,7 +228,10 @@ class Retriever:
         task will be solved, so an insight with a scope is shown only when one of them
         falls within it (with no success to show, only insights that the relevant
         queries' own trajectories evidence), and when its supporting tasks do not place
-        it away from this task (:meth:`_misplaced`).
+        it away from this task (:meth:`_misplaced`). With ``insight_min_support_share``,
+        the task's nearest ranked tasks must also vouch for it through their SUPPORTS
+        edges (the similarity-weighted share of them that support it): an insight of the
+        procedure this task's neighbourhood follows is supported by that neighbourhood.
         """
         cfg = self.config
         if cfg.insight_k == 0:
@@ -229,9 +239,17 @@ class Retriever:
         floors = _floors([rq.outcome for rq in queries], [rq.relevance for rq in queries], cfg)
         relevant = [rq for rq in queries if rq.relevance >= floors[rq.outcome]]
         by_id = {rq.id: rq for rq in relevant}
+        near = sorted(queries, key=lambda rq: (-rq.similarity, rq.id))[
+            : cfg.insight_neighbourhood_k
+        ]
+        weight = {rq.id: max(rq.similarity, 0.0) for rq in near}
         edges, similar = self.store.batch(
             [
-                GetEdges(list(by_id), [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS], "out"),
+                GetEdges(
+                    list(dict.fromkeys([*by_id, *weight])),
+                    [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS],
+                    "out",
+                ),
                 VectorSearch(
                     NodeKind.INSIGHT, q, cfg.insight_k * cfg.insight_oversample, namespace
                 ),
@@ -239,8 +257,13 @@ class Retriever:
         )
         support: dict[str, list[str]] = defaultdict(list)
         contra: dict[str, list[str]] = defaultdict(list)
+        share: dict[str, float] = defaultdict(float)
+        total = sum(weight.values()) or 1.0
         for e in edges:
-            (support if e.kind == EdgeKind.SUPPORTS else contra)[e.dst].append(e.src)
+            if e.kind == EdgeKind.SUPPORTS and e.src in weight:
+                share[e.dst] += weight[e.src] / total
+            if e.src in by_id:
+                (support if e.kind == EdgeKind.SUPPORTS else contra)[e.dst].append(e.src)
         sim_hits = {h.id: h.score for h in similar if h.score >= cfg.insight_min_similarity}
         ids = list(dict.fromkeys([*support, *contra, *sim_hits]))
         if not ids:
@@ -249,7 +272,7 @@ class Retriever:
         insights = [n for n in nodes if isinstance(n, Insight) and not n.retired]
         if not insights:
             return []
-        misplaced = self._misplaced(insights, q)
+        misplaced = self._misplaced(insights, q, g)
         sims = _cosines([n.embedding for n in insights], q)
         top_score = max(*(n.score for n in insights), 1e-9)
         w_overlap, w_score, w_sim = cfg.insight_weights
@@ -258,11 +281,12 @@ class Retriever:
         for ins, sim in zip(insights, sims, strict=True):
             sup, con = support.get(ins.id, []), contra.get(ins.id, [])
             if ins.rule is not None and ins.rule.scope:
-                if procedures:
-                    fits = any(in_scope(ins.rule.scope, p, cfg.scope_min_share) for p in procedures)
-                else:
-                    fits = bool(sup)
-                if not fits or ins.id in misplaced:
+                held = share.get(ins.id, 0.0)
+                if (
+                    not self._fits(ins.rule.scope, procedures, bool(sup))
+                    or ins.id in misplaced
+                    or held < cfg.insight_min_support_share
+                ):
                     continue
             overlap = max(len(sup) - cfg.contradiction_weight * len(con), 0.0) / n_rel
             rank = w_overlap * overlap + w_score * max(ins.score, 0) / top_score + w_sim * sim
@@ -290,7 +314,21 @@ class Retriever:
         ranked.sort(key=lambda r: (r.id in provisional, -r.rank, r.id))
         return ranked[: cfg.insight_k]
 
-    def _misplaced(self, insights: list[Insight], q: npt.NDArray[np.float32]) -> set[str]:
+    def _fits(
+        self, scope: Sequence[str], procedures: list[tuple[str, ...]], supported: bool
+    ) -> bool:
+        """Whether a success about to be shown follows the scope's procedure; with none
+        to show, whether a relevant query's own trajectory evidences the insight."""
+        if not procedures:
+            return supported
+        return any(in_scope(scope, p, self.config.scope_min_share) for p in procedures)
+
+    def _misplaced(
+        self,
+        insights: list[Insight],
+        q: npt.NDArray[np.float32],
+        g: npt.NDArray[np.float32] | None = None,
+    ) -> set[str]:
         """The scoped insights whose supporting tasks place them away from this task.
 
         An insight's place is the mean of its supporting tasks' text vectors, in which the
@@ -308,10 +346,16 @@ class Retriever:
         members = {n.id: n.supporting[-cfg.procedure_supporters :] for n in insights}
         ids = list(dict.fromkeys(x for i in scoped for x in members[i]))
         (nodes,) = self.store.batch([GetNodes(ids, with_vectors=True)]) if ids else ([],)
-        vectors = {
-            n.id: n.embedding / (np.linalg.norm(n.embedding) or 1.0)
+        usable = [
+            n
             for n in nodes
             if isinstance(n, QueryNode) and n.embedding is not None and not boundary.quarantined(n)
+        ]
+        vectors = {n.id: _unit(n.embedding) for n in usable if n.embedding is not None}
+        structural = {
+            n.id: _unit(n.graph_embedding)
+            for n in usable
+            if g is not None and n.graph_embedding is not None
         }
         places: dict[str, float] = {}
         support = {iid: {x for x in members[iid] if x in vectors} for iid in scoped}
@@ -319,6 +363,13 @@ class Retriever:
             if support[iid]:
                 mean = np.mean([vectors[x] for x in sorted(support[iid])], 0).astype(np.float32)
                 places[iid] = _cosines([mean], q)[0]
+                placed = [structural[x] for x in sorted(support[iid]) if x in structural]
+                if placed and g is not None:
+                    # Once tasks are embedded structurally, their place mixes text and
+                    # procedure as the seeding does.
+                    where = np.mean(placed, 0).astype(np.float32)
+                    alpha = cfg.gnn_alpha
+                    places[iid] = alpha * places[iid] + (1 - alpha) * _cosines([where], g)[0]
         out = set()
         for iid, near in places.items():
             rival = max(

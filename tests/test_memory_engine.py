@@ -20,6 +20,7 @@ from gmem.errors import (
 from gmem.evolution import EvolutionReport
 from gmem.memory import Memory
 from graph_store.model import (
+    Edge,
     EdgeKind,
     Insight,
     InsightRule,
@@ -871,3 +872,101 @@ def test_evidence_lists_stay_bounded_and_forget_still_finds_every_task(make_memo
     assert node().support_count == 3
     left = {e.src for e in mem.store.get_edges([ins.id], [EdgeKind.SUPPORTS], "in")}
     assert left == {ids[0], ids[3], ids[4]}
+
+
+TRAVEL = [
+    "search trains",
+    "compare fares",
+    "choose a seat",
+    "pay by card",
+    "go to sinkbasin 1",
+    "clean {o} with sinkbasin 1",
+    "go to {o}",
+]
+
+
+@pytest.mark.parametrize("peers", [0, 1])
+def test_a_task_of_another_procedure_does_not_join_a_rule_by_its_steps(make_memory, peers) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(merge_every=0, evidence_min_peers=peers)
+    for city in ("lisbon", "madrid"):
+        run(mem, f"book a train ticket to {city} for monday", TRAVEL, True, obj=city)
+    cleans = [
+        run(mem, f"clean the {obj} and put it in the cabinet", CLEAN, True, obj=obj).query_id
+        for obj in ("mug", "cup")
+    ]
+    ins = _clean_rule_insight(mem, 2.0)
+    mem.store.put_nodes([ins.model_copy(update={"supporting": cleans})])
+    # Its trajectory takes every step of the clean rule's scope, but the successes of its
+    # own procedure (the other bookings) never supported the rule.
+    booking = run(mem, "book a train ticket to porto for monday", TRAVEL, True, obj="porto")
+    clean = run(mem, "clean the bowl and put it in the cabinet", CLEAN, True, obj="bowl")
+    node = mem.store.get_node(ins.id)
+    assert isinstance(node, Insight)
+    assert clean.query_id in node.supporting
+    assert (booking.query_id in node.supporting) is (peers == 0)
+
+
+def test_an_insight_none_of_the_nearest_tasks_supports_is_not_shown(make_memory) -> None:  # type: ignore[no-untyped-def]
+    # Placement by supporters' mean is off here, so only the neighbourhood decides.
+    mem = make_memory(
+        merge_every=0,
+        insight_min_support_share=0.2,
+        procedure_min_similarity=-1.0,
+        procedure_margin=1.0,
+    )
+    travel = [
+        run(mem, f"book a train ticket to {city} for next monday", ["search trains"], True)
+        for city in ("lisbon", "madrid")
+    ]
+    cleans = [
+        run(mem, f"clean the {obj} and put it in the cabinet", CLEAN, True, obj=obj)
+        for obj in ("mug", "cup")
+    ]
+    here, elsewhere = (_clean_rule_insight(mem, 2.0) for _ in range(2))
+    mem.store.put_nodes(
+        [
+            here.model_copy(update={"supporting": [r.query_id for r in cleans]}),
+            elsewhere.model_copy(
+                update={"text": "Clean it, then book.", "supporting": [r.query_id for r in travel]}
+            ),
+        ]
+    )
+    mem.store.put_edges(
+        [Edge(kind=EdgeKind.SUPPORTS, src=r.query_id, dst=here.id) for r in cleans]
+        + [Edge(kind=EdgeKind.SUPPORTS, src=r.query_id, dst=elsewhere.id) for r in travel]
+    )
+    shown = {i.id for i in mem.recall("clean the bowl and put it in the cabinet").insights}
+    assert here.id in shown
+    assert elsewhere.id not in shown
+
+
+def test_structural_vectors_place_an_insight_once_tasks_have_them(make_memory) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    mem = make_memory(merge_every=0, gnn_alpha=0.5, procedure_margin=0.02)
+    text = np.ones(4, dtype=np.float32)
+    heat, cool = np.eye(4, dtype=np.float32)[0], np.eye(4, dtype=np.float32)[1]
+    # Worded alike (same text vector), done differently (structural vectors apart).
+    tasks = [
+        QueryNode(
+            text=f"put a {w} mug on the table {i}",
+            outcome=Outcome.SUCCESS,
+            embedding=text,
+            graph_embedding=g,
+        )
+        for w, g in (("hot", heat), ("cold", cool))
+        for i in range(2)
+    ]
+    lessons = [
+        Insight(
+            text=f"lesson {k}",
+            rule=InsightRule(kind="require", actions=[step], scope=[step]),
+            supporting=[t.id for t in tasks[2 * k : 2 * k + 2]],
+        )
+        for k, step in enumerate(("heat <obj> with microwave", "cool <obj> with fridge"))
+    ]
+    mem.store.put_nodes([*tasks, *lessons])
+    retriever = mem._retriever
+    assert retriever._misplaced(lessons, text) == set(), "text alone cannot tell them apart"
+    assert retriever._misplaced(lessons, text, heat) == {lessons[1].id}
+    assert retriever._misplaced(lessons, text, cool) == {lessons[0].id}
