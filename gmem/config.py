@@ -239,8 +239,8 @@ class MemoryConfig(BaseModel):
             "A task joins an existing rule's supporters only when at least this many of the"
             " past successes of its own procedure (the references evolution compared it"
             " with) already support the rule: steps alone let tasks of other procedures"
-            " that happen to take the scope's steps vouch for it (0: steps alone)."
-            " Contradictions need no peers."
+            " that happen to take the scope's steps vouch for it (0: steps alone). A rule"
+            " with no supporter yet takes its first by steps; contradictions need no peers."
         ),
     )
     evidence_scope_share: float = Field(

@@ -698,10 +698,15 @@ class Evolver:
             v = self._verdict(ins.rule, this)
             if v is None:
                 continue
-            if v == "supports" and len(peers.intersection(ins.supporting)) < cfg.evidence_min_peers:
+            if (
+                v == "supports"
+                and ins.supporting
+                and len(peers.intersection(ins.supporting)) < cfg.evidence_min_peers
+            ):
                 # Steps alone would let another procedure's tasks that happen to take
-                # the scope's steps vouch for the rule; a contradiction still counts, so
-                # a wrong rule still retires.
+                # the scope's steps vouch for the rule. A rule nobody supports yet (a
+                # person's) takes its first supporter by steps; a contradiction always
+                # counts, so a wrong rule still retires.
                 continue
             kind = EdgeKind.SUPPORTS if v == "supports" else EdgeKind.CONTRADICTS
             seen = frozenset({query.id}) if (kind, iid) in known else frozenset()
