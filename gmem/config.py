@@ -90,7 +90,7 @@ class MemoryConfig(BaseModel):
         ),
     )
     insight_min_support_share: float = Field(
-        0.0,
+        0.2,
         ge=0,
         le=1,
         description=(

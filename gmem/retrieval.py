@@ -228,10 +228,10 @@ class Retriever:
         task will be solved, so an insight with a scope is shown only when one of them
         falls within it (with no success to show, only insights that the relevant
         queries' own trajectories evidence), and when its supporting tasks do not place
-        it away from this task (:meth:`_misplaced`). With ``insight_min_support_share``,
-        the task's nearest ranked tasks must also vouch for it through their SUPPORTS
-        edges (the similarity-weighted share of them that support it): an insight of the
-        procedure this task's neighbourhood follows is supported by that neighbourhood.
+        it away from this task (:meth:`_misplaced`), and when the task's nearest ranked
+        tasks vouch for it through their SUPPORTS edges (the similarity-weighted share of
+        them that support it): an insight of the procedure this task's neighbourhood
+        follows is supported by that neighbourhood.
         """
         cfg = self.config
         if cfg.insight_k == 0:

@@ -779,6 +779,10 @@ def test_an_insight_whose_supporting_tasks_lie_elsewhere_is_not_shown(make_memor
             ),
         ]
     )
+    mem.store.put_edges(
+        [Edge(kind=EdgeKind.SUPPORTS, src=r.query_id, dst=here.id) for r in cleans]
+        + [Edge(kind=EdgeKind.SUPPORTS, src=r.query_id, dst=elsewhere.id) for r in travel]
+    )
     recall = mem.recall("clean the bowl and put it in the cabinet")
     shown = {i.id for i in recall.insights}
     assert here.id in shown
