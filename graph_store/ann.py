@@ -17,6 +17,8 @@ exactly, whatever its size.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -26,15 +28,22 @@ import numpy as np
 import numpy.typing as npt
 
 
-def _usearch() -> Any:
-    try:
-        from usearch.index import Index
-    except ImportError:  # the ann extra is not installed: exact search only
-        return None
+@functools.cache
+def _index_class() -> Any:
+    """usearch's ``Index``, imported on first use (only stores past the size threshold
+    need it).
+
+    Once usearch's compiled module is loaded, TorchScript compilation never returns, and
+    PyG compiles classes when it is imported, so a process that opened a large store
+    could never train the GNN afterwards. Loading torch first (when it is installed)
+    avoids the clash; it is paid once, by the first index a process opens.
+    """
+    if importlib.util.find_spec("torch") is not None:
+        import torch  # noqa: F401
+    from usearch.index import Index
+
     return Index
 
-
-Index: Any = _usearch()
 
 #: File format of the saved index (a JSON header line, then usearch's own bytes).
 FORMAT = 1
@@ -48,8 +57,8 @@ EXPANSION_SEARCH = 128
 
 
 def available() -> bool:
-    """Whether the ``ann`` extra (usearch) is installed."""
-    return Index is not None
+    """Whether the ``ann`` extra (usearch) is installed (without importing it)."""
+    return importlib.util.find_spec("usearch") is not None
 
 
 class ApproximateIndex:
@@ -77,8 +86,7 @@ class ApproximateIndex:
 
     @classmethod
     def empty(cls, file: Path, store_id: str, dim: int) -> ApproximateIndex:
-        assert Index is not None
-        index = Index(
+        index = _index_class()(
             ndim=dim,
             metric="cos",
             dtype=DTYPE,
@@ -91,7 +99,7 @@ class ApproximateIndex:
     @classmethod
     def load(cls, file: Path, store_id: str, dim: int) -> ApproximateIndex | None:
         """The saved index, or None if it is missing, unreadable or not this store's."""
-        if Index is None or not file.exists():
+        if not available() or not file.exists():
             return None
         try:
             data = file.read_bytes()
@@ -103,7 +111,7 @@ class ApproximateIndex:
                 dim,
             ):
                 return None
-            index = Index.restore(
+            index = _index_class().restore(
                 data[end + 1 :],
                 connectivity=CONNECTIVITY,
                 expansion_add=EXPANSION_ADD,

@@ -224,3 +224,38 @@ def test_a_write_batch_sees_its_own_rows_and_a_rollback_leaves_none(tmp_path: Pa
     assert store.vector_search(NodeKind.QUERY, _emb(doomed), k=1)[0].id != doomed.id
     assert store.vector_search(NodeKind.QUERY, _emb(new), k=1)[0].id == new.id
     store.close()
+
+
+def test_a_process_that_searched_through_the_index_can_still_load_pyg(tmp_path: Path) -> None:
+    """usearch's compiled module, loaded before torch, made ``import torch_geometric``
+    spin forever (TorchScript compilation never returned): ``gmem embed`` on a large
+    store, and every test module importing gmem.gnn after the store, hung."""
+    code = textwrap.dedent(
+        f"""
+        import numpy as np
+        from graph_store import EmbeddedStore, NodeKind, QueryNode
+        from graph_store.ops import VectorSearch
+
+        store = EmbeddedStore({str(tmp_path / "s.db")!r}, ann_min_rows=1)
+        rng = np.random.default_rng(0)
+        store.put_nodes([
+            QueryNode(text=f"task {{i}}", embedding=rng.standard_normal(8).astype(np.float32))
+            for i in range(50)
+        ])
+        (hits,) = store.batch([VectorSearch(NodeKind.QUERY, np.ones(8, np.float32), 3)])
+        import sys
+        assert len(hits) == 3 and "usearch.compiled" in sys.modules  # the index was used
+        import torch_geometric.nn  # hung here
+        print("loaded")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("loaded")
