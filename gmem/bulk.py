@@ -39,12 +39,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import JsonValue
 
+from gmem import attempts
 from gmem.commit import advance, retrying
 from gmem.config import MemoryConfig
 from gmem.embedding import TextEmbedder
@@ -279,36 +279,16 @@ class BulkWriter:
         old: QueryNode | None,
         vec: npt.NDArray[np.float32],
     ) -> tuple[QueryNode, bool]:
-        success, failure = p.outcome == Outcome.SUCCESS, p.outcome == Outcome.FAILURE
-        if old is None:
-            node = QueryNode(
-                id=p.query_id,
-                text=p.traj.task,
-                namespace=p.namespace,
-                outcome=p.outcome,
-                score=p.traj.score,
-                attempts=1,
-                successes=int(success),
-                failures=int(failure),
-                attempt_outcomes=[p.outcome],
-                metadata=dict(p.traj.metadata),
-                embedding=vec,
-            )
-            return node, True
-        node = old.model_copy(
-            update={
-                "outcome": p.outcome,
-                "score": p.traj.score,
-                "attempts": old.attempts + 1,
-                "successes": old.successes + success,
-                "failures": old.failures + failure,
-                "attempt_outcomes": [*old.attempt_outcomes, p.outcome],
-                "updated_at": max(utcnow(), old.updated_at),
-                "metadata": {**old.metadata, **p.traj.metadata},
-                "embedding": vec,
-            }
+        return attempts.next_attempt(
+            old,
+            query_id=p.query_id,
+            text=p.traj.task,
+            namespace=p.namespace,
+            outcome=p.outcome,
+            score=p.traj.score,
+            metadata=p.traj.metadata,
+            embedding=vec,
         )
-        return node, False
 
     def _trace(self, p: Planned, query: QueryNode) -> tuple[list[Utterance], list[Edge]]:
         steps = p.traj.steps
@@ -351,14 +331,8 @@ class BulkWriter:
             )
             for j, s in enumerate(steps)
         ]
-        edges = [_edge(EdgeKind.HAS_TRACE, query.id, u) for u in p.ids]
-        edges += [_edge(EdgeKind.NEXT, a, b) for a, b in pairwise(p.ids)]
-        edges += [
-            _edge(EdgeKind.REPLIES_TO, p.ids[j], p.ids[r])
-            for j, s in enumerate(steps)
-            for r in dict.fromkeys(s.replies_to)
-        ]
-        return utts, edges
+        replies = ((p.ids[j], p.ids[r]) for j, s in enumerate(steps) for r in s.replies_to)
+        return utts, attempts.trace_edges(query.id, p.ids, replies)
 
 
 class _Neighbours:

@@ -19,13 +19,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import combinations, pairwise
+from itertools import combinations
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import JsonValue
 
-from gmem import boundary, rules
+from gmem import attempts, boundary, rules
 from gmem.config import MemoryConfig
 from gmem.embedding import TextEmbedder
 from gmem.llm.lessons import evidence as lesson_evidence
@@ -238,38 +238,21 @@ class Evolver:
         qid = query_id_for(a.namespace, a.task)
         (found,) = self.store.batch([GetNodes([qid], with_vectors=True)])
         old = found[0]
-        now = utcnow()
-        success, failure = a.outcome == Outcome.SUCCESS, a.outcome == Outcome.FAILURE
-        if isinstance(old, QueryNode):
-            vec = old.embedding if old.embedding is not None else self.embedder.embed([a.task])[0]
-            node = old.model_copy(
-                update={
-                    "outcome": a.outcome,
-                    "score": a.score,
-                    "attempts": old.attempts + 1,
-                    "successes": old.successes + success,
-                    "failures": old.failures + failure,
-                    "attempt_outcomes": [*old.attempt_outcomes, a.outcome],
-                    "updated_at": now,
-                    "metadata": {**old.metadata, **a.metadata},
-                    "embedding": vec,
-                }
-            )
-            return node, False
-        node = QueryNode(
-            id=qid,
+        vec = (
+            old.embedding
+            if isinstance(old, QueryNode) and old.embedding is not None
+            else self.embedder.embed([a.task])[0]
+        )
+        return attempts.next_attempt(
+            old if isinstance(old, QueryNode) else None,
+            query_id=qid,
             text=a.task,
             namespace=a.namespace,
             outcome=a.outcome,
             score=a.score,
-            attempts=1,
-            successes=int(success),
-            failures=int(failure),
-            attempt_outcomes=[a.outcome],
-            metadata=dict(a.metadata),
-            embedding=self.embedder.embed([a.task])[0],
+            metadata=a.metadata,
+            embedding=vec,
         )
-        return node, True
 
     def _trace(self, a: Attempt, query: QueryNode) -> tuple[list[Utterance], list[Edge]]:
         views = [
@@ -309,12 +292,8 @@ class Evolver:
             )
             for i, s in enumerate(a.steps)
         ]
-        edges = [Edge(kind=EdgeKind.HAS_TRACE, src=query.id, dst=u.id) for u in utts]
-        edges += [Edge(kind=EdgeKind.NEXT, src=x.id, dst=y.id) for x, y in pairwise(utts)]
-        edges += [
-            Edge(kind=EdgeKind.REPLIES_TO, src=s.id, dst=r) for s in a.steps for r in s.replies_to
-        ]
-        return utts, edges
+        replies = ((s.id, r) for s in a.steps for r in s.replies_to)
+        return utts, attempts.trace_edges(query.id, [u.id for u in utts], replies)
 
     # ---- references for insight derivation ---------------------------------------------
     def _references(self, a: Attempt, query: QueryNode, vec: npt.NDArray[np.float32]) -> _Refs:
