@@ -239,7 +239,8 @@ VECTOR_QUERY = (
     "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node, score "
     "WITH collect({n: node, score: score}) AS found "
     "RETURN size(found) AS fetched, "
-    "[f IN found WHERE ($namespace IS NULL OR f.n.namespace = $namespace) "
+    "[f IN found WHERE f.n.id IS NOT NULL "
+    "AND ($namespace IS NULL OR f.n.namespace = $namespace) "
     "AND NOT f.n.id IN $exclude | {id: f.n.id, score: f.score}] AS hits"
 )
 

@@ -294,7 +294,9 @@ def _vector_search(op: VectorSearch, state: BatchState) -> Program:
     while True:
         params.update(index=cypher.vector_index_name(kind, op.field), fetch=fetch)
         (row,) = yield cypher.VECTOR_QUERY, params
-        hits = row["hits"]
+        # The index can hand back a node that a concurrent transaction is deleting; its
+        # properties then read as null. It is gone, so it is no hit.
+        hits = [h for h in row["hits"] if h["id"] is not None]
         if len(hits) >= op.k or row["fetched"] < fetch:
             break
         fetch *= 4

@@ -549,3 +549,21 @@ def test_search_after_many_small_commits_is_exact_without_reindex(
         hits = neo4j_store.vector_search(NodeKind.QUERY, probe, k=5)
         assert [h.id for h in hits] == [nodes[i].id for i in want]
         assert [h.score for h in hits] == pytest.approx([exact[i] for i in want], abs=1e-5)
+
+
+def test_a_hit_on_a_node_being_deleted_is_dropped() -> None:
+    """Under concurrent deletes the vector index once handed back a node whose id read
+    as null; ranking it beside a hit of equal score raised a bare TypeError (seen twice
+    in CI, on GmemStore's concurrent puts, deletes and searches)."""
+    state = programs_module.BatchState(
+        dims={(NodeKind.QUERY, "embedding"): 2}, oversample=1, next_seq=lambda n: 0
+    )
+    run = programs_module.program(
+        VectorSearch(NodeKind.QUERY, np.array([1.0, 0.0], np.float32), 2, "default"), state
+    )
+    statement, _ = next(run)
+    assert statement == cypher.VECTOR_QUERY
+    live = {"id": "a" * 32, "score": 0.9}
+    with pytest.raises(StopIteration) as done:
+        run.send([{"fetched": 2, "hits": [{"id": None, "score": 0.9}, live]}])
+    assert [hit.id for hit in done.value.value] == [live["id"]]
