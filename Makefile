@@ -67,7 +67,7 @@ test: install-all system-deps local-llm
 # No extras, no server, no slow end-to-end runs; pytest's header says that Neo4j is left out.
 # Tests that need an extra carry its marker and are deselected here, never skipped.
 test-core: install
-	$(PY) -m pytest --ignore=tests/langgraph --ignore=tests/notebooks -m "not torch and not slow and not neo4j and not docs" $(PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/langgraph --ignore=tests/notebooks -m "not torch and not ann and not slow and not neo4j and not docs" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -19,7 +19,7 @@ from graph_store.errors import EmbeddingDimensionError
 from graph_store.model import query_id_for
 from graph_store.ops import PutNodes, VectorSearch
 
-pytestmark = pytest.mark.skipif(not ann.available(), reason="the ann extra is not installed")
+pytestmark = pytest.mark.ann
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 16
