@@ -253,14 +253,14 @@ def test_a_repeated_search_sees_rows_written_since() -> None:
 def test_a_large_file_cut_short_is_refused_without_reading_every_page(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import graph_store.embedded as embedded
+    from graph_store.embedded import schema
 
     path = tmp_path / "cut.db"
     with EmbeddedStore(path) as store:
         _fill(store, 200)
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    monkeypatch.setattr(embedded, "QUICK_CHECK_MAX_BYTES", 0)  # as if it were large
+    monkeypatch.setattr(schema, "QUICK_CHECK_MAX_BYTES", 0)  # as if it were large
     with EmbeddedStore(path) as store:
         assert store.count().nodes["Query"] == 200
     data = path.read_bytes()
