@@ -480,3 +480,32 @@ def test_progress_bars_on_a_terminal_only(tmp_path: Path) -> None:
                 assert label in stderr, (args, stderr[-500:])
             else:  # nothing drawn: no escape sequence, no bar ("━")
                 assert b"\x1b[" not in stderr and "━".encode() not in stderr, (args, stderr)
+
+
+def test_stored_terminal_controls_are_shown_not_obeyed(tmp_path: Path) -> None:
+    # An agent's text may carry escape sequences (clear screen, retitle the window, C1
+    # controls); a person reading memory must see them, not have the terminal run them.
+    hostile = "wipe \x1b[2J\x1b]0;owned\x07 the mug \x9b31m now"
+    store = tmp_path / "esc.db"
+    line = {
+        "task": f"clean the mug {hostile}",
+        "success": True,
+        "steps": [{"agent": "a", "role": "actor", "content": f"said {hostile}"}],
+    }
+    (tmp_path / "esc.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
+    assert gmem("--store", store, "ingest", tmp_path / "esc.jsonl").exit_code == 0
+    lessons = _insight_store(tmp_path / "lessons.db", [Insight(text=f"lesson {hostile}")])
+    qid = query_id(store, f"clean the mug {hostile}")
+    outputs = {
+        "recall": gmem("--store", store, "recall", "clean the mug", "-r", "actor"),
+        "show": gmem("--store", store, "show", qid),
+        "insights": gmem("--store", lessons, "insights"),
+        "error": gmem("--store", store, "ingest", tmp_path / f"missing {hostile}.jsonl"),
+    }
+    for name, result in outputs.items():
+        shown = result.output
+        assert not any(c in shown for c in "\x1b\x07\x9b"), (name, shown)
+        assert "\\x1b[2J" in shown, (name, shown)
+    # The stored text itself is unchanged, and --json keeps it exactly.
+    data = json.loads(gmem("--store", store, "show", qid, "--json").stdout)
+    assert data["query"]["text"] == f"clean the mug {hostile}"

@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from gmem import __version__
-from gmem.cli import commands
+from gmem.cli import commands, render
 from gmem.cli.browser import browser_queries
 from gmem.cli.demo import demo
 from gmem.cli.embed import embed
@@ -31,7 +31,7 @@ USER_ERROR = 2
 
 
 def _fail(message: str, code: int = USER_ERROR) -> None:
-    line = " ".join(str(message).split()) or "unknown error"
+    line = " ".join(render.printable(str(message)).split()) or "unknown error"
     sys.stderr.write(f"error: {line}\n")
     sys.stderr.flush()
     sys.exit(code)

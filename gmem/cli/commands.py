@@ -105,7 +105,9 @@ def ingest(
             file, namespace=namespace, skip_bad=skip_bad, progress=bar.update, bulk=bulk
         )
     for number, why in result.skipped:
-        render.console(stderr=True).print(f"skipped {file}:{number}: {why}", markup=False)
+        render.console(stderr=True).print(
+            render.printable(f"skipped {file}:{number}: {why}"), markup=False
+        )
     added = sum(len(r.added) for r in result.reports)
     if as_json:
         render.emit_json(
@@ -118,7 +120,9 @@ def ingest(
             }
         )
         return
-    places = ", ".join(f"{n} into {ns!r}" for ns, n in sorted(result.namespaces.items()))
+    places = render.printable(
+        ", ".join(f"{n} into {ns!r}" for ns, n in sorted(result.namespaces.items()))
+    )
     again = f", {result.already_stored} already stored" if result.already_stored else ""
     render.console().print(
         f"Ingested {result.ingested} trajectories ({places or 'none'}; {added} insights "

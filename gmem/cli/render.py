@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -88,15 +89,27 @@ def progress(label: str, total: int | None = None) -> Iterator[Bar]:
         yield Bar(bar, bar.add_task(label, total=total))
 
 
+# Terminal controls but newline and tab: C0, DEL and C1. Agents' text is stored as they
+# wrote it, and an escape sequence in a task ("\x1b[2J", "\x1b]0;title\x07") would
+# otherwise clear the screen or retitle the window of whoever reads the memory.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Stored text as a terminal may show it: each control character becomes a visible
+    escape (``\\x1b``), the text itself is never dropped."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def clip(text: str, limit: int = 90) -> str:
-    text = " ".join(text.split())
+    text = " ".join(printable(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def markup_safe(value: object) -> str:
     """Stored or user-given text to embed in a rich markup string: ``[/bold]`` in a task,
     ``[/x]`` in a namespace stay literal instead of being parsed (or crashing the render)."""
-    return escape(str(value))
+    return escape(printable(str(value)))
 
 
 def cell(text: str, limit: int = 90) -> Text:
@@ -107,7 +120,7 @@ def cell(text: str, limit: int = 90) -> Text:
 def lesson_cell(text: str) -> Text:
     """An insight's whole text, wrapped by the table rather than cut: the end of a lesson
     is often the part that matters ("... then check the drawer first")."""
-    return Text(" ".join(text.split()), overflow="fold")
+    return Text(" ".join(printable(text).split()), overflow="fold")
 
 
 # ---- recall ---------------------------------------------------------------------------
@@ -167,7 +180,10 @@ def recall_json(recall: Recall, roles: Sequence[RoleMemory]) -> dict[str, Any]:
 
 def recall_view(recall: Recall, roles: Sequence[RoleMemory]) -> RenderableType:
     if not recall.queries and not recall.insights:
-        return Text(f"Nothing recalled for {recall.task!r} in namespace {recall.namespace!r}.")
+        return Text(
+            f"Nothing recalled for {printable(repr(recall.task))} "
+            f"in namespace {printable(repr(recall.namespace))}."
+        )
     queries = Table(title=escape(f"Past tasks recalled for: {clip(recall.task, 70)}"), expand=False)
     for col in ("id", "task", "outcome", "relevance", "shown"):
         queries.add_column(col)
@@ -188,10 +204,10 @@ def recall_view(recall: Recall, roles: Sequence[RoleMemory]) -> RenderableType:
             ins.add_row(i.id[:8], lesson_cell(i.text), f"{i.score:.1f}", f"{i.rank:.2f}")
         parts.append(ins)
     parts.append(Text("Why:", style="bold"))
-    parts.extend(Text("  " + line) for line in recall.explain())
+    parts.extend(Text("  " + printable(line)) for line in recall.explain())
     for m in roles:
         parts.append(Text(f"\nMemory for the {m.role} ({m.tokens} tokens):", style="bold"))
-        parts.append(Text(m.text or "(nothing for this role)"))
+        parts.append(Text(printable(m.text) or "(nothing for this role)"))
     return Group(*parts)
 
 
