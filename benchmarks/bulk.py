@@ -13,11 +13,10 @@ that only needs a large store should use it (``benchmarks/ingest.py`` measures i
 
 from __future__ import annotations
 
-from itertools import pairwise
-
 import numpy as np
 import numpy.typing as npt
 
+from gmem.attempts import said, trace_edges
 from gmem.trajectory import Trajectory
 from graph_store import DEFAULT_NAMESPACE, Edge, EdgeKind, Outcome, QueryNode, Utterance
 from graph_store.model import query_id_for
@@ -52,24 +51,14 @@ def trace_of(
             query_id=query_id,
             namespace=namespace,
             step=j,
-            agent=s.agent,
-            role=s.role,
-            content=s.content,
-            action=s.action,
-            observation=s.observation,
-            reward=s.reward,
+            **said(s),
             key_step=s.action is not None,
         )
         for j, s in enumerate(traj.steps)
     ]
-    edges = [Edge(kind=EdgeKind.HAS_TRACE, src=query_id, dst=u.id) for u in utts]
-    edges += [Edge(kind=EdgeKind.NEXT, src=a.id, dst=b.id) for a, b in pairwise(utts)]
-    edges += [
-        Edge(kind=EdgeKind.REPLIES_TO, src=utts[j].id, dst=utts[r].id)
-        for j, s in enumerate(traj.steps)
-        for r in s.replies_to
-    ]
-    return utts, edges
+    ids = [u.id for u in utts]
+    replies = ((ids[j], ids[r]) for j, s in enumerate(traj.steps) for r in s.replies_to)
+    return utts, trace_edges(query_id, ids, replies)
 
 
 def similar_edges(query_id: str, near: list[tuple[str, float]], floor: float) -> list[Edge]:

@@ -3,19 +3,68 @@
 Full evolution (``Evolver``) and bulk ingest (``BulkWriter``) both write attempts, and
 a store that holds both must not be able to tell which path wrote a task: the same
 counters on the query node, the same version rule, the same trace edges. Both build
-them here.
+them here, and so does every other place that turns one form of a step into another (a
+recorded step, a trajectory line, a stored utterance, the view a reasoner is shown).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
+from typing import Protocol, TypedDict
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import JsonValue
 
+from gmem.llm.protocol import StepView
 from graph_store.model import Edge, EdgeKind, Outcome, QueryNode, utcnow
+
+
+class Said(TypedDict):
+    """What one step says: the fields every form of a step carries alike."""
+
+    agent: str
+    role: str
+    content: str
+    action: str | None
+    observation: str | None
+    reward: float | None
+
+
+class Saying(Protocol):
+    """Any form of a step: ``TrajectoryStep``, a recorded step, an ``Utterance``, a demo
+    message."""
+
+    @property
+    def agent(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def action(self) -> str | None: ...
+    @property
+    def observation(self) -> str | None: ...
+    @property
+    def reward(self) -> float | None: ...
+
+
+def said(step: Saying) -> Said:
+    """The step's own words and acts, to build another form of it from (``**said(step)``)."""
+    return {
+        "agent": step.agent,
+        "role": step.role,
+        "content": step.content,
+        "action": step.action,
+        "observation": step.observation,
+        "reward": step.reward,
+    }
+
+
+def step_views(steps: Sequence[Saying]) -> list[StepView]:
+    """An attempt's steps as the key-step extractor is shown them, numbered in order."""
+    return [StepView(index=i, **said(s)) for i, s in enumerate(steps)]
 
 
 def next_attempt(

@@ -51,7 +51,7 @@ from gmem.embedding import TextEmbedder
 from gmem.errors import UserInputError
 from gmem.evolution import EvolutionReport
 from gmem.inputs import check_metadata, check_name, check_optional_text, check_reward, check_text
-from gmem.llm.protocol import KeyStepsRequest, KeyStepsResult, StepView
+from gmem.llm.protocol import KeyStepsRequest, KeyStepsResult
 from gmem.tokens import TokenCounter
 from gmem.trajectory import Trajectory, step_id, trajectory_key
 from graph_store.base import GraphStore
@@ -292,20 +292,8 @@ class BulkWriter:
 
     def _trace(self, p: Planned, query: QueryNode) -> tuple[list[Utterance], list[Edge]]:
         steps = p.traj.steps
-        views = [
-            StepView.model_construct(
-                index=j,
-                agent=s.agent,
-                role=s.role,
-                content=s.content,
-                action=s.action,
-                observation=s.observation,
-                reward=s.reward,
-            )
-            for j, s in enumerate(steps)
-        ]
         request = KeyStepsRequest.model_construct(
-            task=p.traj.task, outcome=p.outcome.value, steps=views
+            task=p.traj.task, outcome=p.outcome.value, steps=attempts.step_views(steps)
         )
         keep = set(self.key_steps(request).keep)
         count = self.tokens.count
@@ -316,13 +304,8 @@ class BulkWriter:
                 query_id=query.id,
                 attempt=query.attempts,
                 step=j,
-                agent=s.agent,
-                role=s.role,
-                content=s.content,
+                **attempts.said(s),
                 tokens=count(s.content),
-                action=s.action,
-                observation=s.observation,
-                reward=s.reward,
                 key_step=j in keep,
                 metadata=dict(s.metadata),
                 created_at=utcnow(),

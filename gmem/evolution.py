@@ -201,18 +201,7 @@ def noted(
 
 
 def _views(utts: list[Utterance]) -> list[StepView]:
-    return [
-        StepView(
-            index=u.step,
-            agent=u.agent,
-            role=u.role,
-            content=u.content,
-            action=u.action,
-            observation=u.observation,
-            reward=u.reward,
-        )
-        for u in utts
-    ]
+    return [StepView(index=u.step, **attempts.said(u)) for u in utts]
 
 
 class Evolver:
@@ -255,18 +244,7 @@ class Evolver:
         )
 
     def _trace(self, a: Attempt, query: QueryNode) -> tuple[list[Utterance], list[Edge]]:
-        views = [
-            StepView(
-                index=i,
-                agent=s.agent,
-                role=s.role,
-                content=s.content,
-                action=s.action,
-                observation=s.observation,
-                reward=s.reward,
-            )
-            for i, s in enumerate(a.steps)
-        ]
+        views = attempts.step_views(a.steps)
         keep = set(
             self.llm.extract_key_steps(
                 KeyStepsRequest(task=a.task, outcome=a.outcome.value, steps=views)
@@ -279,13 +257,8 @@ class Evolver:
                 query_id=query.id,
                 attempt=query.attempts,
                 step=i,
-                agent=s.agent,
-                role=s.role,
-                content=s.content,
+                **attempts.said(s),
                 tokens=self.tokens.count(s.content),
-                action=s.action,
-                observation=s.observation,
-                reward=s.reward,
                 key_step=i in keep,
                 metadata=s.metadata,
                 created_at=s.created_at,

@@ -7,6 +7,7 @@ outside data set is needed, and the same seed always yields the same corpus.
 
 from __future__ import annotations
 
+from gmem.attempts import said
 from gmem.demo.team import OfflineTeam, run_episode
 from gmem.demo.world import World, make_tasks
 from gmem.trajectory import Trajectory, TrajectoryStep
@@ -18,18 +19,7 @@ def play(n: int, seed: int, episode_seed: int = 0) -> list[Trajectory]:
     out = []
     for i, task in enumerate(make_tasks(n, seed)):
         result = run_episode(world, task, OfflineTeam(), seed=episode_seed + i)
-        steps = [
-            TrajectoryStep(
-                agent=m.agent,
-                role=m.role,
-                content=m.content,
-                action=m.action,
-                observation=m.observation,
-                reward=m.reward,
-                replies_to=m.replies_to,
-            )
-            for m in result.messages
-        ]
+        steps = [TrajectoryStep(**said(m), replies_to=m.replies_to) for m in result.messages]
         out.append(
             Trajectory(
                 task=task.text,
