@@ -54,6 +54,9 @@ DTYPE = "f16"
 CONNECTIVITY = 16
 EXPANSION_ADD = 128
 EXPANSION_SEARCH = 128
+#: First key of the stand-in rows that overwrite a deleted node's slot: above any row's
+#: ``seq``, so a stand-in never shadows a node.
+_STAND_IN_KEY = 2**63
 
 
 def available() -> bool:
@@ -132,16 +135,30 @@ class ApproximateIndex:
         """Add rows, replacing the entries the same nodes had."""
         if not ids:
             return
-        self.remove(ids)
+        # The new rows take the freed slots, overwriting the old vectors, so nothing of
+        # them needs erasing.
+        self.remove(ids, erase=False)
         self._index.add(np.asarray(keys, dtype=np.uint64), vectors)
         self._key_of.update(zip(ids, keys, strict=True))
         self.unsaved += len(ids)
 
-    def remove(self, ids: list[str]) -> None:
+    def remove(self, ids: list[str], *, erase: bool = True) -> None:
         old = [key for node_id in ids if (key := self._key_of.pop(node_id, None)) is not None]
         if old:
             self._index.remove(np.asarray(old, dtype=np.uint64))
+            if erase:
+                self._erase(len(old))
             self.unsaved += len(old)
+
+    def _erase(self, count: int) -> None:
+        """usearch only marks a removed entry: its vector stays in the slot, and so in the
+        saved file, until another entry takes the slot. A forgotten node's vector must
+        not outlive it on disk, so stand-in rows (one constant vector) take the freed
+        slots and are removed in turn, leaving only the stand-in's bytes behind."""
+        keys = np.arange(_STAND_IN_KEY, _STAND_IN_KEY + count, dtype=np.uint64)
+        filler = np.full((count, self.dim), 1.0 / np.sqrt(self.dim), dtype=np.float32)
+        self._index.add(keys, filler)
+        self._index.remove(keys)
 
     def candidates(self, vec: npt.NDArray[np.float32], count: int) -> list[int]:
         """Keys of about the ``count`` rows nearest to ``vec`` (in no promised order)."""

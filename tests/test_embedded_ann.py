@@ -259,3 +259,29 @@ def test_a_process_that_searched_through_the_index_can_still_load_pyg(tmp_path: 
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("loaded")
+
+
+def test_a_deleted_node_leaves_no_trace_of_its_vector_in_the_saved_index(
+    tmp_path: Path,
+) -> None:
+    """Forgetting is erasure: the index file keeps no bytes of a deleted node's vector
+    (usearch itself only marks a removed entry), while live vectors stay searchable."""
+    path = tmp_path / "e.db"
+    with EmbeddedStore(path, ann_min_rows=500) as store:
+        queries = _fill(store, 800)
+        store.vector_search(NodeKind.QUERY, _vec(0), k=1)  # built and saved
+        gone, kept = queries[:25], queries[25:]
+        store.delete_nodes([q.id for q in gone])
+        store.vector_search(NodeKind.QUERY, _vec(0), k=1)
+
+    def stored(q: QueryNode) -> bytes:
+        # the index keeps cosine vectors as given, in half precision
+        return _emb(q).astype(np.float16).tobytes()
+
+    saved = (tmp_path / "e.db.ann" / SIDECAR).read_bytes()
+    assert all(stored(q) in saved for q in kept[:50])  # the probe can see vectors at all
+    assert not [q.id for q in gone if stored(q) in saved]
+    with EmbeddedStore(path, ann_min_rows=500) as store:
+        near = sum(q.id == store.vector_search(NodeKind.QUERY, _emb(q), k=1)[0].id for q in kept)
+        assert near / len(kept) >= 0.99
+        assert all(q.id not in store._ann[("Query", "embedding")]._key_of for q in gone)
