@@ -3,10 +3,10 @@
 One store is grown through the sizes in turn (default 1,000, 10,000, 30,000 and 100,000
 tasks). The first ``--evolve`` tasks (default 10,000) go through the full evolution
 (``Memory.ingest``: the reasoner's insights, merging and retirement, similarity and
-used-memory edges), so the insight tier is real; the rest are bulk-written through the
-store protocol (each query with its embedding, its trace with HAS_TRACE / NEXT /
-REPLIES_TO edges, SIMILAR_TO edges to its nearest earlier queries), which is what
-evolution writes minus the reasoner's work. Trajectories are a pool of demo-world
+used-memory edges), so the insight tier is real; the rest go through bulk ingest
+(``Memory.ingest_many(bulk=True)``: each query with its embedding, its trace with
+HAS_TRACE / NEXT / REPLIES_TO edges, SIMILAR_TO edges to its nearest earlier queries),
+which is what evolution writes minus the reasoner's work. Trajectories are a pool of demo-world
 episodes, replayed with a numbered task text so that every task is a distinct query.
 
 At each size the store is closed and a fresh process measures it, so that its peak RSS
@@ -46,7 +46,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bulk import query_of, similar_edges, trace_of
 from gmem.config import MemoryConfig
 from gmem.demo.corpus import play
 from gmem.demo.world import make_tasks
@@ -60,7 +59,6 @@ from graph_store import (
     open_store,
 )
 from graph_store.model import Insight
-from graph_store.ops import Op, PutEdges, PutNodes, VectorSearch
 from graph_store.url import parse_store_url
 
 NAMESPACE = "default"
@@ -86,49 +84,46 @@ def stored_tasks(store: GraphStore) -> int:
     return int(store.count(NAMESPACE).nodes.get("Query", 0)) if store.namespaces() else 0
 
 
-def bulk_ops(
-    store: GraphStore, traj: Trajectory, vec: Any, similar_k: int, similar_min: float
-) -> tuple[list[Op], int]:
-    q = query_of(traj, vec, NAMESPACE)
-    (near,) = store.batch([VectorSearch(NodeKind.QUERY, vec, similar_k, NAMESPACE)])
-    utts, edges = trace_of(traj, q.id, NAMESPACE)
-    edges += similar_edges(q.id, [(h.id, h.score) for h in near], similar_min)
-    return [PutNodes([q, *utts]), PutEdges(edges)], len(utts)
-
-
 def grow(
     url: str, pool: list[Trajectory], start: int, stop: int, evolve: int, embedder: TextEmbedder
 ) -> dict[str, float]:
-    """Add tasks ``start..stop-1``: evolved below ``evolve``, bulk-written above."""
+    """Add tasks ``start..stop-1``: evolved below ``evolve``, bulk-written above.
+
+    The bulk phase is the product's bulk path (``Memory.ingest_many(bulk=True)``, one
+    transaction per ``bulk_ingest_batch`` tasks); the task texts are embedded first, on
+    their own clock, so the rate is reported with and without embedding."""
     store = open_store(url)
     mem = make_memory(store, embedder)
-    similar_min = mem.config.similar_edge_threshold
     stats = {"evolved": 0.0, "evolve_s": 0.0, "bulk_msgs": 0.0, "bulk_s": 0.0, "embed_s": 0.0}
     t0 = time.perf_counter()
     for i in range(start, min(stop, evolve)):
         mem.ingest(job(pool, i))
         stats["evolved"] += 1
+        if (i + 1) % 250 == 0:
+            print(
+                f"  {time.strftime('%H:%M:%S')} evolved {i + 1}/{min(stop, evolve)}"
+                f" load {os.getloadavg()[0]:.1f}",
+                file=sys.stderr,
+                flush=True,
+            )
     stats["evolve_s"] = time.perf_counter() - t0
-    chunk = 200
+    chunk = mem.config.bulk_ingest_batch
     for lo in range(max(start, evolve), stop, chunk):
         part = [job(pool, i) for i in range(lo, min(stop, lo + chunk))]
         t = time.perf_counter()
-        vectors = embedder.embed([p.task for p in part])
+        mem.embedder.embed([p.task for p in part])  # cached: the writer finds them there
         stats["embed_s"] += time.perf_counter() - t
         t = time.perf_counter()
-        ops: list[Op] = []
-        for traj, vec in zip(part, vectors, strict=True):
-            more, msgs = bulk_ops(store, traj, vec, mem.config.similar_edge_k, similar_min)
-            ops += more
-            stats["bulk_msgs"] += msgs
-            if len(ops) >= 40:
-                store.batch(ops)
-                ops = []
-        if ops:
-            store.batch(ops)
+        mem.ingest_many(part, NAMESPACE, bulk=True)
         stats["bulk_s"] += time.perf_counter() - t
-        if lo // chunk % 25 == 0:
-            print(f"  bulk {lo + len(part)}/{stop}", file=sys.stderr, flush=True)
+        stats["bulk_msgs"] += sum(len(p.steps) for p in part)
+        if lo // chunk % 10 == 0:
+            print(
+                f"  {time.strftime('%H:%M:%S')} bulk {lo + len(part)}/{stop}"
+                f" load {os.getloadavg()[0]:.1f}",
+                file=sys.stderr,
+                flush=True,
+            )
     mem.close()
     return stats
 
