@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gmem.config import MemoryConfig
 from gmem.demo.corpus import play
 from gmem.demo.world import make_tasks
-from gmem.embedding import HashingEmbedder, MiniLMEmbedder, TextEmbedder
+from gmem.embedding import HashingEmbedder, MiniLMEmbedder, TextEmbedder, cached
 from gmem.llm import HeuristicLLM
 from gmem.memory import Memory
 from gmem.trajectory import Trajectory
@@ -71,8 +71,12 @@ def make_embedder(name: str) -> TextEmbedder:
 
 
 def make_memory(store: GraphStore, embedder: TextEmbedder) -> Memory:
+    """The heuristic reasoner over Memory's own embedding cache, as ``Memory(store)``
+    builds it (a reasoner over the bare embedder keeps a second cache, and encodes every
+    new insight text a second time at the next merge)."""
     cfg = MemoryConfig()
-    return Memory(store, embedder=embedder, llm=HeuristicLLM(embedder, cfg), config=cfg)
+    shared = cached(embedder)
+    return Memory(store, embedder=shared, llm=HeuristicLLM(shared, cfg), config=cfg)
 
 
 def job(pool: list[Trajectory], i: int) -> Trajectory:

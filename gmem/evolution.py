@@ -65,6 +65,7 @@ from graph_store.ops import (
     PutEdges,
     PutNodes,
     VectorSearch,
+    Where,
 )
 from graph_store.redact import describe_exception
 
@@ -152,6 +153,9 @@ class _Refs:
 
 
 _CREDIT_OPS = frozenset({"reward", "penalize"})
+
+#: The condition that lists only live insights (``retired`` absent or false).
+_LIVE = (Where(("retired",), "ne", True),)
 
 
 def bounded_credit(history: list[Provenance], keep: int) -> list[Provenance]:
@@ -777,7 +781,10 @@ class Evolver:
         decay the scores of insights no task credited since the last pass toward neutral;
         retire rules no task's trajectory supports any more, and the lowest scored beyond
         ``max_live_insights``."""
-        (nodes,) = self.store.batch([ListNodes(NodeKind.INSIGHT, namespace, with_vectors=True)])
+        # Only the live ones: retired insights are never touched here, and they are most
+        # of the tier in a long history (merging and retirement bound the live ones, not
+        # the total), so building them at every pass grew with everything ever retired.
+        (nodes,) = self.store.batch([ListNodes(NodeKind.INSIGHT, namespace, True, where=_LIVE)])
         live = {n.id: n for n in nodes if isinstance(n, Insight) and not n.retired}
         last_pass = self._last_pass.get(namespace, self._started)
         now = utcnow()
