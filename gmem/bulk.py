@@ -42,7 +42,6 @@ from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import JsonValue
 
 from gmem import attempts
 from gmem.commit import advance, retrying
@@ -53,7 +52,7 @@ from gmem.evolution import EvolutionReport
 from gmem.inputs import check_metadata, check_name, check_optional_text, check_reward, check_text
 from gmem.llm.protocol import KeyStepsRequest, KeyStepsResult
 from gmem.tokens import TokenCounter
-from gmem.trajectory import Trajectory, step_id, trajectory_key
+from gmem.trajectory import Trajectory, hashed_step_id, step_id, trajectory_key
 from graph_store.base import GraphStore
 from graph_store.model import (
     Edge,
@@ -181,16 +180,17 @@ class BulkWriter:
         in_batch = set(qids)
         declared = list(dict.fromkeys(u for p in batch for u in p.used if u not in in_batch))
         # (A used query that this batch also writes is found by the read of ``qids``.)
-        firsts, queries, used_nodes = self.store.batch(
+        firsts, hashed, queries, used_nodes = self.store.batch(
             [
                 GetNodes([p.ids[0] for p in batch]),
+                GetNodes([hashed_step_id(p.key, 0) for p in batch]),
                 GetNodes(qids, with_vectors=True),
                 GetNodes(declared),
             ]
         )
         stored_q = {n.id: n for n in queries if isinstance(n, QueryNode)}
         existing_used = {n.id for n in used_nodes if isinstance(n, QueryNode)} | set(stored_q)
-        reports, todo = _unstored(batch, firsts)
+        reports, todo = _unstored(batch, [a or b for a, b in zip(firsts, hashed, strict=True)])
         vectors = self._vectors([batch[i] for i in todo], stored_q)
         near = self._neighbours([batch[i] for i in todo], vectors)
 
@@ -225,6 +225,7 @@ class BulkWriter:
                 for q in nodes
             ]
             expected += [(NodeKind.UTTERANCE, batch[i].ids[0], None) for i in todo]
+            expected += [(NodeKind.UTTERANCE, hashed_step_id(batch[i].key, 0), None) for i in todo]
             self.store.batch(
                 [
                     ExpectNodes(expected),
@@ -298,19 +299,28 @@ class BulkWriter:
         keep = set(self.key_steps(request).keep)
         count = self.tokens.count
         utts = [
-            Utterance.model_construct(
-                id=p.ids[j],
-                namespace=p.namespace,
-                query_id=query.id,
-                attempt=query.attempts,
-                step=j,
-                **attempts.said(s),
-                tokens=count(s.content),
-                key_step=j in keep,
-                metadata=dict(s.metadata),
-                created_at=utcnow(),
-                embedding=None,
-                graph_embedding=None,
+            attempts.trusted(
+                Utterance,
+                {
+                    "id": p.ids[j],
+                    "namespace": p.namespace,
+                    "created_at": utcnow(),
+                    "metadata": dict(s.metadata),
+                    "embedding": None,
+                    "graph_embedding": None,
+                    "node_kind": "Utterance",
+                    "query_id": query.id,
+                    "attempt": query.attempts,
+                    "step": j,
+                    "agent": s.agent,
+                    "role": s.role,
+                    "content": s.content,
+                    "tokens": count(s.content),
+                    "action": s.action,
+                    "observation": s.observation,
+                    "reward": s.reward,
+                    "key_step": j in keep,
+                },
             )
             for j, s in enumerate(steps)
         ]
@@ -382,8 +392,7 @@ def _not_stored(query_id: str, attempt: int, outcome: Outcome) -> EvolutionRepor
 
 def _edge(kind: EdgeKind, src: str, dst: str, score: float | None = None) -> Edge:
     """An edge between ids this module made or read (already valid: no re-validation)."""
-    props: dict[str, JsonValue] = {} if score is None else {"score": score}
-    return Edge.model_construct(kind=kind, src=src, dst=dst, props=props)
+    return attempts.edge(kind, src, dst, None if score is None else {"score": score})
 
 
 def _unstored(

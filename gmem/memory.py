@@ -34,7 +34,14 @@ from gmem.retrieval import Retriever
 from gmem.roles import RoleProjector
 from gmem.task import Task
 from gmem.tokens import TokenCounter
-from gmem.trajectory import Trajectory, parse_trajectory, read_jsonl, step_id, trajectory_key
+from gmem.trajectory import (
+    Trajectory,
+    hashed_step_id,
+    parse_trajectory,
+    read_jsonl,
+    step_id,
+    trajectory_key,
+)
 from graph_store import GraphStore, open_store
 from graph_store.model import (
     DEFAULT_NAMESPACE,
@@ -271,7 +278,7 @@ class Memory:
         space = self._team_namespace(traj.namespace or namespace)
         key = trajectory_key(traj, space)
         ids = [step_id(key, i) for i in range(len(traj.steps))]
-        found = self.store.get_node(ids[0])
+        found = self._stored_first_step(key, ids)
         if isinstance(found, Utterance):
             return EvolutionReport(
                 query_id=found.query_id,
@@ -302,7 +309,7 @@ class Memory:
             return task.finish(traj.success, traj.score)
         except ConflictError:
             # Another writer may have been ingesting this very trajectory.
-            found = self.store.get_node(ids[0])
+            found = self._stored_first_step(key, ids)
             if not isinstance(found, Utterance):
                 raise
             return EvolutionReport(
@@ -314,6 +321,12 @@ class Memory:
                 key_steps=0,
                 stored=False,
             )
+
+    def _stored_first_step(self, key: str, ids: list[str]) -> Node | None:
+        """The trajectory's first utterance if it is stored, under its id or the one
+        gmem gave it before (see ``hashed_step_id``)."""
+        found = self.store.get_nodes([ids[0], hashed_step_id(key, 0)])
+        return next((n for n in found if n is not None), None)
 
     async def aingest(
         self, trajectory: Trajectory | Mapping[str, object], namespace: str = DEFAULT_NAMESPACE

@@ -3,12 +3,17 @@ algorithms and every convenience call are written here once."""
 
 from __future__ import annotations
 
+import functools
+import types
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel
 
 from graph_store.errors import UserInputError
 from graph_store.model import Edge, EdgeKind, Node, NodeKind, check_id, check_namespace
@@ -101,27 +106,54 @@ def _check_write(op: ExpectNodes | PutNodes) -> None:
 
 
 def holds_lone_surrogate(value: Any) -> bool:
-    """Whether a string, or any key or value inside dicts and lists, holds a lone UTF-16
-    surrogate. Walked on the Python values: pydantic's JSON mode would already have
-    replaced one in a dict key, silently."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")  # in C: a lone surrogate is the one thing it refuses
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(holds_lone_surrogate(k) or holds_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(holds_lone_surrogate(v) for v in value)
+    """Whether a string, or any key or value inside dicts, lists and models, holds a lone
+    UTF-16 surrogate. Walked on the Python values: pydantic's JSON mode would already have
+    replaced one in a dict key, silently. The strings are encoded as one (a bulk write
+    checks hundreds of thousands of nodes), which fails exactly when one of them would."""
+    texts: list[str] = []
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, dict):
+            pending += item
+            pending += item.values()
+        elif isinstance(item, list | tuple):
+            pending += item
+        elif isinstance(item, BaseModel):
+            pending += item.__dict__.values()
+    try:
+        "".join(texts).encode("utf-8")  # in C: a lone surrogate is the one thing it refuses
+    except UnicodeEncodeError:
+        return True
     return False
+
+
+_PLAIN = (int, float, bool, datetime, type(None))
+
+
+@functools.cache
+def _text_fields(cls: type[Node]) -> tuple[str, ...]:
+    """The fields of a node class that can hold text: all but numbers, flags, times and
+    the vectors, decided from the annotations once per class."""
+    names = []
+    for name, field in cls.model_fields.items():
+        if name in _FIELDS:
+            continue
+        ann = field.annotation
+        union = isinstance(ann, types.UnionType) or typing.get_origin(ann) is typing.Union
+        if not all(arg in _PLAIN for arg in (typing.get_args(ann) if union else (ann,))):
+            names.append(name)
+    return tuple(names)
 
 
 def _check_unicode(node: Node) -> None:
     """Text both backends can store: a lone surrogate, which a Python string can hold but
     no UTF-8 file or Neo4j string can, is refused the same way everywhere (the embedded
     store would otherwise keep it and a later migration to Neo4j fail on it)."""
-    if holds_lone_surrogate(node.model_dump(exclude={"embedding", "graph_embedding"})):
+    values = node.__dict__
+    if holds_lone_surrogate([values[name] for name in _text_fields(type(node))]):
         raise UserInputError(
             f"node {node.id} holds a lone surrogate (U+D800..U+DFFF); store valid Unicode text "
             "(a store written before gmem refused them: copy it with `gmem migrate --repair-text`)"

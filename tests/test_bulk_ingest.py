@@ -7,20 +7,27 @@ The ``store`` fixture runs each test on every backend (Neo4j when GMEM_NEO4J_URI
 from __future__ import annotations
 
 import json
+import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+import gmem.bulk as gmem_bulk
+import gmem.memory as gmem_memory
+from gmem import attempts
 from gmem.config import MemoryConfig
 from gmem.embedding import HashingEmbedder
 from gmem.errors import StoreError, UserInputError
+from gmem.inputs import check_name
 from gmem.llm import HeuristicLLM
 from gmem.memory import Memory
-from gmem.trajectory import Trajectory, step_id, trajectory_key
+from gmem.trajectory import Trajectory, hashed_step_id, step_id, trajectory_key
 from graph_store import GraphStore
-from graph_store.model import EdgeKind, NodeKind, QueryNode, Utterance, query_id_for
+from graph_store.model import Edge, EdgeKind, NodeKind, QueryNode, Utterance, check_id, query_id_for
 from graph_store.ops import Op, PutNodes, VectorSearch
 from graph_store.programs import Runner
 from tests.cli import gmem
@@ -250,3 +257,61 @@ def test_a_batch_of_searches_finds_what_each_search_finds_alone(store: GraphStor
         cut = b[-1].score + 1e-5 if b else 0.0
         assert {h.id for h in a if h.score > cut} == {h.id for h in b if h.score > cut}
     assert any(len(hits) == 3 for hits in together) and any(not hits for hits in together)
+
+
+def test_a_store_written_with_hashed_step_ids_is_not_ingested_twice(
+    store: GraphStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before step ids kept a trajectory's utterances together, each was a hash of key and
+    step number: trajectories stored then are recognised, in bulk and one by one."""
+    items = [_trajectory(i) for i in range(6)]
+    mem = _memory(store, bulk_ingest_batch=4)
+    with monkeypatch.context() as old:
+        old.setattr(gmem_bulk, "step_id", hashed_step_id)
+        old.setattr(gmem_memory, "step_id", hashed_step_id)
+        mem.ingest_many(items[:3], bulk=True)
+        mem.ingest(items[3])
+    before = _snapshot(mem.store)
+    key = trajectory_key(Trajectory.model_validate(items[0]), "default")
+    assert isinstance(store.get_node(hashed_step_id(key, 0)), Utterance)
+    assert [r.stored for r in mem.ingest_many(items[:4], bulk=True)] == [False] * 4
+    assert [mem.ingest(item).stored for item in items[:4]] == [False] * 4
+    assert _snapshot(mem.store) == before
+    assert [r.stored for r in mem.ingest_many(items, bulk=True)] == [False] * 4 + [True] * 2
+    new = trajectory_key(Trajectory.model_validate(items[5]), "default")
+    assert isinstance(store.get_node(step_id(new, 0)), Utterance)
+
+
+def test_the_step_ids_of_a_trajectory_sort_together_in_step_order() -> None:
+    keys = [trajectory_key(Trajectory.model_validate(_trajectory(i)), "default") for i in (0, 1)]
+    ids = [step_id(key, n) for key in keys for n in (0, 1, 2, 10, 300)]
+    assert sorted(ids[:5]) == ids[:5] and sorted(ids[5:]) == ids[5:]
+    between = [i for i in sorted(ids) if min(ids[:5]) < i < max(ids[:5])]
+    assert between == ids[1:4]  # no id of the other trajectory falls among them
+    assert all(check_id(i) == i for i in ids)
+
+
+def test_what_bulk_builds_unvalidated_equals_what_validation_builds() -> None:
+    fields = {
+        name: getattr(Utterance(query_id="b" * 32, step=3, agent="a", role="r", content="x"), name)
+        for name in Utterance.model_fields
+    }
+    built, validated = attempts.trusted(Utterance, dict(fields)), Utterance(**fields)
+    assert built == validated
+    assert built.model_dump_json() == validated.model_dump_json()
+    assert built.model_fields_set == validated.model_fields_set
+    changed = built.model_copy(update={"content": "y"})
+    assert (changed.content, built.content) == ("y", "x")
+    edge = attempts.edge(EdgeKind.SIMILAR_TO, "a" * 32, "b" * 32, {"score": 0.5})
+    assert edge == Edge(kind=EdgeKind.SIMILAR_TO, src="a" * 32, dst="b" * 32, props={"score": 0.5})
+    with pytest.raises(ValidationError):
+        edge.src = "c" * 32  # type: ignore[misc]  # still frozen
+
+
+def test_a_name_with_any_control_character_is_refused() -> None:
+    controls = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cc"]
+    for ch in controls:
+        with pytest.raises(UserInputError, match="control characters"):
+            check_name(f"agent{ch}1", "agent")
+    for fine in ("planner", "actor\u00a01", "r\u200bx", "名前", "a\u2028b"):
+        assert check_name(fine, "agent") == fine

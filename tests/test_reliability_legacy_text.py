@@ -22,7 +22,17 @@ from gmem.llm import HeuristicLLM
 from gmem.memory import Memory
 from gmem.migrate import MigrationError, copy_memory
 from graph_store import EmbeddedStore, GraphStore
-from graph_store.model import EdgeKind, NodeKind, QueryNode, Utterance
+from graph_store.model import (
+    EdgeKind,
+    Insight,
+    InsightRule,
+    Item,
+    Node,
+    NodeKind,
+    Provenance,
+    QueryNode,
+    Utterance,
+)
 
 TASKS = [f"put a clean mug in the cabinet {i}" for i in range(4)]
 
@@ -174,3 +184,25 @@ def test_the_store_refuses_a_lone_surrogate_in_a_metadata_key(store: GraphStore)
     with pytest.raises(GmemError, match="lone surrogate"):
         store.put_nodes([node])
     assert store.get_node(node.id) is None
+
+
+def test_the_store_refuses_a_lone_surrogate_wherever_a_node_holds_text(store: GraphStore) -> None:
+    """Free text, optional text, list items, nested models and JSON values alike."""
+    qid = QueryNode(text="clean the mug").id
+    rule = InsightRule(kind="note", scope=["go to \udfff"])
+    nodes: list[Node] = [
+        Utterance(query_id=qid, step=0, agent="a", role="r", content="x\ud800y"),
+        Utterance(query_id=qid, step=0, agent="a", role="r", content="x", observation="\udfff"),
+        Insight(text="wipe first", roles=["actor\ud800"]),
+        Insight(text="wipe first", rule=rule),
+        Insight(text="wipe first", provenance=[Provenance(operation="add", detail="\ud800")]),
+        Item(key="k", value={"list": [1, {"deep": "\ud800"}]}),
+        QueryNode(text="clean the mug", metadata={"note": ["fine", "\udbff"]}),
+    ]
+    for node in nodes:
+        with pytest.raises(GmemError, match="lone surrogate"):
+            store.put_nodes([node])
+        assert store.get_node(node.id) is None
+    fine = Insight(text="wipe first", rule=InsightRule(kind="note", scope=["go to sink"]))
+    store.put_nodes([fine])
+    assert store.get_node(fine.id) == fine
