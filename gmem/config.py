@@ -114,6 +114,15 @@ class MemoryConfig(BaseModel):
             " key_steps_per_trajectory; the rest are its last steps (what finally worked)."
         ),
     )
+    recall_reuse_nodes: int = Field(
+        10_000,
+        ge=0,
+        description=(
+            "Query and insight nodes (with their vectors) a Memory keeps between recalls"
+            " while its store reports them unchanged (the embedded store; Neo4j cannot"
+            " tell, so there every recall reads them); 0 keeps none."
+        ),
+    )
     # --- per-role rendering ------------------------------------------------------------
     role_token_budget: int = Field(
         600, ge=50, description="Most tokens of memory injected into one role's prompt."

@@ -7,6 +7,7 @@ kept to the procedures of the successes about to be shown.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -21,8 +22,8 @@ from gmem.llm.protocol import LLM, CandidateView, RelevanceRequest
 from gmem.recall import PastTrajectory, PathStep, Recall, RecalledInsight, RecalledQuery, Step
 from gmem.rules import in_scope, scope_similarity, skeleton_steps
 from graph_store.base import GraphStore
-from graph_store.model import EdgeKind, Insight, NodeKind, Outcome, QueryNode, Utterance
-from graph_store.ops import GetEdges, GetNodes, Hit, Neighbors, VectorSearch
+from graph_store.model import EdgeKind, Insight, Node, NodeKind, Outcome, QueryNode, Utterance
+from graph_store.ops import GetEdges, GetNodes, Hit, Neighbors, ReadVersion, VectorSearch
 
 if TYPE_CHECKING:
     from gmem.gnn import StructureIndex, TaskEncoder
@@ -78,6 +79,74 @@ def _mixed(
     ]
 
 
+class _Reused:
+    """Query and insight nodes read by earlier recalls, kept while the store's version
+    (:class:`ReadVersion`) stays the same.
+
+    Successive recalls meet the same insights and the same supporting tasks again and
+    again; reading and decoding them (their JSON, their vectors) was most of a recall
+    on a large store. The store's token changes with any change to a query or an
+    insight, by this process or another, so a node kept under the token a recall read
+    is what the store holds. Nodes are only read from here, never changed in place.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._version: str | None = None
+        self._nodes: dict[str, Node | None] = {}
+        self._lock = threading.Lock()
+
+    def take(self, version: str | None, ids: Sequence[str]) -> dict[str, Node | None]:
+        """The nodes of ``ids`` kept under ``version`` (absent ones kept as ``None``)."""
+        if version is None or self.capacity == 0:
+            return {}
+        with self._lock:
+            if version != self._version:
+                self._version, self._nodes = version, {}
+                return {}
+            nodes = self._nodes
+            return {i: nodes[i] for i in ids if i in nodes}
+
+    def keep(self, version: str | None, found: dict[str, Node | None]) -> None:
+        """Keep what a recall read after it got ``version``: read later than the token,
+        it is at least that new, and a newer state has another token."""
+        if version is None or self.capacity == 0:
+            return
+        kept = {i: n for i, n in found.items() if n is None or isinstance(n, QueryNode | Insight)}
+        with self._lock:
+            if version != self._version or len(kept) > self.capacity:
+                return
+            if len(self._nodes) + len(kept) > self.capacity:
+                self._nodes = {}
+            self._nodes.update(kept)
+
+
+class _Reader:
+    """One recall's reads of query and insight nodes with their vectors: each read once
+    per recall, and taken from :class:`_Reused` where the store's version allows."""
+
+    def __init__(self, store: GraphStore, reused: _Reused) -> None:
+        self.store = store
+        self.reused = reused
+        self.version: str | None = None
+        self.read: dict[str, Node | None] = {}
+
+    def nodes(self, ids: Sequence[str]) -> list[Node | None]:
+        """The nodes of ``ids``, in order (``None`` for an id naming none), as
+        :class:`GetNodes` with vectors gives them."""
+        missing = [i for i in dict.fromkeys(ids) if i not in self.read]
+        if missing:
+            kept = self.reused.take(self.version, missing)
+            self.read.update(kept)
+            rest = [i for i in missing if i not in kept]
+            if rest:
+                (found,) = self.store.batch([GetNodes(rest, with_vectors=True)])
+                fresh = dict(zip(rest, found, strict=True))
+                self.read.update(fresh)
+                self.reused.keep(self.version, fresh)
+        return [self.read[i] for i in ids]
+
+
 class Retriever:
     def __init__(
         self,
@@ -92,20 +161,22 @@ class Retriever:
         self.llm = llm
         self.config = config
         self.structure = structure
+        self._reused = _Reused(config.recall_reuse_nodes)
 
     def retrieve(
         self, task: str, namespace: str, vector: npt.NDArray[np.float32] | None = None
     ) -> Recall:
         q = vector if vector is not None else self.embedder.embed([task])[0]
-        queries, nodes, g = self._rank_queries(task, namespace, q)
-        trajectories = self._downward([rq for rq in queries if rq.kept], nodes)
+        read = _Reader(self.store, self._reused)
+        queries, g = self._rank_queries(task, namespace, q, read)
+        trajectories = self._downward([rq for rq in queries if rq.kept], read)
         trajectories.sort(key=lambda t: (t.outcome != Outcome.SUCCESS, -t.relevance))
         procedures = [
             skeleton_steps(t.task, [s.action for s in t.steps])
             for t in trajectories
             if t.outcome == Outcome.SUCCESS
         ]
-        insights = self._upward(namespace, q, queries, procedures, g)
+        insights = self._upward(namespace, q, queries, procedures, read, g)
         return Recall(
             task=task,
             namespace=namespace,
@@ -116,20 +187,22 @@ class Retriever:
 
     # ---- steps 1-3: seed, expand, rank --------------------------------------------------
     def _rank_queries(
-        self, task: str, namespace: str, q: npt.NDArray[np.float32]
-    ) -> tuple[list[RecalledQuery], dict[str, QueryNode], npt.NDArray[np.float32] | None]:
-        """The ranked past queries, their nodes, and the task's structural vector (None
-        while the namespace has no structural encoder)."""
+        self, task: str, namespace: str, q: npt.NDArray[np.float32], read: _Reader
+    ) -> tuple[list[RecalledQuery], npt.NDArray[np.float32] | None]:
+        """The ranked past queries and the task's structural vector (None while the
+        namespace has no structural encoder)."""
         cfg = self.config
         encoder = self.structure.encoder(namespace) if self.structure is not None else None
         g: npt.NDArray[np.float32] | None = None
         if encoder is None:
-            (seeds,) = self.store.batch([VectorSearch(NodeKind.QUERY, q, cfg.seed_k, namespace)])
+            read.version, seeds = self.store.batch(
+                [ReadVersion(), VectorSearch(NodeKind.QUERY, q, cfg.seed_k, namespace)]
+            )
         else:
-            seeds, g = self._hybrid_seeds(namespace, q, encoder)
+            seeds, g = self._hybrid_seeds(namespace, q, encoder, read)
         seeds = [h for h in seeds if h.score >= cfg.seed_min_similarity]
         if not seeds:
-            return [], {}, g
+            return [], g
         paths: dict[str, tuple[int, tuple[PathStep, ...]]] = {
             h.id: (0, (PathStep("seed", h.id, h.score),)) for h in seeds
         }
@@ -143,8 +216,7 @@ class Retriever:
                 paths.setdefault(
                     r.id, (r.hop, (*prev, PathStep("edge", r.id, None, r.via.kind, source)))
                 )
-        ids = list(paths)
-        (nodes,) = self.store.batch([GetNodes(ids, with_vectors=True)])
+        nodes = read.nodes(list(paths))
         found = [n for n in nodes if isinstance(n, QueryNode) and not boundary.quarantined(n)]
         if g is None:
             sims = _cosines([n.embedding for n in found], q)
@@ -181,10 +253,10 @@ class Retriever:
             out.append(
                 RecalledQuery(node.id, node.text, outcome, sims[i], relevance[i], hop, path, keep)
             )
-        return out, {n.id: n for n in found}, g
+        return out, g
 
     def _hybrid_seeds(
-        self, namespace: str, q: npt.NDArray[np.float32], encoder: TaskEncoder
+        self, namespace: str, q: npt.NDArray[np.float32], encoder: TaskEncoder, read: _Reader
     ) -> tuple[list[Hit], npt.NDArray[np.float32]]:
         """Seeds by the mixed score, from a pool of the best hits of each vector.
 
@@ -193,8 +265,11 @@ class Retriever:
         """
         cfg = self.config
         pool = cfg.seed_k * cfg.gnn_candidate_pool
-        (text_hits,) = self.store.batch(
-            [VectorSearch(NodeKind.QUERY, q, max(pool, cfg.similar_edge_k), namespace)]
+        read.version, text_hits = self.store.batch(
+            [
+                ReadVersion(),
+                VectorSearch(NodeKind.QUERY, q, max(pool, cfg.similar_edge_k), namespace),
+            ]
         )
         neighbours = [
             h.id for h in text_hits[: cfg.similar_edge_k] if h.score >= cfg.similar_edge_threshold
@@ -204,8 +279,7 @@ class Retriever:
             [VectorSearch(NodeKind.QUERY, g, pool, namespace, field="graph_embedding")]
         )
         ids = list(dict.fromkeys([*(h.id for h in text_hits[:pool]), *(h.id for h in graph_hits)]))
-        (nodes,) = self.store.batch([GetNodes(ids, with_vectors=True)])
-        found = [n for n in nodes if isinstance(n, QueryNode)]
+        found = [n for n in read.nodes(ids) if isinstance(n, QueryNode)]
         scores = _mixed(found, q, g, cfg.gnn_alpha)
         hits = sorted(
             (Hit(n.id, s) for n, s in zip(found, scores, strict=True)),
@@ -220,6 +294,7 @@ class Retriever:
         q: npt.NDArray[np.float32],
         queries: list[RecalledQuery],
         procedures: list[tuple[str, ...]],
+        read: _Reader,
         g: npt.NDArray[np.float32] | None = None,
     ) -> list[RecalledInsight]:
         """Insights reached from the relevant queries or by similarity, kept to their scope.
@@ -268,11 +343,10 @@ class Retriever:
         ids = list(dict.fromkeys([*support, *contra, *sim_hits]))
         if not ids:
             return []
-        (nodes,) = self.store.batch([GetNodes(ids, with_vectors=True)])
-        insights = [n for n in nodes if isinstance(n, Insight) and not n.retired]
+        insights = [n for n in read.nodes(ids) if isinstance(n, Insight) and not n.retired]
         if not insights:
             return []
-        misplaced = self._misplaced(insights, q, g)
+        misplaced = self._misplaced(insights, q, g, read)
         sims = _cosines([n.embedding for n in insights], q)
         top_score = max(*(n.score for n in insights), 1e-9)
         w_overlap, w_score, w_sim = cfg.insight_weights
@@ -328,6 +402,7 @@ class Retriever:
         insights: list[Insight],
         q: npt.NDArray[np.float32],
         g: npt.NDArray[np.float32] | None = None,
+        read: _Reader | None = None,
     ) -> set[str]:
         """The scoped insights whose supporting tasks place them away from this task.
 
@@ -345,7 +420,7 @@ class Retriever:
             return set()
         members = {n.id: n.supporting[-cfg.procedure_supporters :] for n in insights}
         ids = list(dict.fromkeys(x for i in scoped for x in members[i]))
-        (nodes,) = self.store.batch([GetNodes(ids, with_vectors=True)]) if ids else ([],)
+        nodes = (read or _Reader(self.store, self._reused)).nodes(ids)
         usable = [
             n
             for n in nodes
@@ -388,26 +463,26 @@ class Retriever:
         return out
 
     # ---- step 5: downward to condensed trajectories ------------------------------------
-    def _downward(
-        self, kept: list[RecalledQuery], nodes_by_id: dict[str, QueryNode]
-    ) -> list[PastTrajectory]:
+    def _downward(self, kept: list[RecalledQuery], read: _Reader) -> list[PastTrajectory]:
         if not kept:
             return []
+        # The trace's utterances come with its HAS_TRACE links, in one read.
         (reached,) = self.store.batch(
-            [Neighbors([rq.id for rq in kept], 1, [EdgeKind.HAS_TRACE], "out")]
+            [Neighbors([rq.id for rq in kept], 1, [EdgeKind.HAS_TRACE], "out", with_nodes=True)]
         )
-        (nodes,) = self.store.batch([GetNodes([r.id for r in reached])])
         by_query: dict[str, list[Utterance]] = defaultdict(list)
-        for n in nodes:
-            if isinstance(n, Utterance):
-                by_query[n.query_id].append(n)
+        for r in reached:
+            if isinstance(r.node, Utterance):
+                by_query[r.node.query_id].append(r.node)
         out = []
         for rq in kept:
             utts = by_query.get(rq.id, [])
             if not utts:
                 continue
             # Show the latest attempt with the outcome the query was ranked under.
-            outcomes = nodes_by_id[rq.id].attempt_outcomes
+            query = read.read[rq.id]
+            assert isinstance(query, QueryNode)
+            outcomes = query.attempt_outcomes
             attempts = sorted({u.attempt for u in utts})
             chosen = [a for a in attempts if a <= len(outcomes) and outcomes[a - 1] == rq.outcome]
             attempt = (chosen or attempts)[-1]

@@ -173,6 +173,9 @@ class Neighbors:
 
     The result holds every node reached (not the start nodes) with its hop distance and
     the edge it was first reached through, so callers can explain how they found it.
+    With ``with_nodes`` each :class:`Reached` carries the node itself (with its vectors
+    under ``with_vectors``), read with the links (:class:`Expand`): the caller's next
+    question, asked in the same statements.
     """
 
     ids: Sequence[str]
@@ -180,6 +183,8 @@ class Neighbors:
     kinds: Sequence[EdgeKind] | None = None
     direction: Direction = "both"
     node_kind: NodeKind | None = None
+    with_nodes: bool = False
+    with_vectors: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,13 +193,18 @@ class Expand:
 
     Result: one :class:`Link` per (origin, edge), in any order; an edge between two
     origins comes once from each end, a self-loop touching under "both" twice. Ids that
-    name no node expand to nothing.
+    name no node expand to nothing. With ``with_nodes`` each link carries the node at
+    its other end (with its vectors under ``with_vectors``), as :class:`GetNodes` would
+    read it: a traversal reads a step's links and their nodes in one go, which a backend
+    answers with one statement (one round trip, for a server) instead of two.
     """
 
     ids: Sequence[str]
     kinds: Sequence[EdgeKind] | None = None
     direction: Direction = "both"
     exclude: frozenset[str] = frozenset()
+    with_nodes: bool = False
+    with_vectors: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +217,17 @@ class VectorSearch:
     namespace: str | None = None
     field: VectorField = "embedding"
     exclude_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadVersion:
+    """A token that changes whenever a query or insight node changes, whoever writes it.
+
+    Result: a string, or ``None`` where the backend cannot tell (a server without a change
+    log) and in a batch that writes. A reader that got the same token twice may reuse
+    the query and insight nodes it read after the first: none has changed since. With
+    ``None``, it must read them again.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +279,7 @@ Op = (
     | Neighbors
     | Expand
     | VectorSearch
+    | ReadVersion
     | DeleteTask
     | DeleteNodes
     | DeleteNamespace
@@ -285,22 +307,26 @@ def passes(where: Sequence[Where], props: Mapping[str, Any]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """An edge found by :class:`Expand`, seen from one of the nodes it was asked about."""
+    """An edge found by :class:`Expand`, seen from one of the nodes it was asked about;
+    ``node`` is the other end's node when the expansion asked for nodes."""
 
     origin: str
     other: str
     other_kind: NodeKind
     outgoing: bool
     via: Edge
+    node: Node | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Reached:
-    """A node found by :class:`Neighbors`: how far away and through which edge."""
+    """A node found by :class:`Neighbors`: how far away and through which edge, and the
+    node itself when the search asked for nodes."""
 
     id: str
     hop: int
     via: Edge
+    node: Node | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,9 @@ def neighbors(op: Neighbors) -> Program:
     for hop in range(1, op.hops + 1):
         if not frontier:
             break
-        links: list[Link] = yield Expand(frontier, op.kinds, op.direction, frozenset(visited))
+        links: list[Link] = yield Expand(
+            frontier, op.kinds, op.direction, frozenset(visited), op.with_nodes, op.with_vectors
+        )
         by_origin: dict[str, list[Link]] = {}
         for link in sorted(links, key=_link_order):
             by_origin.setdefault(link.origin, []).append(link)
@@ -64,7 +66,7 @@ def neighbors(op: Neighbors) -> Program:
                 if link.other in visited or (want is not None and link.other_kind != want):
                     continue
                 visited.add(link.other)
-                reached.append(Reached(link.other, hop, link.via))
+                reached.append(Reached(link.other, hop, link.via, link.node))
                 next_frontier.append(link.other)
         frontier = next_frontier
     return reached

@@ -155,6 +155,8 @@ class Reads(Mirrors):
         kinds: Sequence[EdgeKind] | None,
         direction: str,
         exclude: frozenset[str],
+        with_nodes: bool = False,
+        with_vectors: bool = False,
     ) -> list[ops.Link]:
         found = []
         for node_id in dict.fromkeys(ids):
@@ -163,6 +165,14 @@ class Reads(Mirrors):
                 other = edge.dst if outgoing else edge.src
                 if other not in exclude:
                     found.append((node_id, other, outgoing, edge))
+        if with_nodes:
+            others = list(dict.fromkeys(other for _, other, _, _ in found))
+            nodes = dict(zip(others, self._get_nodes(others, with_vectors), strict=True))
+            return [
+                ops.Link(node_id, other, node.kind, outgoing, edge, node)
+                for node_id, other, outgoing, edge in found
+                if (node := nodes[other]) is not None
+            ]
         node_kinds = self._kinds_of(other for _, other, _, _ in found)
         return [
             ops.Link(node_id, other, NodeKind(node_kinds[other]), outgoing, edge)

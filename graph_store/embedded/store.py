@@ -134,9 +134,14 @@ class EmbeddedStore(Writes, Search, GraphStore):
                     self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return results
 
-    def _run(self, op: ops.Op, undo: list[Undo]) -> Any:
+    def _run(self, op: ops.Op, undo: list[Undo]) -> Any:  # noqa: PLR0911  one per read op
         if isinstance(op, ops.WRITE_OPS):
             return self._write(op, undo)
+        if isinstance(op, ops.ReadVersion):
+            # Every change to a query or insight logs a row (the triggers), so the last
+            # row the mirrors have taken in names their state; a write batch's own rows
+            # are taken in only when it commits.
+            return None if self._writing else f"{self._store_id}:{self._seq}"
         match op:
             case ops.GetNodes(ids, with_vectors):
                 return self._get_nodes(ids, with_vectors)
@@ -144,8 +149,8 @@ class EmbeddedStore(Writes, Search, GraphStore):
                 return self._list_nodes(kind, namespace, with_vectors, limit, where, offset)
             case ops.GetEdges(ids, kinds, direction):
                 return list(self._edges_of(ids, kinds, direction))
-            case ops.Expand(ids, kinds, direction, exclude):
-                return self._expand(ids, kinds, direction, exclude)
+            case ops.Expand(ids, kinds, direction, exclude, with_nodes, with_vectors):
+                return self._expand(ids, kinds, direction, exclude, with_nodes, with_vectors)
             case ops.VectorSearch(kind, vector, k, namespace, field, exclude_ids):
                 return self._vector_search(kind, vector, k, namespace, field, exclude_ids, undo)
             case ops.Count(namespace):

@@ -10,7 +10,7 @@ may retry whole. The Cypher itself lives in :mod:`graph_store.neo4j.cypher`.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ from graph_store.ops import (
     Op,
     PutEdges,
     PutNodes,
+    ReadVersion,
     Removed,
     VectorSearch,
     passes,
@@ -82,6 +83,8 @@ def program(op: Op, state: BatchState) -> Program:
         case DeleteNamespace(namespace):
             state.wrote = True
             return _delete_nodes(namespace, cypher.DELETE_NAMESPACE)
+        case ReadVersion():
+            return _no_version()
     return _read_program(op, state)
 
 
@@ -95,8 +98,8 @@ def _read_program(op: Op, state: BatchState) -> Program:
             return _list_nodes(NodeKind(kind), namespace, with_vectors, limit)
         case GetEdges(ids, kinds, direction):
             return _get_edges(ids, kinds, direction)
-        case Expand(ids, kinds, direction, exclude):
-            return _expand(ids, kinds, direction, exclude)
+        case Expand(ids, kinds, direction, exclude, with_nodes, with_vectors):
+            return _expand(ids, kinds, direction, exclude, with_nodes, with_vectors)
         case VectorSearch():
             return _vector_search(op, state)
         case Count(namespace):
@@ -264,14 +267,30 @@ def _get_edges(ids: Sequence[str], kinds: Sequence[EdgeKind] | None, direction: 
 
 
 def _expand(
-    ids: Sequence[str], kinds: Sequence[EdgeKind] | None, direction: str, exclude: frozenset[str]
+    ids: Sequence[str],
+    kinds: Sequence[EdgeKind] | None,
+    direction: str,
+    exclude: frozenset[str],
+    with_nodes: bool = False,
+    with_vectors: bool = False,
 ) -> Program:
     params = {"ids": list(dict.fromkeys(ids)), "kinds": _kind_names(kinds)}
     rows = yield cypher.EXPAND[direction], {**params, "visited": sorted(exclude)}
-    return [
+    links = [
         Link(row["origin"], row["other"], NodeKind(row["other_kind"]), row["outgoing"], _edge(row))
         for row in rows
     ]
+    if not with_nodes:
+        return links
+    others = list(dict.fromkeys(link.other for link in links))
+    nodes = dict(zip(others, (yield from _get_nodes(others, with_vectors)), strict=True))
+    return [replace(link, node=node) for link in links if (node := nodes[link.other]) is not None]
+
+
+def _no_version() -> Program:
+    """Neo4j keeps no change log a reader could compare, so nothing read may be reused."""
+    return None
+    yield  # a program that runs no statement
 
 
 def _vector_search(op: VectorSearch, state: BatchState) -> Program:

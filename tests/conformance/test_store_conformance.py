@@ -6,8 +6,10 @@ on disk, and Neo4j when a server is configured). Vectors are chosen so no two sc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +43,7 @@ from graph_store.ops import (
     Neighbors,
     PutEdges,
     PutNodes,
+    ReadVersion,
     Removed,
 )
 from tests.conftest import BACKENDS
@@ -293,6 +296,92 @@ def test_expand_is_one_level_seen_from_each_origin(store: GraphStore) -> None:
         (a.id, b.id, NodeKind.QUERY, True, sim.key),
         (b.id, a.id, NodeKind.QUERY, False, sim.key),
     }
+
+
+@pytest.mark.parametrize("with_vectors", [False, True])
+def test_expand_and_neighbors_bring_the_nodes_they_reach(
+    store: GraphStore, with_vectors: bool
+) -> None:
+    """With ``with_nodes`` a link carries its far end's node exactly as GetNodes reads it,
+    so a traversal asks for both in one read."""
+    a, b, c = (query(t, v=vec(1, i, 0, 0)) for i, t in enumerate("abc"))
+    ins = Insight(text="lesson", embedding=vec(0, 0, 1, 0))
+    store.put_nodes([a, b, c, ins])
+    utts, edges = trace(a, 3)
+    store.batch([PutNodes(utts), PutEdges(edges)])
+    store.put_edges(
+        [
+            Edge(kind=EdgeKind.SIMILAR_TO, src=a.id, dst=b.id, props={"score": 0.5}),
+            Edge(kind=EdgeKind.USED_MEMORY_OF, src=c.id, dst=a.id),
+            Edge(kind=EdgeKind.SUPPORTS, src=a.id, dst=ins.id),
+        ]
+    )
+    (plain,) = store.batch([Expand([a.id])])
+    (links,) = store.batch([Expand([a.id], with_nodes=True, with_vectors=with_vectors)])
+    key = {(x.origin, x.other, x.via.key) for x in plain}
+    assert {(x.origin, x.other, x.via.key) for x in links} == key
+    assert all(x.node is None for x in plain)
+    (read,) = store.batch([GetNodes([x.other for x in links], with_vectors=with_vectors)])
+    assert [x.node for x in links] == read
+    assert all(x.node is not None and x.node.kind == x.other_kind for x in links)
+    reached, by_ids = store.batch(
+        [
+            Neighbors([a.id], 1, [EdgeKind.HAS_TRACE], "out", with_nodes=True),
+            GetNodes([u.id for u in utts]),
+        ]
+    )
+    assert sorted(r.id for r in reached) == sorted(u.id for u in utts)
+    steps = [r.node for r in reached if isinstance(r.node, Utterance)]
+    assert sorted(steps, key=lambda n: n.step) == by_ids
+
+
+def test_read_version_changes_with_every_query_or_insight_change(store: GraphStore) -> None:
+    """A token a reader may compare to reuse what it read: the same while nothing
+    changed, another after any change to a query or an insight; a backend that cannot
+    tell says None, always."""
+
+    def version() -> str | None:
+        (token,) = store.batch([ReadVersion()])
+        return token  # type: ignore[no-any-return]
+
+    q = query("versioned", v=vec(1, 0, 0, 0))
+    first = version()
+    if first is None:
+        store.put_nodes([q])
+        assert version() is None
+        return
+    assert version() == first
+    seen = {first}
+    store.put_nodes([q])
+    changes: list[Callable[[], object]] = [
+        lambda: None,
+        lambda: store.put_nodes([q.model_copy(update={"metadata": {"k": 1}})]),
+        lambda: store.put_nodes([Insight(id=q.id[::-1], text="lesson")]),
+        lambda: store.put_nodes([Insight(id=q.id[::-1], text="lesson", retired=True)]),
+        lambda: store.delete_nodes([q.id]),
+    ]
+    for change in changes:
+        change()
+        token = version()
+        assert token is not None
+        assert token not in seen
+        seen.add(token)
+        assert version() == token  # reading changes nothing
+    (_, in_a_write) = store.batch([PutNodes([query("other")]), ReadVersion()])
+    assert in_a_write is None
+
+
+def test_read_version_sees_another_handles_writes(tmp_path: Path) -> None:
+    """What another process commits changes this handle's token (the change log)."""
+    from graph_store import EmbeddedStore
+
+    path = tmp_path / "shared.db"
+    with EmbeddedStore(path) as mine, EmbeddedStore(path) as theirs:
+        mine.put_nodes([query("mine")])
+        (before,) = mine.batch([ReadVersion()])
+        theirs.put_nodes([Insight(text="theirs")])
+        (after,) = mine.batch([ReadVersion()])
+        assert before is not None and after is not None and after != before
 
 
 def test_neighbors_see_writes_earlier_in_the_same_batch(store: GraphStore) -> None:
