@@ -34,6 +34,7 @@ from gmem.embedding import HashingEmbedder
 from gmem.llm import HeuristicLLM
 from gmem.memory import Memory
 from gmem.recall import Recall
+from graph_store import EmbeddedStore, GraphStore
 
 STORED = 60
 PROBES = 36
@@ -122,13 +123,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def trace(path: Path | str = ":memory:", **config: Any) -> list[dict[str, Any]]:
-    """Build the seeded store at ``path`` and return its recalls in order."""
+def trace(store: GraphStore, **config: Any) -> list[dict[str, Any]]:
+    """Fill ``store`` (opened before, so that its own ids are not drawn from the seeded
+    ones) with the seeded tasks and return the recalls made on it, in order."""
     embedder = HashingEmbedder()
     cfg = MemoryConfig(**config)
     out = []
     with seeded_ids(7):
-        mem = Memory(path, embedder=embedder, llm=HeuristicLLM(embedder, cfg), config=cfg)
+        mem = Memory(store, embedder=embedder, llm=HeuristicLLM(embedder, cfg), config=cfg)
         try:
             for traj in play(STORED, seed=3):
                 mem.ingest(traj)
@@ -151,5 +153,5 @@ def trace(path: Path | str = ":memory:", **config: Any) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    traced = {name: trace(**config) for name, config in CONFIGS.items()}
+    traced = {name: trace(EmbeddedStore(), **config) for name, config in CONFIGS.items()}
     Path(sys.argv[1]).write_text(json.dumps(traced, ensure_ascii=False) + "\n")

@@ -39,10 +39,12 @@ def _first_difference(before: list[dict[str, Any]], now: list[dict[str, Any]]) -
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 @pytest.mark.parametrize("where", ["memory", "file"])
 def test_recall_results_match_the_code_before(name: str, where: str, tmp_path: Path) -> None:
+    """On the exact store, where scores are the same floats in every run (an approximate
+    index or Neo4j's own cosine give other last digits, and so other ties)."""
     before = json.loads(FIXTURE.read_text())[name]
     assert sum(len(r["insights"]) for r in before) > 20  # the trace exercises insights
-    path = ":memory:" if where == "memory" else tmp_path / "trace.db"
-    now = trace(path, **CONFIGS[name])
+    store = EmbeddedStore(":memory:" if where == "memory" else tmp_path / "trace.db")
+    now = trace(store, **CONFIGS[name])
     assert now == before, _first_difference(before, now)
 
 
@@ -57,7 +59,7 @@ def test_reused_nodes_follow_another_handles_writes(tmp_path: Path) -> None:
     insight retired and a query quarantined there are gone from its next recall, which
     matches a Memory that keeps nothing."""
     path = tmp_path / "shared.db"
-    trace(path, **CONFIGS["ungated"])
+    trace(EmbeddedStore(path), **CONFIGS["ungated"])
     probes = [t.text for t in make_tasks(PROBES, seed=11)]
     mine = _memory(path, **CONFIGS["ungated"])
     try:

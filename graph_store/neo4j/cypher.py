@@ -231,6 +231,19 @@ EXPAND: dict[str, str] = {
     for d, arrow in _ARROWS
 }
 
+#: The same hop with the far ends' nodes (without vectors), read by the same statement:
+#: a traversal's next question, answered in the round trip of its links.
+EXPAND_NODES: dict[str, str] = {
+    d: (
+        f"UNWIND $ids AS id MATCH (o:{ANY} {{id: id}}){arrow}(n:{ANY}) "
+        f"{_EDGE_FILTER}AND NOT n.id IN $visited "
+        "RETURN n.id AS other, n.node_kind AS other_kind, id AS origin, "
+        "startNode(r) = o AS outgoing, type(r) AS kind, startNode(r).id AS src, "
+        f"endNode(r).id AS dst, properties(r) AS edge_props, {_projection(False)}"
+    )
+    for d, arrow in _ARROWS
+}
+
 # ---- vector search ---------------------------------------------------------------------
 #: Candidates from the HNSW index, then the namespace and exclusion filter; ``fetched``
 #: tells the caller whether the index had more to give when too few passed the filter.

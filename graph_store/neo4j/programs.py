@@ -275,6 +275,20 @@ def _expand(
     with_vectors: bool = False,
 ) -> Program:
     params = {"ids": list(dict.fromkeys(ids)), "kinds": _kind_names(kinds)}
+    if with_nodes and not with_vectors:
+        rows = yield cypher.EXPAND_NODES[direction], {**params, "visited": sorted(exclude)}
+        return [
+            Link(
+                row["origin"],
+                row["other"],
+                NodeKind(row["other_kind"]),
+                row["outgoing"],
+                codec.edge_from_record(row["kind"], row["src"], row["dst"], row["edge_props"]),
+                codec.node_from_record(row["props"], False),
+            )
+            for row in rows
+            if codec.is_live(row["props"])
+        ]
     rows = yield cypher.EXPAND[direction], {**params, "visited": sorted(exclude)}
     links = [
         Link(row["origin"], row["other"], NodeKind(row["other_kind"]), row["outgoing"], _edge(row))
