@@ -134,3 +134,87 @@ def test_kill_9_during_writes_loses_no_committed_task(tmp_path: Path) -> None:
         assert counts.edges["HAS_TRACE"] == 20 * queries
         for i in range(committed + 1):
             assert store.get_node(query_id_for("default", f"task {i}")) is not None
+
+
+# The change-log triggers as gmem wrote them before they tested kinds with = and <>.
+_IN_LIST_TRIGGERS = """
+CREATE TRIGGER log_node_insert AFTER INSERT ON nodes
+WHEN NEW.kind IN ('Query','Insight') OR NEW.embedding IS NOT NULL
+    OR NEW.graph_embedding IS NOT NULL
+BEGIN INSERT INTO changes (node) VALUES (NEW.id); END;
+CREATE TRIGGER log_node_update AFTER UPDATE ON nodes
+WHEN NEW.kind IN ('Query','Insight') OR NEW.embedding IS NOT NULL
+    OR NEW.graph_embedding IS NOT NULL OR OLD.embedding IS NOT NULL
+    OR OLD.graph_embedding IS NOT NULL
+BEGIN INSERT INTO changes (node) VALUES (NEW.id); END;
+CREATE TRIGGER log_node_delete AFTER DELETE ON nodes
+WHEN OLD.kind IN ('Query','Insight') OR OLD.embedding IS NOT NULL
+    OR OLD.graph_embedding IS NOT NULL
+BEGIN INSERT INTO changes (node) VALUES (OLD.id); END;
+CREATE TRIGGER log_edge_insert AFTER INSERT ON edges
+WHEN NEW.kind NOT IN ('HAS_TRACE','NEXT','REPLIES_TO')
+BEGIN INSERT INTO changes (kind, src, dst) VALUES (NEW.kind, NEW.src, NEW.dst); END;
+CREATE TRIGGER log_edge_update AFTER UPDATE ON edges
+WHEN NEW.kind NOT IN ('HAS_TRACE','NEXT','REPLIES_TO')
+BEGIN INSERT INTO changes (kind, src, dst) VALUES (NEW.kind, NEW.src, NEW.dst); END;
+CREATE TRIGGER log_edge_delete AFTER DELETE ON edges
+WHEN OLD.kind NOT IN ('HAS_TRACE','NEXT','REPLIES_TO')
+BEGIN INSERT INTO changes (kind, src, dst) VALUES (OLD.kind, OLD.src, OLD.dst); END;
+"""
+
+_WRITES = """
+DELETE FROM edges;
+DELETE FROM nodes;
+INSERT INTO nodes (id, kind, namespace, props) VALUES
+    ('q1', 'Query', 'default', '{}'), ('i1', 'Insight', 'default', '{}'),
+    ('u1', 'Utterance', 'default', '{}'), ('t1', 'Item', 'default', '{}');
+INSERT INTO nodes (id, kind, namespace, props, embedding) VALUES
+    ('u2', 'Utterance', 'default', '{}', x'00');
+INSERT INTO nodes (id, kind, namespace, props, graph_embedding) VALUES
+    ('t2', 'Item', 'default', '{}', x'00');
+UPDATE nodes SET props = '{"a":1}' WHERE id IN ('q1', 'u1', 'u2');
+UPDATE nodes SET embedding = NULL WHERE id = 'u2';
+UPDATE nodes SET embedding = x'01' WHERE id = 't1';
+INSERT INTO edges VALUES ('HAS_TRACE', 'q1', 'u1', '{}'), ('NEXT', 'u1', 'u2', '{}'),
+    ('REPLIES_TO', 'u2', 'u1', '{}'), ('SUPPORTS', 'q1', 'i1', '{}'),
+    ('SIMILAR_TO', 'q1', 'q1', '{}'), ('RELATED_TO', 'i1', 'i1', '{}');
+UPDATE edges SET props = '{"b":2}';
+DELETE FROM edges WHERE kind IN ('NEXT', 'SUPPORTS');
+DELETE FROM nodes WHERE id IN ('u1', 'u2', 'q1', 't2');
+"""
+
+
+def test_a_store_with_earlier_change_log_triggers_gets_ones_that_log_the_same(
+    tmp_path: Path,
+) -> None:
+    """Opening a store whose triggers test kinds with IN lists rewrites them; the new ones
+    log exactly the entries the old ones logged, so processes of either version follow
+    each other's writes."""
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    for path in (old, new):
+        EmbeddedStore(path).close()
+    names = [f"log_{t}_{op}" for t in ("node", "edge") for op in ("insert", "update", "delete")]
+
+    def triggers(path: Path) -> dict[str, str]:
+        with sqlite3.connect(path) as db:
+            rows = db.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'")
+            return dict(rows.fetchall())
+
+    def logged(path: Path) -> list[tuple[str | None, ...]]:
+        with sqlite3.connect(path) as db:
+            before = db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+            db.executescript(f"BEGIN;{_WRITES}COMMIT;")
+            rows = db.execute(
+                "SELECT node, kind, src, dst FROM changes WHERE seq > ? ORDER BY seq", (before,)
+            )
+            return rows.fetchall()
+
+    with sqlite3.connect(old) as db:
+        db.executescript("".join(f"DROP TRIGGER {name};" for name in names) + _IN_LIST_TRIGGERS)
+    assert triggers(old) != triggers(new)
+    by_old, by_new = logged(old), logged(new)
+    assert by_old == by_new
+    assert len(by_new) == 17  # of 27 row changes: no trace edge, no row without a vector
+    EmbeddedStore(old).close()
+    assert triggers(old) == triggers(new)
+    assert logged(old) == logged(new)  # from the same rows left by the first writes

@@ -40,8 +40,9 @@ CREATE INDEX IF NOT EXISTS edges_dst ON edges (dst);
 # writer of the file logs, whatever it is; rows that no mirror holds (an utterance
 # without vectors, a trace edge) are not logged, which keeps bulk writes cheap.
 MIRRORED_SQL = "('Query','Insight')"
-TRACE_SQL = "('HAS_TRACE','NEXT','REPLIES_TO')"
-CHANGE_LOG = f"""
+_MIRRORED_KINDS = ("Query", "Insight")
+_TRACE_KINDS = ("HAS_TRACE", "NEXT", "REPLIES_TO")
+CHANGE_LOG = """
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     node TEXT,
@@ -49,29 +50,46 @@ CREATE TABLE IF NOT EXISTS changes (
     src TEXT,
     dst TEXT
 );
-CREATE TRIGGER IF NOT EXISTS log_node_insert AFTER INSERT ON nodes
-WHEN NEW.kind IN {MIRRORED_SQL} OR NEW.embedding IS NOT NULL
-    OR NEW.graph_embedding IS NOT NULL
-BEGIN INSERT INTO changes (node) VALUES (NEW.id); END;
-CREATE TRIGGER IF NOT EXISTS log_node_update AFTER UPDATE ON nodes
-WHEN NEW.kind IN {MIRRORED_SQL} OR NEW.embedding IS NOT NULL
-    OR NEW.graph_embedding IS NOT NULL OR OLD.embedding IS NOT NULL
-    OR OLD.graph_embedding IS NOT NULL
-BEGIN INSERT INTO changes (node) VALUES (NEW.id); END;
-CREATE TRIGGER IF NOT EXISTS log_node_delete AFTER DELETE ON nodes
-WHEN OLD.kind IN {MIRRORED_SQL} OR OLD.embedding IS NOT NULL
-    OR OLD.graph_embedding IS NOT NULL
-BEGIN INSERT INTO changes (node) VALUES (OLD.id); END;
-CREATE TRIGGER IF NOT EXISTS log_edge_insert AFTER INSERT ON edges
-WHEN NEW.kind NOT IN {TRACE_SQL}
-BEGIN INSERT INTO changes (kind, src, dst) VALUES (NEW.kind, NEW.src, NEW.dst); END;
-CREATE TRIGGER IF NOT EXISTS log_edge_update AFTER UPDATE ON edges
-WHEN NEW.kind NOT IN {TRACE_SQL}
-BEGIN INSERT INTO changes (kind, src, dst) VALUES (NEW.kind, NEW.src, NEW.dst); END;
-CREATE TRIGGER IF NOT EXISTS log_edge_delete AFTER DELETE ON edges
-WHEN OLD.kind NOT IN {TRACE_SQL}
-BEGIN INSERT INTO changes (kind, src, dst) VALUES (OLD.kind, OLD.src, OLD.dst); END;
 """
+
+
+def _any_of(column: str, values: tuple[str, ...]) -> str:
+    return "(" + " OR ".join(f"{column} = '{v}'" for v in values) + ")"
+
+
+def _none_of(column: str, values: tuple[str, ...]) -> str:
+    return " AND ".join(f"{column} <> '{v}'" for v in values)
+
+
+def _vectors(row: str) -> str:
+    return f"{row}.embedding IS NOT NULL OR {row}.graph_embedding IS NOT NULL"
+
+
+# The kinds are tested with = and <>, not IN: SQLite evaluates an IN list in a trigger by
+# building a small table each time the trigger runs, once per row written, which was
+# about a third of the cost of writing an edge row.
+_LOG_NODE = "BEGIN INSERT INTO changes (node) VALUES ({row}.id); END"
+_LOG_EDGE = (
+    "BEGIN INSERT INTO changes (kind, src, dst) VALUES ({row}.kind, {row}.src, {row}.dst); END"
+)
+CHANGE_LOG_TRIGGERS = {
+    "log_node_insert": "CREATE TRIGGER log_node_insert AFTER INSERT ON nodes "
+    f"WHEN {_any_of('NEW.kind', _MIRRORED_KINDS)} OR {_vectors('NEW')} "
+    + _LOG_NODE.format(row="NEW"),
+    "log_node_update": "CREATE TRIGGER log_node_update AFTER UPDATE ON nodes "
+    f"WHEN {_any_of('NEW.kind', _MIRRORED_KINDS)} OR {_vectors('NEW')} OR {_vectors('OLD')} "
+    + _LOG_NODE.format(row="NEW"),
+    "log_node_delete": "CREATE TRIGGER log_node_delete AFTER DELETE ON nodes "
+    f"WHEN {_any_of('OLD.kind', _MIRRORED_KINDS)} OR {_vectors('OLD')} "
+    + _LOG_NODE.format(row="OLD"),
+    "log_edge_insert": "CREATE TRIGGER log_edge_insert AFTER INSERT ON edges "
+    f"WHEN {_none_of('NEW.kind', _TRACE_KINDS)} " + _LOG_EDGE.format(row="NEW"),
+    "log_edge_update": "CREATE TRIGGER log_edge_update AFTER UPDATE ON edges "
+    f"WHEN {_none_of('NEW.kind', _TRACE_KINDS)} " + _LOG_EDGE.format(row="NEW"),
+    "log_edge_delete": "CREATE TRIGGER log_edge_delete AFTER DELETE ON edges "
+    f"WHEN {_none_of('OLD.kind', _TRACE_KINDS)} " + _LOG_EDGE.format(row="OLD"),
+}
+_CREATE_TRIGGERS = "".join(f"{sql};" for sql in CHANGE_LOG_TRIGGERS.values())
 
 # The mirrored nodes' ids, kinds and namespaces, which reopening reads: without it each
 # comes from its node row, one page read per query (the rows sit among their traces'
@@ -112,7 +130,7 @@ def open_file(db: sqlite3.Connection, path: str, durability: str) -> str:
     if app_id == 0:
         # One script, one transaction: a crash leaves either no schema or all of it.
         db.executescript(
-            f"BEGIN IMMEDIATE;{SCHEMA}{MIRRORED_INDEX}{CHANGE_LOG}"
+            f"BEGIN IMMEDIATE;{SCHEMA}{MIRRORED_INDEX}{CHANGE_LOG}{_CREATE_TRIGGERS}"
             f"PRAGMA application_id={APPLICATION_ID};"
             f"INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
             f"INSERT OR IGNORE INTO meta VALUES ('store_id', '{uuid.uuid4().hex}');"
@@ -125,10 +143,12 @@ def open_file(db: sqlite3.Connection, path: str, durability: str) -> str:
             raise StoreCorruptError(
                 f"{path} has an unknown schema version; upgrade gmem to open it"
             )
-        if "changes" not in tables:
-            # A store written before the change log: add it (and its triggers), which
-            # changes no row. Writers of any version log from then on.
-            db.executescript(f"BEGIN IMMEDIATE;{CHANGE_LOG}COMMIT;")
+        if "changes" not in tables or _triggers(db) != _normal(CHANGE_LOG_TRIGGERS):
+            # A store written before the change log, or with its triggers in an earlier
+            # form: (re)write them, which changes no row. Writers of any version log from
+            # then on, in the same entries.
+            drops = "".join(f"DROP TRIGGER IF EXISTS {name};" for name in CHANGE_LOG_TRIGGERS)
+            db.executescript(f"BEGIN IMMEDIATE;{CHANGE_LOG}{drops}{_CREATE_TRIGGERS}COMMIT;")
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         if "nodes_mirrored" not in indexes:
             # A store written before that index: build it once (a pass over the
@@ -139,6 +159,16 @@ def open_file(db: sqlite3.Connection, path: str, durability: str) -> str:
             # this path, or another store's, is then never taken for its own.
             db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
     return str(db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()[0])
+
+
+def _normal(triggers: dict[str, str]) -> dict[str, str]:
+    return {name: " ".join(sql.split()) for name, sql in triggers.items()}
+
+
+def _triggers(db: sqlite3.Connection) -> dict[str, str]:
+    """The change-log triggers the file holds, as SQLite keeps their text."""
+    rows = db.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'").fetchall()
+    return _normal({name: sql for name, sql in rows if name in CHANGE_LOG_TRIGGERS})
 
 
 def check_pages(db: sqlite3.Connection, path: str) -> None:
