@@ -18,6 +18,7 @@ from graph_store.errors import (
     StoreCorruptError,
     StoreError,
     StoreUnavailableError,
+    StoreUpgradeNeededError,
     UnknownNamespaceError,
     UserInputError,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "StoreCorruptError",
     "StoreError",
     "StoreUnavailableError",
+    "StoreUpgradeNeededError",
     "TaskStateError",
     "TokenizerUnavailableError",
     "TrajectoryError",

@@ -53,6 +53,11 @@ class StoreCorruptError(StoreError):
     """The store file is damaged or is not a gmem store."""
 
 
+class StoreUpgradeNeededError(StoreError):
+    """The store was written in an older layout that this version cannot read; the
+    message names the command that upgrades it in place."""
+
+
 class StoreUnavailableError(StoreError):
     """The backend cannot be reached (server down, wrong password, closed store)."""
 

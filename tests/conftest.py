@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,14 +61,25 @@ def open_backend(name: str, tmp_path: Path) -> GraphStore:
         return EmbeddedStore(tmp_path / "store.db")
     if name == "embedded-ann":
         return EmbeddedStore(tmp_path / "store.db", ann_min_rows=1)
+    from graph_store.errors import StoreUpgradeNeededError
     from graph_store.neo4j import Neo4jStore
 
-    store = Neo4jStore(
-        os.environ["GMEM_NEO4J_URI"],
-        user=os.environ.get("GMEM_NEO4J_USER", "neo4j"),
-        password=os.environ.get("GMEM_NEO4J_PASSWORD", ""),
-        database="neo4j",
-    )
+    def connect(**options: Any) -> Neo4jStore:
+        return Neo4jStore(
+            os.environ["GMEM_NEO4J_URI"],
+            user=os.environ.get("GMEM_NEO4J_USER", "neo4j"),
+            password=os.environ.get("GMEM_NEO4J_PASSWORD", ""),
+            database="neo4j",
+            **options,
+        )
+
+    try:
+        store = connect()
+    except StoreUpgradeNeededError:  # a test database an older gmem left behind
+        old = connect(refuse_old_layout=False)
+        old.delete_all()
+        old.close()
+        store = connect()
     store.delete_all()
     return store
 

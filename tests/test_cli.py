@@ -509,3 +509,16 @@ def test_stored_terminal_controls_are_shown_not_obeyed(tmp_path: Path) -> None:
     # The stored text itself is unchanged, and --json keeps it exactly.
     data = json.loads(gmem("--store", store, "show", qid, "--json").stdout)
     assert data["query"]["text"] == f"clean the mug {hostile}"
+
+
+def test_upgrade_of_an_embedded_store_changes_nothing_and_says_so(tmp_path: Path) -> None:
+    store = tmp_path / "memory.db"
+    assert gmem("--store", store, "ingest", GOOD).exit_code == 0
+    before = store.read_bytes()
+    result = gmem("upgrade", "--store", store, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"store": str(store), "changed": False}
+    assert store.read_bytes() == before
+    missing = gmem("--store", tmp_path / "nope.db", "upgrade")
+    assert_user_error(missing, "no gmem store")
+    assert not (tmp_path / "nope.db").exists()

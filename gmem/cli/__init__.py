@@ -25,6 +25,7 @@ from gmem.cli.demo import demo
 from gmem.cli.embed import embed
 from gmem.cli.mcp import mcp
 from gmem.cli.settings import DEFAULT_STORE, Settings
+from gmem.cli.upgrade import upgrade
 from gmem.errors import GmemError
 
 USER_ERROR = 2
@@ -180,6 +181,7 @@ app.command()(commands.stats)
 app.command()(commands.export)
 app.command()(commands.forget)
 app.command()(commands.migrate)
+app.command()(upgrade)
 app.command()(mcp)
 app.command()(embed)
 app.command("browser-queries")(browser_queries)

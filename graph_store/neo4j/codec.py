@@ -4,7 +4,8 @@ Neo4j properties hold scalars and homogeneous lists only, so the nested fields o
 (``metadata``, an insight's ``provenance`` and ``rule``) are stored as JSON text, and
 everything else as native values that read well in Neo4j Browser and in hand-written
 Cypher: timestamps are Neo4j ``DATETIME`` values (so ``ORDER BY created_at`` is
-chronological), id lists are string lists, vectors are float lists. Edge properties are
+chronological), id lists are string lists. Vectors are float lists on the node's vector
+node (:func:`vector_props`), not among its own properties. Edge properties are
 user-defined JSON, so an edge keeps its native scalars for the Browser and, when any
 value is not a plain scalar, the whole map as JSON under :data:`EDGE_JSON_KEY` so that it
 reads back exactly.
@@ -66,7 +67,8 @@ TIME_KEYS = tuple(sorted(set().union(*TIME_FIELDS.values())))
 
 
 def node_props(node: Node) -> dict[str, Any]:
-    """The property map stored for ``node``; absent (``None``) values are left out."""
+    """The property map stored for ``node``, without its vectors (see
+    :func:`vector_props`); absent (``None``) values are left out."""
     kind = node.kind
     props = node.model_dump(mode="json", exclude=set(VECTOR_FIELDS))
     out: dict[str, Any] = {}
@@ -79,12 +81,14 @@ def node_props(node: Node) -> dict[str, Any]:
             out[key] = getattr(node, key)
         else:
             out[key] = value
-    for field in VECTOR_FIELDS:
-        vec = getattr(node, field)
-        if vec is not None:
-            out[field] = vec.tolist()
     out[TITLE_KEY] = title_of(node)  # Browser's caption; dropped again on read
     return out
+
+
+def vector_props(node: Node) -> dict[str, list[float]] | None:
+    """The property map of ``node``'s vector node: the vectors it has, or None for none."""
+    out = {f: vec.tolist() for f in VECTOR_FIELDS if (vec := getattr(node, f)) is not None}
+    return out or None
 
 
 def native_time(value: Any) -> Any:
@@ -115,13 +119,15 @@ def is_live(props: dict[str, Any]) -> bool:
     return props.get("node_kind") is not None and props.get("id") is not None
 
 
-def node_from_record(props: dict[str, Any], with_vectors: bool) -> Node:
-    """Rebuild a model from a node's stored properties."""
+def node_from_record(
+    props: dict[str, Any], with_vectors: bool, vectors: dict[str, Any] | None = None
+) -> Node:
+    """Rebuild a model from a node's stored properties and, ``with_vectors``, the
+    properties of its vector node (None: it has none)."""
     data = dict(props)
     kind = NodeKind(data["node_kind"])
     data.pop(SEQ_KEY, None)
     data.pop(TITLE_KEY, None)
-    vectors = [data.pop(field, None) for field in VECTOR_FIELDS]
     for key in JSON_FIELDS[kind]:
         if isinstance(data.get(key), str):
             data[key] = json.loads(data[key])
@@ -132,7 +138,11 @@ def node_from_record(props: dict[str, Any], with_vectors: bool) -> Node:
             data[key] = _time_from_parts(data[key])
     if not with_vectors:
         return node_from_props(kind, data)
-    emb, gemb = (None if v is None else np.asarray(v, dtype=np.float32) for v in vectors)
+    found = vectors or {}
+    emb, gemb = (
+        None if (v := found.get(f)) is None else np.asarray(v, dtype=np.float32)
+        for f in VECTOR_FIELDS
+    )
     return node_from_props(kind, data, emb, gemb)
 
 

@@ -9,9 +9,14 @@ no text a user supplies is ever spliced into a statement. Writes take lists of r
 The graph as it reads in Neo4j Browser: nodes labelled ``Query``, ``Utterance`` and
 ``Insight`` (the three tiers) and ``Item`` (adapters' key-value records); relationship
 types named after :class:`EdgeKind`; every node has ``id``, ``namespace``, ``node_kind``
-and ``seq`` (insertion order) properties. Every per-label statement below is generated
-for each :class:`NodeKind`, so a new kind gets its constraint, indexes and vector indexes
-here without further code.
+and ``seq`` (insertion order) properties. A node's vectors are not among them: they sit
+on a node of their own, ``(:Query)-[:HAS_VECTOR]->(:QueryVector {embedding,
+graph_embedding})``, one vector label per kind, which holds the vector indexes. A person
+clicking a task in the Browser reads its properties, not 384 floats; node reads that do
+not ask for vectors never touch those nodes; and each kind's index holds only its own
+kind's vectors, so a search needs no filter by kind. Every per-label statement below is
+generated for each :class:`NodeKind`, so a new kind gets its constraint, indexes, vector
+label and vector indexes here without further code.
 """
 
 from __future__ import annotations
@@ -23,13 +28,17 @@ from graph_store.ops import VERSIONED_KINDS
 
 #: Label disjunction matching any gmem node; Neo4j plans it as one unique-index seek per label.
 ANY = "|".join(kind.value for kind in NodeKind)
-#: Vector properties, each searched through its own index per label.
+#: Vector properties of a vector node, each searched through its own index per label.
 FIELDS = ("embedding", "graph_embedding")
+#: The relationship from a node to the node holding its vectors (at most one).
+HAS_VECTOR = "HAS_VECTOR"
+#: Relationship-type disjunction of gmem's edges: every type but ``HAS_VECTOR``.
+EDGE_TYPES = "|".join(kind.value for kind in EdgeKind)
 #: Similarity of two vectors, as Neo4j scales cosine into [0, 1]; the store maps it back.
 #: Zero vectors (which Neo4j rejects) score as orthogonal, as the embedded store does.
 _SIMILARITY = (
-    "CASE WHEN $zero OR NOT any(x IN n[$field] WHERE x <> 0.0) THEN 0.5 "
-    "ELSE vector.similarity.cosine(n[$field], $vector) END"
+    "CASE WHEN $zero OR NOT any(x IN v[$field] WHERE x <> 0.0) THEN 0.5 "
+    "ELSE vector.similarity.cosine(v[$field], $vector) END"
 )
 
 
@@ -37,10 +46,19 @@ def _snake(kind: NodeKind) -> str:
     return kind.value.lower()
 
 
+def vector_label(kind: NodeKind) -> str:
+    """The label of the nodes holding ``kind``'s vectors: ``QueryVector``, ..."""
+    return f"{kind.value}Vector"
+
+
+#: Label disjunction matching any vector node.
+ANY_VECTOR = "|".join(vector_label(kind) for kind in NodeKind)
+
+
 def vector_index_name(kind: NodeKind, field: str) -> str:
     if field not in FIELDS:
         raise ValueError(f"unknown vector field {field!r}")
-    return f"gmem_{_snake(kind)}_{field}"
+    return f"gmem_{_snake(kind)}_vector_{field}"
 
 
 # ---- schema: applied at connect, every statement idempotent ----------------------------
@@ -70,7 +88,7 @@ SCHEMA: tuple[str, ...] = (
 CREATE_VECTOR_INDEX: dict[tuple[NodeKind, str], str] = {
     (k, f): (
         f"CREATE VECTOR INDEX {vector_index_name(k, f)} IF NOT EXISTS "
-        f"FOR (n:{k.value}) ON (n.{f}) "
+        f"FOR (v:{vector_label(k)}) ON (v.{f}) "
         "OPTIONS {indexConfig: {`vector.dimensions`: $dims, "
         "`vector.similarity_function`: 'cosine', `vector.quantization.enabled`: false}}"
     )
@@ -85,19 +103,22 @@ DROP_VECTOR_INDEX: dict[tuple[NodeKind, str], str] = {
 AWAIT_INDEX = "CALL db.awaitIndex($name, $timeout)"
 
 SHOW_VECTOR_INDEXES = (
-    "SHOW VECTOR INDEXES YIELD name, options, state "
+    "SHOW VECTOR INDEXES YIELD name, options, state, populationPercent "
     "WHERE name STARTS WITH 'gmem_' "
-    "RETURN name, options.indexConfig['vector.dimensions'] AS dims, state"
+    "RETURN name, options.indexConfig['vector.dimensions'] AS dims, state, "
+    "populationPercent AS percent"
 )
 
 # ---- node writes -----------------------------------------------------------------------
 #: Insert or replace by id, in one statement per label. ``SET n = ...`` drops properties
-#: the new version lacks (a vector set to None) while ``seq`` keeps the first insert's
-#: place. ``clashes`` lists ids held by a node of another label, ``stale`` those (of a
-#: versioned kind) whose stored ``updated_at`` is later than the one written, read after
-#: the first SET took the node's write lock, so no commit can slip in between. Either
-#: way the caller raises and the transaction rolls back: a node's kind never changes and
-#: a stale copy never lands.
+#: the new version lacks while ``seq`` keeps the first insert's place; the row's
+#: ``vectors`` (a map, or null for none) replace those of the node's vector node, which
+#: is created with the first vector and deleted when a version has none (``SET v = ...``
+#: likewise drops a field set to None). ``clashes`` lists ids held by a node of another
+#: label, ``stale`` those (of a versioned kind) whose stored ``updated_at`` is later than
+#: the one written, read after the first SET took the node's write lock, so no commit can
+#: slip in between. Either way the caller raises and the transaction rolls back: a
+#: node's kind never changes and a stale copy never lands.
 PUT_NODES: dict[NodeKind, str] = {
     k: (
         f"UNWIND $rows AS row "
@@ -105,8 +126,13 @@ PUT_NODES: dict[NodeKind, str] = {
         f"MERGE (n:{k.value} {{id: row.id}}) "
         # coalesce: a node claimed earlier in the batch (EXPECT_ABSENT) has no seq yet.
         "SET n.seq = coalesce(n.seq, row.seq) "
-        "WITH n, o, row.props AS props, n.seq AS seq, n.updated_at AS stored "
+        "WITH n, o, row, row.props AS props, n.seq AS seq, n.updated_at AS stored "
         "SET n = props {.*, seq: seq} "
+        "FOREACH (vectors IN CASE WHEN row.vectors IS NULL THEN [] ELSE [row.vectors] END | "
+        f"MERGE (n)-[:{HAS_VECTOR}]->(v:{vector_label(k)}) SET v = vectors) "
+        "WITH n, o, row, props, stored "
+        f"OPTIONAL MATCH (n)-[:{HAS_VECTOR}]->(gone) WHERE row.vectors IS NULL "
+        "FOREACH (v IN CASE WHEN gone IS NULL THEN [] ELSE [gone] END | DETACH DELETE v) "
         "RETURN collect(o {.id, .node_kind}) AS clashes, "
         + (
             "collect(CASE WHEN stored > props.updated_at THEN n.id END) AS stale"
@@ -182,23 +208,30 @@ _TIMES = ", ".join(
 )
 
 
-def _projection(with_vectors: bool) -> str:
-    vectors = "" if with_vectors else "embedding: null, graph_embedding: null, "
-    return f"n {{.*, {vectors}{TITLE_KEY}: null, {_TIMES}}} AS props"
+_PROPS = f"n {{.*, {TITLE_KEY}: null, {_TIMES}}} AS props"
+#: The vectors of ``n``, read only when asked for: a map of the fields it has, or null.
+_VECTORS = (
+    f"OPTIONAL MATCH (n)-[:{HAS_VECTOR}]->(v) "
+    "WITH n, CASE WHEN v IS NULL THEN null ELSE v {.embedding, .graph_embedding} END AS vectors "
+)
+
+
+def _returned(with_vectors: bool) -> str:
+    return (_VECTORS + f"RETURN {_PROPS}, vectors") if with_vectors else f"RETURN {_PROPS}"
 
 
 GET_NODES: dict[bool, str] = {
-    wv: f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}) RETURN {_projection(wv)}"
-    for wv in (False, True)
+    wv: f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}) {_returned(wv)}" for wv in (False, True)
 }
 
-#: Keyed by (kind, filtered by namespace, with vectors, limited).
+#: Keyed by (kind, filtered by namespace, with vectors, limited). A limited listing picks
+#: its nodes before their vectors are read.
 LIST_NODES: dict[tuple[NodeKind, bool, bool, bool], str] = {
     (k, by_ns, wv, limited): (
         f"MATCH (n:{k.value}) "
         + ("WHERE n.namespace = $namespace " if by_ns else "")
-        + f"RETURN {_projection(wv)} ORDER BY n.seq, n.id"
-        + (" LIMIT $limit" if limited else "")
+        + ("WITH n ORDER BY n.seq, n.id LIMIT $limit " if limited else "")
+        + f"{_returned(wv)} ORDER BY n.seq, n.id"
     )
     for k in NodeKind
     for by_ns in (False, True)
@@ -212,7 +245,11 @@ _EDGE_ROW = (
     "id AS origin, startNode(r) = n AS outgoing, type(r) AS kind, startNode(r).id AS src, "
     "endNode(r).id AS dst, properties(r) AS props"
 )
-_ARROWS = (("out", "-[r]->"), ("in", "<-[r]-"), ("both", "-[r]-"))
+_ARROWS = (
+    ("out", f"-[r:{EDGE_TYPES}]->"),
+    ("in", f"<-[r:{EDGE_TYPES}]-"),
+    ("both", f"-[r:{EDGE_TYPES}]-"),
+)
 
 #: Edges leaving ("out"), entering ("in") or touching ("both") the given nodes, with the
 #: given node as ``origin``; a self-loop comes twice under "both".
@@ -239,30 +276,35 @@ EXPAND_NODES: dict[str, str] = {
         f"{_EDGE_FILTER}AND NOT n.id IN $visited "
         "RETURN n.id AS other, n.node_kind AS other_kind, id AS origin, "
         "startNode(r) = o AS outgoing, type(r) AS kind, startNode(r).id AS src, "
-        f"endNode(r).id AS dst, properties(r) AS edge_props, {_projection(False)}"
+        f"endNode(r).id AS dst, properties(r) AS edge_props, {_PROPS}"
     )
     for d, arrow in _ARROWS
 }
 
 # ---- vector search ---------------------------------------------------------------------
-#: Candidates from the HNSW index, then the namespace and exclusion filter; ``fetched``
-#: tells the caller whether the index had more to give when too few passed the filter.
+#: Candidates from the HNSW index (vector nodes), each taken back to the node it belongs
+#: to, then the namespace and exclusion filter; ``fetched`` tells the caller whether the
+#: index had more to give when too few passed the filter. A candidate whose owner a
+#: concurrent transaction is deleting reads with a null id, and the caller drops it.
 #: The index is created unquantized, so its score is the exact float32 cosine (scaled).
 VECTOR_QUERY = (
     "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node, score "
-    "WITH collect({n: node, score: score}) AS found "
+    f"OPTIONAL MATCH (n)-[:{HAS_VECTOR}]->(node) "
+    "WITH collect({n: n, score: score}) AS found "
     "RETURN size(found) AS fetched, "
-    "[f IN found WHERE f.n.id IS NOT NULL "
+    "[f IN found WHERE f.n IS NOT NULL "
     "AND ($namespace IS NULL OR f.n.namespace = $namespace) "
     "AND NOT f.n.id IN $exclude | {id: f.n.id, score: f.score}] AS hits"
 )
 
 #: Exact scan, for reads that must see vectors written earlier in the same transaction
-#: (Neo4j's vector index does not see uncommitted changes) and for zero query vectors.
+#: (Neo4j's vector index does not see uncommitted changes), for zero query vectors, and
+#: while an index is still being built (a search then would wait for it, or fail).
 VECTOR_SCAN: dict[NodeKind, str] = {
     k: (
-        f"MATCH (n:{k.value}) WHERE ($namespace IS NULL OR n.namespace = $namespace) "
-        "AND n[$field] IS NOT NULL AND NOT n.id IN $exclude "
+        f"MATCH (n:{k.value})-[:{HAS_VECTOR}]->(v:{vector_label(k)}) "
+        "WHERE ($namespace IS NULL OR n.namespace = $namespace) "
+        "AND v[$field] IS NOT NULL AND NOT n.id IN $exclude "
         f"WITH n.id AS id, {_SIMILARITY} AS score "
         "RETURN id, score ORDER BY score DESC, id LIMIT $k"
     )
@@ -270,6 +312,15 @@ VECTOR_SCAN: dict[NodeKind, str] = {
 }
 
 # ---- deletes ---------------------------------------------------------------------------
+#: A node's vector node goes with it, before the counted delete (which then sees only
+#: gmem's own edges).
+DELETE_VECTORS_OF_NODES = (
+    f"UNWIND $ids AS id MATCH (:{ANY} {{id: id}})-[:{HAS_VECTOR}]->(v) DETACH DELETE v"
+)
+DELETE_VECTORS_OF_NAMESPACE = (
+    f"MATCH (n:{ANY})-[:{HAS_VECTOR}]->(v) WHERE n.namespace = $namespace DETACH DELETE v"
+)
+
 _DETACH_COUNTED = (
     "OPTIONAL MATCH (n)-[r]-() "
     "WITH collect(DISTINCT n) AS nodes, collect(DISTINCT r) AS rels "
@@ -283,7 +334,9 @@ DELETE_NODES = f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}) {_DETACH_COUNTED}"
 DELETE_NAMESPACE = f"MATCH (n:{ANY}) WHERE n.namespace = $namespace {_DETACH_COUNTED}"
 
 #: Test helper: every gmem node, in chunks so that a large graph fits the heap.
-DELETE_ALL = f"MATCH (n:{ANY}) CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF 5000 ROWS"
+DELETE_ALL = (
+    f"MATCH (n:{ANY}|{ANY_VECTOR}) CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF 5000 ROWS"
+)
 
 # ---- counts ----------------------------------------------------------------------------
 #: Whole-store counts come from Neo4j's count store, one lookup per label and type.
@@ -299,13 +352,61 @@ COUNT_NODES_IN = " UNION ALL ".join(
 )
 #: Edges of a namespace are those leaving its nodes, as in the embedded store.
 COUNT_EDGES_IN = (
-    f"MATCH (n:{ANY})-[r]->() WHERE n.namespace = $namespace RETURN type(r) AS kind, count(r) AS n"
+    f"MATCH (n:{ANY})-[r:{EDGE_TYPES}]->() WHERE n.namespace = $namespace "
+    "RETURN type(r) AS kind, count(r) AS n"
 )
 
 LIST_NAMESPACES = (
     f"MATCH (n:{ANY}) WHERE n.namespace IS NOT NULL "
     "RETURN DISTINCT n.namespace AS namespace ORDER BY namespace"
 )
+
+# ---- the layout before vector nodes, and its upgrade (graph_store.neo4j.upgrade) -------
+#: The vector indexes of the old layout, on the nodes' own ``embedding`` and
+#: ``graph_embedding`` properties; they go last, so while one is left the upgrade is not
+#: finished.
+OLD_VECTOR_INDEXES: dict[tuple[NodeKind, str], str] = {
+    (k, f): f"gmem_{_snake(k)}_{f}" for k in NodeKind for f in FIELDS
+}
+DROP_OLD_VECTOR_INDEX: dict[tuple[NodeKind, str], str] = {
+    key: f"DROP INDEX {name} IF EXISTS" for key, name in OLD_VECTOR_INDEXES.items()
+}
+_OLD_VECTORS = "(n.embedding IS NOT NULL OR n.graph_embedding IS NOT NULL)"
+#: A row per kind whose newest nodes (by the ``seq`` index) hold vectors themselves.
+OLD_LAYOUT_PROBE = " UNION ALL ".join(
+    f"MATCH (n:{k.value}) WITH n ORDER BY n.seq DESC LIMIT 16 "
+    f"WITH n WHERE {_OLD_VECTORS} RETURN '{k.value}' AS kind LIMIT 1"
+    for k in NodeKind
+)
+#: One batch of the upgrade: the next ``$batch`` nodes of a kind in id order (the unique
+#: constraint's index gives that order, so each batch seeks where the last one ended),
+#: each one's vectors moved onto its vector node. A vector the vector node already has is
+#: only replaced by one the node itself still holds, so a rerun never loses one.
+UPGRADE_BATCH: dict[NodeKind, str] = {
+    k: (
+        f"MATCH (n:{k.value}) WHERE n.id > $after "
+        "WITH n ORDER BY n.id LIMIT $batch "
+        "WITH collect(n) AS nodes "
+        "CALL (nodes) { "
+        f"UNWIND nodes AS n WITH n WHERE {_OLD_VECTORS} "
+        f"MERGE (n)-[:{HAS_VECTOR}]->(v:{vector_label(k)}) "
+        "SET v.embedding = coalesce(n.embedding, v.embedding), "
+        "v.graph_embedding = coalesce(n.graph_embedding, v.graph_embedding) "
+        "REMOVE n.embedding, n.graph_embedding "
+        "RETURN count(n) AS moved } "
+        "RETURN size(nodes) AS seen, nodes[-1].id AS last, moved"
+    )
+    for k in NodeKind
+}
+#: The dimension of a field's vectors, from one vector node holding it.
+VECTOR_DIMS: dict[tuple[NodeKind, str], str] = {
+    (
+        k,
+        f,
+    ): f"MATCH (v:{vector_label(k)}) WHERE v.{f} IS NOT NULL RETURN size(v.{f}) AS dims LIMIT 1"
+    for k in NodeKind
+    for f in FIELDS
+}
 
 # ---- a dump: a script of literals that rebuilds a memory (graph_store.neo4j.dump) ------
 #: The same upserts as the store's writes, with ``$rows`` replaced by a literal list when

@@ -88,9 +88,7 @@ def _key(name: str) -> str:
 
 
 def _node_row(node: Node, seq: int) -> dict[str, Any]:
-    props = codec.node_props(node)
-    for field in codec.VECTOR_FIELDS:
-        props.pop(field, None)
+    props = codec.node_props(node)  # never the vectors: they live on vector nodes
     props[codec.SEQ_KEY] = seq
     return {"id": node.id, "props": props}
 

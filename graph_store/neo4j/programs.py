@@ -54,12 +54,14 @@ VectorKey = tuple[NodeKind, str]
 @dataclass
 class BatchState:
     """What one batch's programs share: the vector dimensions, how many index candidates
-    to fetch per wanted hit, the first insertion number of each put, and whether the
+    to fetch per wanted hit, the first insertion number of each put, the vector indexes
+    still being built (searched by exact scan until they are ONLINE), and whether the
     batch has written yet (then the vector index may not see those writes)."""
 
     dims: dict[VectorKey, int]
     oversample: int
     next_seq: Callable[[int], int]
+    populating: frozenset[VectorKey] = field(default=frozenset())
     wrote: bool = field(default=False)
 
 
@@ -149,7 +151,12 @@ def _expect_nodes(expected: Sequence[tuple[NodeKind, str, datetime | None]]) -> 
 def _put_nodes(nodes: Sequence[Node], seq: int) -> Program:
     by_kind: dict[NodeKind, list[dict[str, Any]]] = {}
     for i, node in enumerate(nodes):
-        row = {"id": node.id, "props": codec.node_props(node), "seq": seq + i}
+        row = {
+            "id": node.id,
+            "props": codec.node_props(node),
+            "vectors": codec.vector_props(node),
+            "seq": seq + i,
+        }
         by_kind.setdefault(node.kind, []).append(row)
     for kind, rows in by_kind.items():
         (result,) = yield cypher.PUT_NODES[kind], {"rows": rows}
@@ -191,11 +198,16 @@ def _delete_edges(keys: Sequence[tuple[EdgeKind, str, str]]) -> Program:
 
 
 def _delete_nodes(which: list[str] | str, statement: str) -> Program:
-    """Nodes by id (a list) or a whole namespace (a string), with every edge touching them;
-    both statements count what they remove in one row, or return none for nothing."""
+    """Nodes by id (a list) or a whole namespace (a string), with every edge touching them
+    and their vector nodes; both statements count what they remove in one row (vector
+    nodes are not counted: they are part of their node), or return none for nothing."""
     if not which:
         return Removed(nodes=0, edges=0)
     key = "namespace" if isinstance(which, str) else "ids"
+    vectors = (
+        cypher.DELETE_VECTORS_OF_NAMESPACE if key == "namespace" else cypher.DELETE_VECTORS_OF_NODES
+    )
+    yield vectors, {key: which}
     rows = yield statement, {key: which}
     if not rows:
         return Removed(nodes=0, edges=0)
@@ -207,7 +219,7 @@ def _get_nodes(ids: Sequence[str], with_vectors: bool) -> Program:
     unique = list(dict.fromkeys(ids))
     rows = yield cypher.GET_NODES[with_vectors], {"ids": unique}
     found = {
-        row["props"]["id"]: codec.node_from_record(row["props"], with_vectors)
+        row["props"]["id"]: codec.node_from_record(row["props"], with_vectors, row.get("vectors"))
         for row in rows
         if codec.is_live(row["props"])
     }
@@ -221,7 +233,7 @@ def _list_nodes(
     params = {"namespace": namespace, "limit": None if limit is None else max(0, int(limit))}
     rows = yield cypher.LIST_NODES[key], params
     return [
-        codec.node_from_record(row["props"], with_vectors)
+        codec.node_from_record(row["props"], with_vectors, row.get("vectors"))
         for row in rows
         if codec.is_live(row["props"])
     ]
@@ -320,7 +332,7 @@ def _vector_search(op: VectorSearch, state: BatchState) -> Program:
         "exclude": sorted(op.exclude_ids),
         "zero": zero,
     }
-    if state.wrote or zero:
+    if state.wrote or zero or (kind, op.field) in state.populating:
         rows = yield cypher.VECTOR_SCAN[kind], {**params, "k": int(op.k)}
         return [Hit(row["id"], 2.0 * float(row["score"]) - 1.0) for row in rows]
     fetch = max(op.k * state.oversample, 16) + len(op.exclude_ids)

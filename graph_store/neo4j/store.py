@@ -11,7 +11,12 @@ What needs schema changes happens before that transaction, because Neo4j forbids
 and data writes in one transaction: the first vector written for a (kind, field) creates
 its native vector index with that vector's dimension, which from then on is checked
 client-side before anything is sent (Neo4j itself would silently leave a vector of
-another length out of the index).
+another length out of the index). An index another client created that is still being
+built is not searched until it is ONLINE: the exact scan answers meanwhile.
+
+Vectors live on nodes of their own (see :mod:`graph_store.neo4j.cypher`). A database
+written before that, with vectors on the nodes' properties, is refused at open with the
+command that upgrades it (:mod:`graph_store.neo4j.upgrade`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from graph_store.errors import (
     GmemError,
     StoreError,
     StoreUnavailableError,
+    StoreUpgradeNeededError,
 )
 from graph_store.model import NodeKind
 from graph_store.neo4j import codec, cypher, programs
@@ -71,6 +77,9 @@ class Neo4jStore(GraphStore):
     applies the schema (idempotent), so a wrong password or a stopped server fails here,
     with :class:`StoreUnavailableError`, not at the first write. ``oversample`` is how
     many index candidates are fetched per wanted hit before the namespace filter.
+    A database in the layout of older gmem versions raises
+    :class:`StoreUpgradeNeededError`; only the upgrade itself opens one with
+    ``refuse_old_layout=False``.
     """
 
     def __init__(
@@ -83,6 +92,7 @@ class Neo4jStore(GraphStore):
         retry_s: float = 15.0,
         connect_timeout_s: float = 5.0,
         oversample: int = 4,
+        refuse_old_layout: bool = True,
     ) -> None:
         try:
             import neo4j
@@ -111,6 +121,8 @@ class Neo4jStore(GraphStore):
         self._lock = threading.Lock()
         self._seq = 0
         self._dims: dict[VectorKey, int] = {}
+        self._populating: frozenset[VectorKey] = frozenset()
+        self._refuse_old_layout = refuse_old_layout
         self._driver_options: dict[str, Any] = {
             "auth": (self.user, secret),
             "connection_timeout": connect_timeout_s,
@@ -149,7 +161,21 @@ class Neo4jStore(GraphStore):
         with self._session() as session:
             for statement in cypher.SCHEMA:
                 self._schema_statement(session, statement)
-            self._dims = self._read_dims(session)
+            self._read_indexes(session)
+            if self._refuse_old_layout and self._holds_old_layout(session):
+                raise StoreUpgradeNeededError(
+                    f"Neo4j at {self.url} keeps vectors on its nodes, as gmem wrote them "
+                    "before vector nodes; stop every process using it and upgrade it in "
+                    f"place with: gmem upgrade --store {redact_url(self.uri)}"
+                )
+
+    def _holds_old_layout(self, session: neo4j.Session) -> bool:
+        """Vector indexes of the old layout, or vectors on the newest nodes of a kind: both
+        cheap (the index list, and a few nodes per label by the ``seq`` index)."""
+        indexes = {record["name"] for record in session.run(cypher.SHOW_VECTOR_INDEXES)}
+        if indexes & set(cypher.OLD_VECTOR_INDEXES.values()):
+            return True
+        return bool(list(session.run(cypher.OLD_LAYOUT_PROBE)))
 
     def _schema_statement(self, session: neo4j.Session, statement: str, **params: Any) -> None:
         try:
@@ -159,14 +185,21 @@ class Neo4jStore(GraphStore):
             if "EquivalentSchemaRuleAlreadyExists" not in (exc.code or ""):
                 raise
 
-    def _read_dims(self, session: neo4j.Session) -> dict[VectorKey, int]:
+    def _read_indexes(self, session: neo4j.Session) -> None:
+        """Learn the dimension of every vector index on the server, and which of them
+        are still being built (a search then blocks until the index is ONLINE, for as
+        long as the build takes, or fails)."""
         names = {cypher.vector_index_name(*key): key for key in cypher.CREATE_VECTOR_INDEX}
         dims: dict[VectorKey, int] = {}
+        populating: set[VectorKey] = set()
         for record in session.run(cypher.SHOW_VECTOR_INDEXES):
             key = names.get(record["name"])
             if key is not None and record["dims"] is not None:
                 dims[key] = int(record["dims"])
-        return dims
+                if record["state"] != "ONLINE":
+                    populating.add(key)
+        self._dims = dims
+        self._populating = frozenset(populating)
 
     def close(self) -> None:
         with self._lock:
@@ -179,17 +212,22 @@ class Neo4jStore(GraphStore):
         """Remove every gmem node, edge and vector index in the database (a test helper).
 
         Tests call it between cases so that each starts from an empty store whose vector
-        dimensions are not yet fixed. Other handles on the same database keep their own
-        cached dimensions; reopen them after calling this.
+        dimensions are not yet fixed; old-layout indexes go too, so that a test database
+        an older version left is emptied rather than refused. Other handles on the same
+        database keep their own cached dimensions; reopen them after calling this.
         """
         self._ensure_open()
 
         def work() -> None:
             with self._session() as session:
                 session.run(cypher.DELETE_ALL).consume()
-                for statement in cypher.DROP_VECTOR_INDEX.values():
+                for statement in (
+                    *cypher.DROP_VECTOR_INDEX.values(),
+                    *cypher.DROP_OLD_VECTOR_INDEX.values(),
+                ):
                     session.run(statement).consume()
             self._dims = {}
+            self._populating = frozenset()
 
         self._call(work)
 
@@ -337,7 +375,9 @@ class Neo4jStore(GraphStore):
                     raise refusals.wrong_dimension("query vector", vector, dim)
         if pending:
             self._call(lambda: self._create_vector_indexes(pending))
-        return BatchState(dict(self._dims), self._oversample, self._next_seq)
+        return BatchState(
+            dict(self._dims), self._oversample, self._next_seq, populating=self._populating
+        )
 
     def _create_vector_indexes(self, wanted: dict[VectorKey, int]) -> None:
         with self._session() as session:
@@ -345,7 +385,7 @@ class Neo4jStore(GraphStore):
                 self._schema_statement(session, cypher.CREATE_VECTOR_INDEX[key], dims=dims)
                 name = cypher.vector_index_name(*key)
                 session.run(cypher.AWAIT_INDEX, {"name": name, "timeout": 300}).consume()
-            self._dims = self._read_dims(session)
+            self._read_indexes(session)
         for key, dims in wanted.items():
             # Another client may have created the index first, with its own dimension.
             if self._dims.get(key, dims) != dims:
@@ -355,19 +395,21 @@ class Neo4jStore(GraphStore):
                 )
 
     def _learn_searched_indexes(self, ops: Sequence[Op]) -> None:
-        """Look for vector indexes a search needs that this handle has not seen yet.
+        """Look for vector indexes a search needs that this handle has not seen yet, or
+        has seen still being built.
 
         Another process may have written the first vectors of a label since this one
         connected: trusting what it saw at connect, this handle would go on finding
-        nothing. One look at the server per batch, only while such an index is unknown.
+        nothing. One look at the server per batch, only while such an index is unknown
+        or not yet ONLINE.
         """
         searched = {(NodeKind(op.kind), op.field) for op in ops if isinstance(op, VectorSearch)}
-        if searched <= self._dims.keys():
+        if searched <= self._dims.keys() and not searched & self._populating:
             return
 
         def refresh() -> None:
             with self._session() as session:
-                self._dims = self._read_dims(session)
+                self._read_indexes(session)
 
         self._call(refresh)
 
@@ -376,7 +418,7 @@ class Neo4jStore(GraphStore):
         ``delete_all``, an index dropped by hand), with the dimensions they had."""
         known = dict(self._dims)
         with self._session() as session:
-            self._dims = self._read_dims(session)
+            self._read_indexes(session)
         missing = {key: dim for key, dim in known.items() if key not in self._dims}
         if missing:
             self._create_vector_indexes(missing)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from graph_store.errors import StoreUpgradeNeededError
 from graph_store.neo4j import Neo4jStore
 from tests.services import require_service
 
@@ -49,7 +50,13 @@ def neo4j_settings() -> Neo4jSettings:
 
 @pytest.fixture
 def neo4j_store(neo4j_settings: Neo4jSettings) -> Iterator[Neo4jStore]:
-    store = neo4j_settings.open()
+    try:
+        store = neo4j_settings.open()
+    except StoreUpgradeNeededError:  # a test database an older gmem left behind
+        old = neo4j_settings.open(refuse_old_layout=False)
+        old.delete_all()
+        old.close()
+        store = neo4j_settings.open()
     store.delete_all()
     try:
         yield store

@@ -104,11 +104,73 @@ def test_vector_index_is_created_on_first_vector_with_its_dimension(
     )
     (index,) = records
     assert index["name"] == cypher.vector_index_name(NodeKind.QUERY, "embedding")
-    assert index["labelsOrTypes"] == ["Query"] and index["properties"] == ["embedding"]
+    assert index["labelsOrTypes"] == ["QueryVector"] and index["properties"] == ["embedding"]
     config = index["options"]["indexConfig"]
     assert config["vector.dimensions"] == 6
     assert config["vector.similarity_function"].lower() == "cosine"
     assert index["state"] == "ONLINE"
+
+
+def vector_nodes(store: Neo4jStore) -> dict[str, list[str]]:
+    """Owner id -> the fields its vector node holds; and every vector node has an owner."""
+    records, _, _ = store._driver.execute_query(
+        f"MATCH (v:{cypher.ANY_VECTOR}) OPTIONAL MATCH (n)-[:HAS_VECTOR]->(v) "
+        "RETURN n.id AS id, [k IN keys(v) | k] AS fields",
+        database_="neo4j",
+    )
+    assert all(r["id"] is not None for r in records), "a vector node without its node"
+    return {r["id"]: sorted(r["fields"]) for r in records}
+
+
+def test_vectors_live_on_a_linked_node_not_on_the_node(neo4j_store: Neo4jStore) -> None:
+    """What the Browser's node inspector shows is the node's own properties: no vectors."""
+    q = QueryNode(
+        text="t", embedding=np.ones(6, np.float32), graph_embedding=np.ones(2, np.float32)
+    )
+    neo4j_store.put_nodes([q, QueryNode(text="bare")])
+    records, _, _ = neo4j_store._driver.execute_query(
+        "MATCH (n:Query) RETURN n.text AS text, keys(n) AS keys", database_="neo4j"
+    )
+    assert {r["text"] for r in records} == {"t", "bare"}
+    assert all("embedding" not in r["keys"] and "graph_embedding" not in r["keys"] for r in records)
+    assert vector_nodes(neo4j_store) == {q.id: ["embedding", "graph_embedding"]}
+    assert neo4j_store.get_node(q.id, with_vectors=True) == q
+    # A new version without a field drops it; without any vector, the vector node goes.
+    neo4j_store.put_nodes([q.model_copy(update={"graph_embedding": None})])
+    assert vector_nodes(neo4j_store) == {q.id: ["embedding"]}
+    neo4j_store.put_nodes([q.model_copy(update={"embedding": None, "graph_embedding": None})])
+    assert vector_nodes(neo4j_store) == {}
+    assert neo4j_store.vector_search(NodeKind.QUERY, np.ones(6, np.float32), k=3) == []
+
+
+def test_reads_without_vectors_never_reach_vector_nodes() -> None:
+    for statement in [cypher.GET_NODES[False]] + [
+        text for (_, _, wv, _), text in cypher.LIST_NODES.items() if not wv
+    ]:
+        assert cypher.HAS_VECTOR not in statement and "Vector" not in statement, statement
+    for statement in [cypher.GET_NODES[True]] + [
+        text for (_, _, wv, _), text in cypher.LIST_NODES.items() if wv
+    ]:
+        assert cypher.HAS_VECTOR in statement
+
+
+def test_forgetting_removes_the_vector_nodes_too(neo4j_store: Neo4jStore) -> None:
+    q, utts, edges = a_task("to forget", ns="gone")
+    q = q.model_copy(update={"embedding": np.ones(4, np.float32)})
+    keep, k_utts, k_edges = a_task("to keep", ns="kept")
+    keep = keep.model_copy(update={"embedding": np.ones(4, np.float32)})
+    insight = Insight(text="lesson", namespace="gone", embedding=np.ones(4, np.float32))
+    neo4j_store.batch([PutNodes([q, *utts, keep, *k_utts, insight]), PutEdges(edges + k_edges)])
+    assert set(vector_nodes(neo4j_store)) == {q.id, keep.id, insight.id}
+    removed = neo4j_store.delete_task(q.id)
+    assert removed.nodes == 1 + len(utts)  # vector nodes are part of their node, not counted
+    assert set(vector_nodes(neo4j_store)) == {keep.id, insight.id}
+    assert neo4j_store.delete_namespace("gone").nodes == 1
+    assert set(vector_nodes(neo4j_store)) == {keep.id}
+    assert {e.key for e in neo4j_store.get_edges([keep.id])} == {
+        e.key for e in k_edges if e.src == keep.id
+    }
+    assert neo4j_store.count("kept").edges == {"HAS_TRACE": 3, "NEXT": 2}
 
 
 def test_indexed_search_matches_exact_cosine_with_namespace_filter(
