@@ -277,3 +277,43 @@ def test_saved_queries_return_what_they_say(demo_memory: Neo4jStore) -> None:
     assert 0 in {m["step"] for m in messages.values()}  # the whole trace, from its start
     assert any(r.type == "NEXT" for r in rels)  # the chain the messages follow
     assert all(r.start_node["id"] in messages and r.end_node["id"] in messages for r in rels)
+
+
+def _inspector_rows(browser_page: BrowserPage, label: str) -> dict[str, str]:
+    """The Node properties pane of one node of ``label``, as the Browser shows it when
+    the node is clicked: property -> the text of its value."""
+    page = browser_page.page
+    browser_page.run(f"MATCH (n:{label}) RETURN n LIMIT 1")
+    browser_page.settle()
+    page.locator("svg g.node").first.click()
+    page.wait_for_selector(f"[data-testid=property-details-overview-node-label-{label}]")
+    page.screenshot(path=str(ARTIFACTS / f"neo4j-browser-inspector-{label.lower()}.png"))
+    rows = page.eval_on_selector_all(
+        "[data-testid=viz-details-pane-properties-table] tr",
+        "rs => rs.map(r => Array.from(r.querySelectorAll('td')).map(td => td.textContent))",
+    )
+    return {cells[0].strip(): cells[1].strip() for cells in rows if len(cells) >= 2}
+
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e-?\d+)?")
+
+
+def _is_vector(value: str) -> bool:
+    """A list value of numbers (the pane cuts a long one short after a few entries, with
+    "Show all", so a 384-float embedding shows as few as 8)."""
+    if not value.startswith("["):
+        return False
+    entries = value.strip("[]").split(",")
+    numbers = sum(bool(_NUMBER.fullmatch(v.strip())) for v in entries)
+    return numbers >= 5 and numbers >= len(entries) - 1
+
+
+@pytest.mark.parametrize("label", ["Query", "Insight"])
+def test_the_node_inspector_shows_no_vector(browser_page: BrowserPage, label: str) -> None:
+    """A clicked task or insight shows what it says (its title and text) and no
+    embedding: a 384-float list filled the pane before anything a person reads."""
+    rows = _inspector_rows(browser_page, label)
+    assert "title" in rows and ("task" in rows or "text" in rows), rows
+    vectors = {key: value[:80] for key, value in rows.items() if _is_vector(value)}
+    assert not vectors, vectors
+    assert not [key for key in rows if "embedding" in key], rows
