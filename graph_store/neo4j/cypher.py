@@ -297,6 +297,19 @@ VECTOR_QUERY = (
     "AND NOT f.n.id IN $exclude | {id: f.n.id, score: f.score}] AS hits"
 )
 
+#: :data:`VECTOR_QUERY` for several searches at once, one row each (``at``: its place).
+VECTOR_QUERIES = (
+    "UNWIND $searches AS s CALL (s) { "
+    "CALL db.index.vector.queryNodes(s.index, s.fetch, s.vector) YIELD node, score "
+    f"OPTIONAL MATCH (n)-[:{HAS_VECTOR}]->(node) "
+    "WITH collect({n: n, score: score}) AS found "
+    "RETURN size(found) AS fetched, "
+    "[f IN found WHERE f.n IS NOT NULL "
+    "AND (s.namespace IS NULL OR f.n.namespace = s.namespace) "
+    "AND NOT f.n.id IN s.exclude | {id: f.n.id, score: f.score}] AS hits } "
+    "RETURN s.at AS at, fetched, hits"
+)
+
 #: Exact scan, for reads that must see vectors written earlier in the same transaction
 #: (Neo4j's vector index does not see uncommitted changes), for zero query vectors, and
 #: while an index is still being built (a search then would wait for it, or fail).

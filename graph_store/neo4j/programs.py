@@ -55,14 +55,17 @@ VectorKey = tuple[NodeKind, str]
 class BatchState:
     """What one batch's programs share: the vector dimensions, how many index candidates
     to fetch per wanted hit, the first insertion number of each put, the vector indexes
-    still being built (searched by exact scan until they are ONLINE), and whether the
-    batch has written yet (then the vector index may not see those writes)."""
+    still being built (searched by exact scan until they are ONLINE), whether the batch
+    has written yet (then the vector index may not see those writes), and the searches
+    answered ahead in one statement."""
 
     dims: dict[VectorKey, int]
     oversample: int
     next_seq: Callable[[int], int]
     populating: frozenset[VectorKey] = field(default=frozenset())
     wrote: bool = field(default=False)
+    #: First index answers of searches, by ``id(op)``, from :func:`prefetch_searches`.
+    prefetched: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def program(op: Op, state: BatchState) -> Program:
@@ -319,32 +322,78 @@ def _no_version() -> Program:
     yield  # a program that runs no statement
 
 
+def _index_search(op: VectorSearch, state: BatchState) -> dict[str, Any] | None:
+    """The parameters of ``op``'s first index query; None when the index is not asked
+    (nothing to find, a zero vector, writes it cannot see yet, an index still building)."""
+    kind = NodeKind(op.kind)
+    if op.k <= 0 or (kind, op.field) not in state.dims:
+        return None
+    vector = np.asarray(op.vector, dtype=np.float32)
+    if state.wrote or not np.any(vector) or (kind, op.field) in state.populating:
+        return None
+    return {
+        "vector": vector.tolist(),
+        "namespace": op.namespace,
+        "exclude": sorted(op.exclude_ids),
+        "index": cypher.vector_index_name(kind, op.field),
+        "fetch": max(op.k * state.oversample, 16) + len(op.exclude_ids),
+    }
+
+
+def prefetch_searches(ops: Sequence[Op], state: BatchState) -> Program | None:
+    """The first index query of every search in a read batch, in one statement; None
+    when the batch has fewer than two such searches.
+
+    Each statement of a read batch is a round trip of its own, and a bulk write looks up
+    the neighbours of every task it writes, one search each: one statement for them all
+    saves all but one of those trips. A search that needs more candidates than its first
+    query gave asks again by itself (:func:`_vector_search`).
+    """
+    searches = [
+        (op, params)
+        for op in ops
+        if isinstance(op, VectorSearch) and (params := _index_search(op, state)) is not None
+    ]
+    return _prefetch(searches, state) if len(searches) >= 2 else None
+
+
+def _prefetch(searches: list[tuple[VectorSearch, dict[str, Any]]], state: BatchState) -> Program:
+    rows = yield (
+        cypher.VECTOR_QUERIES,
+        {"searches": [{**params, "at": i} for i, (_, params) in enumerate(searches)]},
+    )
+    for row in rows:
+        state.prefetched[id(searches[row["at"]][0])] = row
+
+
 def _vector_search(op: VectorSearch, state: BatchState) -> Program:
     kind = NodeKind(op.kind)
     if op.k <= 0 or (kind, op.field) not in state.dims:
         return []
-    vector = np.asarray(op.vector, dtype=np.float32)
-    zero = not bool(np.any(vector))
-    params: dict[str, Any] = {
-        "vector": vector.tolist(),
-        "namespace": op.namespace,
-        "field": op.field,
-        "exclude": sorted(op.exclude_ids),
-        "zero": zero,
-    }
-    if state.wrote or zero or (kind, op.field) in state.populating:
-        rows = yield cypher.VECTOR_SCAN[kind], {**params, "k": int(op.k)}
+    params = _index_search(op, state)
+    if params is None:
+        vector = np.asarray(op.vector, dtype=np.float32)
+        scan = {
+            "vector": vector.tolist(),
+            "namespace": op.namespace,
+            "field": op.field,
+            "exclude": sorted(op.exclude_ids),
+            "zero": not bool(np.any(vector)),
+            "k": int(op.k),
+        }
+        rows = yield cypher.VECTOR_SCAN[kind], scan
         return [Hit(row["id"], 2.0 * float(row["score"]) - 1.0) for row in rows]
-    fetch = max(op.k * state.oversample, 16) + len(op.exclude_ids)
+    row = state.prefetched.pop(id(op), None)
     while True:
-        params.update(index=cypher.vector_index_name(kind, op.field), fetch=fetch)
-        (row,) = yield cypher.VECTOR_QUERY, params
+        if row is None:
+            (row,) = yield cypher.VECTOR_QUERY, params
         # The index can hand back a node that a concurrent transaction is deleting; its
         # properties then read as null. It is gone, so it is no hit.
         hits = [h for h in row["hits"] if h["id"] is not None]
-        if len(hits) >= op.k or row["fetched"] < fetch:
+        if len(hits) >= op.k or row["fetched"] < params["fetch"]:
             break
-        fetch *= 4
+        params["fetch"] *= 4
+        row = None
     ranked = sorted(hits, key=lambda h: (-float(h["score"]), h["id"]))[: op.k]
     return [Hit(h["id"], 2.0 * float(h["score"]) - 1.0) for h in ranked]
 

@@ -260,13 +260,15 @@ class Neo4jStore(GraphStore):
             state.wrote = False  # the driver may run this again after a transient error
             return work(lambda op: programs.drive(tx, programs.program(op, state)))
 
+        def read(session: neo4j.Session) -> list[Any]:
+            state.prefetched.clear()  # a retry asks again
+            if (ahead := programs.prefetch_searches(ops, state)) is not None:
+                programs.drive(session, ahead)
+            return work(lambda op: programs.drive(session, programs.program(op, state)))
+
         def run() -> list[Any]:
             if not writes:
-                return self._read(
-                    lambda session: work(
-                        lambda op: programs.drive(session, programs.program(op, state))
-                    )
-                )
+                return self._read(read)
             with self._session() as session:
                 return session.execute_write(in_transaction)
 

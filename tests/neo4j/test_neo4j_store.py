@@ -629,3 +629,103 @@ def test_a_hit_on_a_node_being_deleted_is_dropped() -> None:
     with pytest.raises(StopIteration) as done:
         run.send([{"fetched": 2, "hits": [{"id": None, "score": 0.9}, live]}])
     assert [hit.id for hit in done.value.value] == [live["id"]]
+
+
+def recording_drive(sent: list[str]) -> Any:
+    """``programs.drive`` that also notes each statement it sends, in ``sent``."""
+    real_drive = programs_module.drive
+
+    def drive(tx: Any, program: Any) -> Any:
+        def noted() -> Any:
+            try:
+                statement = program.send(None)
+                while True:
+                    sent.append(statement[0])
+                    statement = program.send((yield statement))
+            except StopIteration as done:
+                return done.value
+
+        return real_drive(tx, noted())
+
+    return drive
+
+
+def test_a_read_batch_of_searches_asks_the_index_in_one_statement() -> None:
+    """Bulk ingest looks up every task's neighbours in one batch: one statement for all
+    of them, and a search that needs more candidates still asks again by itself."""
+    state = programs_module.BatchState(
+        dims={(NodeKind.QUERY, "embedding"): 2}, oversample=1, next_seq=lambda n: 0
+    )
+    ops = [VectorSearch(NodeKind.QUERY, np.array([1.0, i], np.float32), 1, "a") for i in range(3)]
+    assert programs_module.prefetch_searches(ops[:1], state) is None
+    ahead = programs_module.prefetch_searches(ops, state)
+    assert ahead is not None
+    statement, params = next(ahead)
+    assert statement == cypher.VECTOR_QUERIES and len(params["searches"]) == 3
+    hit = {"id": "b" * 32, "score": 0.75}
+    rows = [{"at": 0, "fetched": 1, "hits": [hit]}, {"at": 1, "fetched": 1, "hits": [hit]}]
+    rows.append({"at": 2, "fetched": 16, "hits": []})  # a full page with nothing in "a"
+    with pytest.raises(StopIteration):
+        ahead.send(rows)
+    for op in ops[:2]:
+        with pytest.raises(StopIteration) as done:
+            next(programs_module.program(op, state))
+        assert [h.id for h in done.value.value] == [hit["id"]]
+    again = programs_module.program(ops[2], state)
+    statement, params = next(again)
+    assert statement == cypher.VECTOR_QUERY and params["fetch"] == 64
+
+
+def test_searches_in_one_batch_match_searches_alone(
+    neo4j_store: Neo4jStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(2)
+    nodes = [
+        QueryNode(text=f"t{i}", namespace="ab"[i % 2], embedding=rng.normal(size=8).astype("f4"))
+        for i in range(80)
+    ]
+    neo4j_store.put_nodes(nodes)
+    probes = rng.normal(size=(6, 8)).astype(np.float32)
+    ops = [
+        VectorSearch(NodeKind.QUERY, p, 4, "ab"[i % 2], exclude_ids=frozenset({nodes[i].id}))
+        for i, p in enumerate(probes)
+    ]
+    alone = [neo4j_store.batch([op])[0] for op in ops]
+    sent: list[str] = []
+
+    monkeypatch.setattr(programs_module, "drive", recording_drive(sent))
+    together = neo4j_store.batch(ops)
+    assert together == alone
+    assert sent == [cypher.VECTOR_QUERIES]
+
+
+def test_an_index_still_being_built_is_not_searched_until_it_is_online(
+    neo4j_store: Neo4jStore, neo4j_settings: Neo4jSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neo4j makes a search of a POPULATING index wait until it is built (about 27 s for
+    a large reindex), or fail: a handle that finds one so answers by exact scan. The
+    server is made to report every index as POPULATING by rewriting the one statement
+    that reads index states."""
+    rng = np.random.default_rng(8)
+    nodes = [QueryNode(text=f"t{i}", embedding=rng.normal(size=6).astype("f4")) for i in range(30)]
+    neo4j_store.put_nodes(nodes)
+    probe = nodes[7].embedding
+    assert probe is not None
+    real_show = cypher.SHOW_VECTOR_INDEXES
+    monkeypatch.setattr(
+        cypher,
+        "SHOW_VECTOR_INDEXES",
+        real_show.replace("dims, state,", "dims, 'POPULATING' AS state,"),
+    )
+    sent: list[str] = []
+    monkeypatch.setattr(programs_module, "drive", recording_drive(sent))
+    other = neo4j_settings.open()
+    try:
+        (hit,) = other.vector_search(NodeKind.QUERY, probe, k=1)
+        assert hit.id == nodes[7].id and sent == [cypher.VECTOR_SCAN[NodeKind.QUERY]]
+        monkeypatch.setattr(cypher, "SHOW_VECTOR_INDEXES", real_show)  # now it is ONLINE
+        sent.clear()
+        (hit,) = other.vector_search(NodeKind.QUERY, probe, k=1)
+        assert hit.id == nodes[7].id and sent == [cypher.VECTOR_QUERY]
+    finally:
+        other.close()
