@@ -40,6 +40,14 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def ms(xs: list[float]) -> str:
+    return f"{statistics.median(xs) * 1000:.1f}"
+
+
+def p95(xs: list[float]) -> str:
+    return f"{sorted(xs)[round(0.95 * (len(xs) - 1))] * 1000:.1f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default=os.environ.get("GMEM_NEO4J_URI", ""))
@@ -100,14 +108,15 @@ def main() -> None:
     programs.drive = drive
     n = len(walls)
 
-    def ms(xs: list[float]) -> str:
-        return f"{statistics.median(xs) * 1000:.1f}"
-
     print(f"stored: {stored}; load average {os.getloadavg()}")
-    line = f"recall p50 {ms(walls)} ms, client CPU p50 {ms(cpus)} ms"
+    line = f"recall p50 {ms(walls)} ms (p95 {p95(walls)}), client CPU p50 {ms(cpus)} ms"
     if args.server_pid:
         line += f", server CPU {server / n * 1000:.1f} ms per recall"
-    print(line + f"; {sum(map(len, batches.values())) / n:.1f} batches per recall")
+    per_recall = sum(map(len, statements.values())) / n
+    print(
+        line + f"; {sum(map(len, batches.values())) / n:.1f} batches and "
+        f"{per_recall:.1f} statements per recall"
+    )
     for ops, times in batches.items():
         print(f"  batch {ops}: {len(times) / n:.2f} per recall, p50 {ms(times)} ms")
     for text, runs in statements.items():

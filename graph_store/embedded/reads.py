@@ -13,6 +13,7 @@ from graph_store.embedded.rows import (
     chunks,
     edge_from_row,
     from_blob,
+    node_from_row,
 )
 from graph_store.model import Edge, EdgeKind, Node, NodeKind, node_from_props
 
@@ -40,15 +41,9 @@ class Reads(Mirrors):
         return kinds
 
     def _rows_to_nodes(self, rows: Iterable[tuple[Any, ...]], with_vectors: bool) -> list[Node]:
-        out = []
-        for kind, props, emb, gemb in rows:
-            if with_vectors:
-                out.append(
-                    node_from_props(kind, json.loads(props), from_blob(emb), from_blob(gemb))
-                )
-            else:
-                out.append(node_from_props(kind, json.loads(props)))
-        return out
+        if with_vectors:
+            return [node_from_row(kind, props, emb, gemb) for kind, props, emb, gemb in rows]
+        return [node_from_row(kind, props, None, None) for kind, props, _, _ in rows]
 
     def _get_nodes(self, ids: Sequence[str], with_vectors: bool) -> list[Node | None]:
         cols = (
@@ -61,7 +56,7 @@ class Reads(Mirrors):
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(f"SELECT {cols} FROM nodes WHERE id IN ({marks})", chunk)
             for node_id, kind, props, emb, gemb in rows:
-                found[node_id] = self._rows_to_nodes([(kind, props, emb, gemb)], with_vectors)[0]
+                found[node_id] = node_from_row(kind, props, emb, gemb)
         return [found.get(i) for i in ids]
 
     def _list_nodes(
