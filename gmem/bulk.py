@@ -224,8 +224,9 @@ class BulkWriter:
                 (NodeKind.QUERY, q, stored_q[q].updated_at if q in stored_q else None)
                 for q in nodes
             ]
+            # (Only ids this batch writes: an absent node expected stays absent only until
+            # a later op creates it, and Neo4j claims it with a placeholder until then.)
             expected += [(NodeKind.UTTERANCE, batch[i].ids[0], None) for i in todo]
-            expected += [(NodeKind.UTTERANCE, hashed_step_id(batch[i].key, 0), None) for i in todo]
             self.store.batch(
                 [
                     ExpectNodes(expected),
