@@ -209,8 +209,9 @@ def test_a_store_with_earlier_change_log_triggers_gets_ones_that_log_the_same(
             )
             return rows.fetchall()
 
-    with sqlite3.connect(old) as db:
+    with sqlite3.connect(old) as db:  # as gmem wrote the file before (no form in meta)
         db.executescript("".join(f"DROP TRIGGER {name};" for name in names) + _IN_LIST_TRIGGERS)
+        db.execute("DELETE FROM meta WHERE key = 'change_log_form'")
     assert triggers(old) != triggers(new)
     by_old, by_new = logged(old), logged(new)
     assert by_old == by_new
@@ -218,3 +219,21 @@ def test_a_store_with_earlier_change_log_triggers_gets_ones_that_log_the_same(
     EmbeddedStore(old).close()
     assert triggers(old) == triggers(new)
     assert logged(old) == logged(new)  # from the same rows left by the first writes
+
+
+def test_change_log_triggers_of_a_later_form_are_left_as_they_are(tmp_path: Path) -> None:
+    """A newer gmem may log more; this one must not write its own triggers over them."""
+    path = tmp_path / "later.db"
+    EmbeddedStore(path).close()
+    later = (
+        "CREATE TRIGGER log_edge_insert AFTER INSERT ON edges "
+        "BEGIN INSERT INTO changes (kind, src, dst) VALUES (NEW.kind, NEW.src, NEW.dst); END"
+    )
+    with sqlite3.connect(path) as db:
+        db.executescript(f"DROP TRIGGER log_edge_insert;{later};")
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'change_log_form'")
+    EmbeddedStore(path).close()
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT sql FROM sqlite_master WHERE name = 'log_edge_insert'")
+        (sql,) = row.fetchone()
+    assert sql == later

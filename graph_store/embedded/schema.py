@@ -90,6 +90,11 @@ CHANGE_LOG_TRIGGERS = {
     f"WHEN {_none_of('OLD.kind', _TRACE_KINDS)} " + _LOG_EDGE.format(row="OLD"),
 }
 _CREATE_TRIGGERS = "".join(f"{sql};" for sql in CHANGE_LOG_TRIGGERS.values())
+#: The form of the change-log triggers, kept in ``meta``: 1 (no entry) tested kinds with IN
+#: lists, 2 with = and <>. A store of an earlier form gets these triggers when opened; one
+#: of a later form (a newer gmem's, which may log more) is left as it is.
+CHANGE_LOG_FORM = 2
+_SET_FORM = f"INSERT OR REPLACE INTO meta VALUES ('change_log_form', '{CHANGE_LOG_FORM}');"
 
 # The mirrored nodes' ids, kinds and namespaces, which reopening reads: without it each
 # comes from its node row, one page read per query (the rows sit among their traces'
@@ -130,7 +135,7 @@ def open_file(db: sqlite3.Connection, path: str, durability: str) -> str:
     if app_id == 0:
         # One script, one transaction: a crash leaves either no schema or all of it.
         db.executescript(
-            f"BEGIN IMMEDIATE;{SCHEMA}{MIRRORED_INDEX}{CHANGE_LOG}{_CREATE_TRIGGERS}"
+            f"BEGIN IMMEDIATE;{SCHEMA}{MIRRORED_INDEX}{CHANGE_LOG}{_CREATE_TRIGGERS}{_SET_FORM}"
             f"PRAGMA application_id={APPLICATION_ID};"
             f"INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
             f"INSERT OR IGNORE INTO meta VALUES ('store_id', '{uuid.uuid4().hex}');"
@@ -143,12 +148,15 @@ def open_file(db: sqlite3.Connection, path: str, durability: str) -> str:
             raise StoreCorruptError(
                 f"{path} has an unknown schema version; upgrade gmem to open it"
             )
-        if "changes" not in tables or _triggers(db) != _normal(CHANGE_LOG_TRIGGERS):
+        form = db.execute("SELECT value FROM meta WHERE key='change_log_form'").fetchone()
+        if "changes" not in tables or int(form[0] if form else 1) < CHANGE_LOG_FORM:
             # A store written before the change log, or with its triggers in an earlier
             # form: (re)write them, which changes no row. Writers of any version log from
             # then on, in the same entries.
             drops = "".join(f"DROP TRIGGER IF EXISTS {name};" for name in CHANGE_LOG_TRIGGERS)
-            db.executescript(f"BEGIN IMMEDIATE;{CHANGE_LOG}{drops}{_CREATE_TRIGGERS}COMMIT;")
+            db.executescript(
+                f"BEGIN IMMEDIATE;{CHANGE_LOG}{drops}{_CREATE_TRIGGERS}{_SET_FORM}COMMIT;"
+            )
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         if "nodes_mirrored" not in indexes:
             # A store written before that index: build it once (a pass over the
@@ -159,16 +167,6 @@ def open_file(db: sqlite3.Connection, path: str, durability: str) -> str:
             # this path, or another store's, is then never taken for its own.
             db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
     return str(db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()[0])
-
-
-def _normal(triggers: dict[str, str]) -> dict[str, str]:
-    return {name: " ".join(sql.split()) for name, sql in triggers.items()}
-
-
-def _triggers(db: sqlite3.Connection) -> dict[str, str]:
-    """The change-log triggers the file holds, as SQLite keeps their text."""
-    rows = db.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'").fetchall()
-    return _normal({name: sql for name, sql in rows if name in CHANGE_LOG_TRIGGERS})
 
 
 def check_pages(db: sqlite3.Connection, path: str) -> None:
