@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
-from typing import Any, Protocol, TypedDict, TypeVar
+from typing import Protocol, TypedDict
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, JsonValue
+from pydantic import JsonValue
 
 from gmem.llm.protocol import StepView
-from graph_store.model import Edge, EdgeKind, Outcome, QueryNode, utcnow
+from graph_store.model import Edge, EdgeKind, Outcome, QueryNode, trusted, utcnow
 
 
 class Said(TypedDict):
@@ -132,19 +132,3 @@ def trace_edges(
 def edge(kind: EdgeKind, src: str, dst: str, props: dict[str, JsonValue] | None = None) -> Edge:
     """An edge between ids the caller made or checked, built without validating them."""
     return trusted(Edge, {"kind": kind, "src": src, "dst": dst, "props": props or {}})
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def trusted(cls: type[M], fields: dict[str, Any]) -> M:
-    """A model of ``fields``, every field of ``cls`` in its declared order (the order its
-    JSON is written in) and each one already valid, set as ``model_construct`` sets them
-    minus its per-field pass over aliases and defaults (a bulk batch builds a few hundred
-    thousand edges and utterances: that pass cost more than the rest of building them)."""
-    model = cls.__new__(cls)
-    object.__setattr__(model, "__dict__", fields)
-    object.__setattr__(model, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(model, "__pydantic_extra__", None)
-    object.__setattr__(model, "__pydantic_private__", None)
-    return model

@@ -62,6 +62,7 @@ from graph_store.model import (
     QueryNode,
     Utterance,
     query_id_for,
+    trusted,
     utcnow,
 )
 from graph_store.ops import ExpectNodes, GetNodes, Hit, PutEdges, PutNodes, VectorSearch
@@ -300,7 +301,7 @@ class BulkWriter:
         keep = set(self.key_steps(request).keep)
         count = self.tokens.count
         utts = [
-            attempts.trusted(
+            trusted(
                 Utterance,
                 {
                     "id": p.ids[j],

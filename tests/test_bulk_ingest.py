@@ -27,7 +27,16 @@ from gmem.llm import HeuristicLLM
 from gmem.memory import Memory
 from gmem.trajectory import Trajectory, hashed_step_id, step_id, trajectory_key
 from graph_store import GraphStore
-from graph_store.model import Edge, EdgeKind, NodeKind, QueryNode, Utterance, check_id, query_id_for
+from graph_store.model import (
+    Edge,
+    EdgeKind,
+    NodeKind,
+    QueryNode,
+    Utterance,
+    check_id,
+    query_id_for,
+    trusted,
+)
 from graph_store.ops import Op, PutNodes, VectorSearch
 from graph_store.programs import Runner
 from tests.cli import gmem
@@ -296,7 +305,7 @@ def test_what_bulk_builds_unvalidated_equals_what_validation_builds() -> None:
         name: getattr(Utterance(query_id="b" * 32, step=3, agent="a", role="r", content="x"), name)
         for name in Utterance.model_fields
     }
-    built, validated = attempts.trusted(Utterance, dict(fields)), Utterance(**fields)
+    built, validated = trusted(Utterance, dict(fields)), Utterance(**fields)
     assert built == validated
     assert built.model_dump_json() == validated.model_dump_json()
     assert built.model_fields_set == validated.model_fields_set

@@ -5,14 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel
 
 from graph_store import ops
-from graph_store.model import Edge, EdgeKind, Node, Outcome, QueryNode, Utterance, node_from_props
+from graph_store.model import (
+    Edge,
+    EdgeKind,
+    Node,
+    Outcome,
+    QueryNode,
+    Utterance,
+    node_from_props,
+    trusted,
+)
 
 FIELDS: tuple[ops.VectorField, ...] = ("embedding", "graph_embedding")
 VECTORS: set[str] = {"embedding", "graph_embedding"}
@@ -27,24 +34,10 @@ def from_blob(blob: bytes | None) -> npt.NDArray[np.float32] | None:
     return None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
 
 
-M = TypeVar("M", bound=BaseModel)
-
-
-def _built(cls: type[M], fields: dict[str, Any]) -> M:
-    """A model of ``fields`` (every field of ``cls``, in declared order, each valid), set
-    as ``model_construct`` would set them, minus its pass over aliases and defaults."""
-    model = cls.__new__(cls)
-    object.__setattr__(model, "__dict__", fields)
-    object.__setattr__(model, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(model, "__pydantic_extra__", None)
-    object.__setattr__(model, "__pydantic_private__", None)
-    return model
-
-
 def edge_from_row(kind: str, src: str, dst: str, props: str) -> Edge:
     # Ids and kind come from the store itself, so validation would only cost time.
     data = {} if props == "{}" else json.loads(props)
-    return _built(Edge, {"kind": EdgeKind(kind), "src": src, "dst": dst, "props": data})
+    return trusted(Edge, {"kind": EdgeKind(kind), "src": src, "dst": dst, "props": data})
 
 
 #: The stored JSON keys of the kinds read by the thousand (a trace's utterances, the
@@ -76,7 +69,7 @@ def node_from_row(kind: str, props: str, emb: bytes | None, gemb: bytes | None) 
         data["attempt_outcomes"] = [Outcome(o) for o in data["attempt_outcomes"]]
     data["embedding"] = from_blob(emb)
     data["graph_embedding"] = from_blob(gemb)
-    return _built(cls, {f: data[f] for f in cls.model_fields})
+    return trusted(cls, {f: data[f] for f in cls.model_fields})
 
 
 def chunks(ids: list[str]) -> Iterable[list[str]]:
