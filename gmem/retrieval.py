@@ -35,11 +35,12 @@ def _cosines(
     vectors: Sequence[npt.NDArray[np.float32] | None], q: npt.NDArray[np.float32]
 ) -> list[float]:
     out = []
+    q_norm = np.linalg.norm(q)  # the same float32 for every vector: computed once
     for v in vectors:
         if v is None or v.shape != q.shape:
             out.append(0.0)
             continue
-        denom = float(np.linalg.norm(v) * np.linalg.norm(q)) or 1.0
+        denom = float(np.linalg.norm(v) * q_norm) or 1.0
         out.append(float(v @ q) / denom)
     return out
 
