@@ -85,6 +85,27 @@ def check_op(op: Op) -> None:
             pass
 
 
+def _check_claims(ops: Sequence[Op]) -> None:
+    """A node expected absent must be written (or deleted) by a later op of the batch.
+    Backends claim such an id until commit, Neo4j with a placeholder node that the
+    batch's write fills: a claim nothing fills would leave an empty node behind."""
+    for i, op in enumerate(ops):
+        if not isinstance(op, ExpectNodes):
+            continue
+        claimed = {node_id for _, node_id, seen in op.expected if seen is None}
+        if not claimed:
+            continue
+        later = ops[i + 1 :]
+        filled = {n.id for o in later if isinstance(o, PutNodes) for n in o.nodes}
+        filled |= {node_id for o in later if isinstance(o, DeleteNodes) for node_id in o.ids}
+        if unfilled := sorted(claimed - filled):
+            raise UserInputError(
+                f"ExpectNodes expects {len(unfilled)} node(s) absent that no later PutNodes "
+                f"or DeleteNodes of the batch writes (first: {unfilled[0]}); expect absent "
+                "only the nodes the batch creates"
+            )
+
+
 def _check_listing(where: Sequence[Where], offset: int, limit: int | None) -> None:
     if offset < 0 or (limit is not None and limit < 0):
         raise UserInputError("offset and limit must be 0 or more")
@@ -182,6 +203,7 @@ class GraphStore(ABC):
         ops = list(ops)
         for op in ops:
             check_op(op)
+        _check_claims(ops)
         return self._transact(ops, lambda primitive: [run_op(op, primitive) for op in ops])
 
     @abstractmethod

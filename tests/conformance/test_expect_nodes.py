@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from graph_store import GraphStore
-from graph_store.errors import ConflictError
+from graph_store.errors import ConflictError, UserInputError
 from graph_store.model import Insight, Item, NodeKind, QueryNode, Utterance, new_id
-from graph_store.ops import ExpectNodes, GetNodes, PutNodes
+from graph_store.ops import DeleteNodes, ExpectNodes, GetNodes, PutNodes
 
 
 def _query(**kw: object) -> QueryNode:
@@ -51,6 +51,20 @@ def test_expected_absent(store: GraphStore) -> None:
         store.batch([ExpectNodes([(NodeKind.QUERY, q.id, None)]), PutNodes([q])])
     with pytest.raises(ConflictError):  # a deleted node is not "as it was read"
         store.batch([ExpectNodes([(NodeKind.QUERY, new_id(), q.updated_at)])])
+
+
+def test_a_claim_no_write_fills_is_refused_and_leaves_no_node(store: GraphStore) -> None:
+    """Expecting absent a node the batch never writes is a caller's mistake: refused
+    before the backend runs (Neo4j would otherwise keep the claim's placeholder node)."""
+    q = _query()
+    other = QueryNode(text="wipe the table", embedding=np.ones(4, dtype=np.float32))
+    with pytest.raises(UserInputError, match="no later PutNodes"):
+        store.batch([ExpectNodes([(NodeKind.QUERY, q.id, None)]), PutNodes([other])])
+    assert store.get_nodes([q.id, other.id]) == [None, None]
+    assert store.count().total_nodes == 0
+    # Deleting the claimed id in the same batch fills the claim too.
+    store.batch([ExpectNodes([(NodeKind.QUERY, q.id, None)]), DeleteNodes([q.id])])
+    assert store.count().total_nodes == 0
 
 
 def test_racing_writers_exactly_one_commits(store: GraphStore) -> None:
