@@ -376,18 +376,24 @@ LIST_NAMESPACES = (
 
 # ---- the layout before vector nodes, and its upgrade (graph_store.neo4j.upgrade) -------
 #: The vector indexes of the old layout, on the nodes' own ``embedding`` and
-#: ``graph_embedding`` properties; they go last, so while one is left the upgrade is not
-#: finished.
+#: ``graph_embedding`` properties.
 OLD_VECTOR_INDEXES: dict[tuple[NodeKind, str], str] = {
     (k, f): f"gmem_{_snake(k)}_{f}" for k in NodeKind for f in FIELDS
 }
 DROP_OLD_VECTOR_INDEX: dict[tuple[NodeKind, str], str] = {
     key: f"DROP INDEX {name} IF EXISTS" for key, name in OLD_VECTOR_INDEXES.items()
 }
+#: A node that exists from the start of an upgrade to its end: the old indexes go first
+#: (kept, every batch that moves vectors would rewrite them), so this is what says that
+#: a database is still being upgraded.
+UPGRADE_MARK = "GmemUpgradeInProgress"
+START_UPGRADE = f"MERGE (m:{UPGRADE_MARK}) ON CREATE SET m.started = datetime()"
+FINISH_UPGRADE = f"MATCH (m:{UPGRADE_MARK}) DELETE m"
+UPGRADE_UNDER_WAY = f"MATCH (m:{UPGRADE_MARK}) RETURN m.started AS started LIMIT 1"
 _OLD_VECTORS = "(n.embedding IS NOT NULL OR n.graph_embedding IS NOT NULL)"
 #: A row per kind whose newest nodes (by the ``seq`` index) hold vectors themselves.
 OLD_LAYOUT_PROBE = " UNION ALL ".join(
-    f"MATCH (n:{k.value}) WITH n ORDER BY n.seq DESC LIMIT 16 "
+    f"MATCH (n:{k.value}) WHERE n.seq IS NOT NULL WITH n ORDER BY n.seq DESC LIMIT 16 "
     f"WITH n WHERE {_OLD_VECTORS} RETURN '{k.value}' AS kind LIMIT 1"
     for k in NodeKind
 )

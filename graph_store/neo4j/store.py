@@ -170,10 +170,13 @@ class Neo4jStore(GraphStore):
                 )
 
     def _holds_old_layout(self, session: neo4j.Session) -> bool:
-        """Vector indexes of the old layout, or vectors on the newest nodes of a kind: both
-        cheap (the index list, and a few nodes per label by the ``seq`` index)."""
+        """Vector indexes of the old layout, an upgrade under way, or vectors on the
+        newest nodes of a kind: all cheap (the index list, one label lookup, and a few
+        nodes per label by the ``seq`` index)."""
         indexes = {record["name"] for record in session.run(cypher.SHOW_VECTOR_INDEXES)}
         if indexes & set(cypher.OLD_VECTOR_INDEXES.values()):
+            return True
+        if list(session.run(cypher.UPGRADE_UNDER_WAY)):
             return True
         return bool(list(session.run(cypher.OLD_LAYOUT_PROBE)))
 
@@ -224,6 +227,7 @@ class Neo4jStore(GraphStore):
                 for statement in (
                     *cypher.DROP_VECTOR_INDEX.values(),
                     *cypher.DROP_OLD_VECTOR_INDEX.values(),
+                    cypher.FINISH_UPGRADE,
                 ):
                     session.run(statement).consume()
             self._dims = {}

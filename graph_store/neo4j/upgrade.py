@@ -5,15 +5,19 @@ node itself, indexed by ``gmem_query_embedding`` and its like; Neo4j Browser sho
 384 floats whenever someone clicked a task. :class:`Neo4jStore` refuses such a database
 at open and names this upgrade (``gmem upgrade --store bolt://...``), which:
 
-1. walks every label in id order, ``batch`` nodes per transaction, moving each node's
+1. marks the database as being upgraded (a ``GmemUpgradeInProgress`` node) and drops the
+   old vector indexes: kept, they would be rewritten by every batch that takes vectors
+   off the nodes (on 100,000 tasks a batch took minutes, Lucene merging the shrinking
+   HNSW graphs);
+2. walks every label in id order, ``batch`` nodes per transaction, moving each node's
    vectors onto its vector node (``(n)-[:HAS_VECTOR]->(:QueryVector ...)``) and off the
    node, in the same transaction, so a vector is always in exactly one of the two places;
-2. creates the new vector indexes with the old ones' dimensions and waits until they are
-   ONLINE;
-3. drops the old indexes, last: while one is left, the store still counts as old.
+3. creates the new vector indexes, each with its vectors' dimension, in one pass over
+   the moved vectors, and waits until they are ONLINE;
+4. removes the mark, last: while it is there, the store is refused as old.
 
-A kill at any point leaves a database that is refused as old and that a rerun finishes;
-a rerun on an upgraded database changes nothing. Writers of either version must be
+A kill at any point leaves a database that is refused and that a rerun finishes; a
+rerun on an upgraded database changes nothing. Writers of either version must be
 stopped first: this version refuses the database until the upgrade is done, and an
 older one would keep writing vectors the old way.
 """
@@ -67,7 +71,10 @@ def upgrade(
 
     def work() -> UpgradeReport:
         with store._session() as session:
-            old_dims = _old_index_dims(session)
+            session.run(cypher.START_UPGRADE).consume()
+            for key in _old_indexes(session):
+                session.run(cypher.DROP_OLD_VECTOR_INDEX[key]).consume()
+                report.dropped.append(cypher.OLD_VECTOR_INDEXES[key])
             started = time.monotonic()
             for kind in NodeKind:
                 total = _count(session, kind)
@@ -76,15 +83,13 @@ def upgrade(
                 report.moved[kind.value] = moved
             report.move_s = time.monotonic() - started
             started = time.monotonic()
-            wanted = _wanted_indexes(session, old_dims, store)
-            for key, dims in wanted.items():
+            store._read_indexes(session)
+            for key, dims in _wanted_indexes(session, store).items():
                 store._schema_statement(session, cypher.CREATE_VECTOR_INDEX[key], dims=dims)
                 report.built.append(cypher.vector_index_name(*key))
             _await_online(session, progress)
             report.index_s = time.monotonic() - started
-            for key in old_dims:
-                session.run(cypher.DROP_OLD_VECTOR_INDEX[key]).consume()
-                report.dropped.append(cypher.OLD_VECTOR_INDEXES[key])
+            session.run(cypher.FINISH_UPGRADE).consume()
             store._read_indexes(session)
         return report
 
@@ -92,14 +97,9 @@ def upgrade(
     return result
 
 
-def _old_index_dims(session: neo4j.Session) -> dict[tuple[NodeKind, str], int]:
+def _old_indexes(session: neo4j.Session) -> list[tuple[NodeKind, str]]:
     names = {name: key for key, name in cypher.OLD_VECTOR_INDEXES.items()}
-    dims: dict[tuple[NodeKind, str], int] = {}
-    for record in session.run(cypher.SHOW_VECTOR_INDEXES):
-        key = names.get(record["name"])
-        if key is not None and record["dims"] is not None:
-            dims[key] = int(record["dims"])
-    return dims
+    return [names[r["name"]] for r in session.run(cypher.SHOW_VECTOR_INDEXES) if r["name"] in names]
 
 
 def _count(session: neo4j.Session, kind: NodeKind) -> int:
@@ -130,17 +130,12 @@ def _run_one(tx: neo4j.ManagedTransaction, statement: str, after: str, batch: in
     return tx.run(statement, {"after": after, "batch": batch}).single(strict=True)
 
 
-def _wanted_indexes(
-    session: neo4j.Session, old_dims: dict[tuple[NodeKind, str], int], store: Neo4jStore
-) -> dict[tuple[NodeKind, str], int]:
-    """Each (kind, field) that has vectors, with its dimension: the old index's, else
-    one stored vector's (an old index may have been dropped by hand)."""
+def _wanted_indexes(session: neo4j.Session, store: Neo4jStore) -> dict[tuple[NodeKind, str], int]:
+    """Each (kind, field) that has moved vectors but no index yet, with its dimension
+    (that of one stored vector: the old index had it too, and the index is gone)."""
     wanted: dict[tuple[NodeKind, str], int] = {}
     for key, statement in cypher.VECTOR_DIMS.items():
         if key in store._dims:
-            continue
-        if key in old_dims:
-            wanted[key] = old_dims[key]
             continue
         found = session.run(statement).single()
         if found is not None:

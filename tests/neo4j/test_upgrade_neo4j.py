@@ -181,12 +181,15 @@ def test_upgrade_resumes_after_a_kill_and_a_rerun_changes_nothing(
     with pytest.raises(StoreUpgradeNeededError):  # half done is still old
         neo4j_settings.open()
     with neo4j_settings.open(refuse_old_layout=False) as raw:
+        assert vector_indexes(raw) == {}  # the old ones went first: the mark says "old"
         left = vector_properties_on_nodes(raw)
         assert 0 < left < sum(n.embedding is not None for n in old_store)
         finished = upgrade(raw, batch=7)
         assert sum(finished.moved.values()) == left
         again = upgrade(raw, batch=7)
         assert not again.changed
+        marks, _, _ = raw._driver.execute_query(cypher.UPGRADE_UNDER_WAY, database_="neo4j")
+        assert marks == []
     with neo4j_settings.open() as store:
         assert store.get_nodes([n.id for n in old_store], with_vectors=True) == old_store
 
