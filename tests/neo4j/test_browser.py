@@ -87,6 +87,7 @@ def demo_memory(neo4j_store: Neo4jStore) -> Neo4jStore:
 
 def test_style_covers_every_label_and_relationship_type() -> None:
     from graph_store.model import EdgeKind, NodeKind
+    from graph_store.neo4j import cypher
 
     style = parse_grass((PACKAGE / "style.grass").read_text())
     for kind in NodeKind:
@@ -96,6 +97,11 @@ def test_style_covers_every_label_and_relationship_type() -> None:
         assert f"relationship.{edge.value}" in style
     colors = {style[f"node.{k.value}"]["color"] for k in NodeKind}
     assert len(colors) == len(NodeKind)  # the tiers and store items are told apart by colour
+    # A node expanded by hand shows its vector node: small, grey, captioned "vector".
+    for kind in NodeKind:
+        rule = style[f"node.{cypher.vector_label(kind)}"]
+        assert rule["caption"] == "vector" and rule["color"] not in colors
+    assert f"relationship.{cypher.HAS_VECTOR}" in style
 
 
 def test_saved_queries_run_on_demo_memory(demo_memory: Neo4jStore) -> None:
