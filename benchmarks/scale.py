@@ -41,8 +41,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -50,6 +53,7 @@ from gmem.config import MemoryConfig
 from gmem.demo.corpus import play
 from gmem.demo.world import make_tasks
 from gmem.embedding import HashingEmbedder, MiniLMEmbedder, TextEmbedder, cached
+from gmem.embedding.protocol import FloatMatrix, WrappedEmbedder
 from gmem.llm import HeuristicLLM
 from gmem.memory import Memory
 from gmem.trajectory import Trajectory
@@ -66,8 +70,49 @@ POOL = 2000  # distinct episodes replayed; task texts are made distinct by a num
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_embedder(name: str) -> TextEmbedder:
-    return HashingEmbedder() if name == "hashing" else MiniLMEmbedder()
+def make_embedder(name: str, vectors: Sequence[Path] = ()) -> TextEmbedder:
+    model: TextEmbedder = HashingEmbedder() if name == "hashing" else MiniLMEmbedder()
+    return Precomputed(model, vectors) if vectors else model
+
+
+class Precomputed(WrappedEmbedder):
+    """``inner``'s vectors for the task texts ``--embed-jobs`` wrote ahead, and ``inner``
+    itself for every other text.
+
+    Embedding the bulk phase's task texts is about half its CPU; computed ahead by another
+    process while the evolved phase runs, on a machine with a core to spare, the bulk
+    phase then only reads them (same model, so the same vectors)."""
+
+    def __init__(self, inner: TextEmbedder, paths: Sequence[Path]) -> None:
+        super().__init__(inner)
+        pool = play(POOL, seed=3)
+        self.rows: dict[str, FloatMatrix] = {}
+        for path in paths:
+            data = np.load(path)
+            if data["vectors"].shape[1] != inner.dim or str(data["model"]) != inner.name:
+                raise SystemExit(f"{path} holds vectors of another embedder than {inner.name}")
+            first = int(data["start"])
+            for n, row in enumerate(data["vectors"]):
+                self.rows[job(pool, first + n).task] = row
+
+    def embed(self, texts: Sequence[str]) -> FloatMatrix:
+        missing = [t for t in texts if t not in self.rows]
+        fresh = dict(zip(missing, self.inner.embed(missing), strict=True)) if missing else {}
+        return np.stack([self.rows.get(t, fresh.get(t)) for t in texts]).astype(np.float32)
+
+
+def embed_jobs(start: int, stop: int, embedder: TextEmbedder, path: Path) -> None:
+    """Write the embeddings of task texts ``start..stop-1`` for :class:`Precomputed`."""
+    pool = play(POOL, seed=3)
+    out = np.zeros((stop - start, embedder.dim), dtype=np.float32)
+    for lo in range(start, stop, 500):
+        hi = min(stop, lo + 500)
+        out[lo - start : hi - start] = embedder.embed([job(pool, i).task for i in range(lo, hi)])
+        if (lo - start) // 500 % 20 == 0:
+            print(
+                f"  {time.strftime('%H:%M:%S')} embedded {hi}/{stop}", file=sys.stderr, flush=True
+            )
+    np.savez(path, start=start, model=embedder.name, vectors=out)
 
 
 def make_memory(store: GraphStore, embedder: TextEmbedder) -> Memory:
@@ -282,6 +327,7 @@ def child(args: argparse.Namespace, url: str, *what: str) -> str:
             str(args.probes),
             "--finishes",
             str(args.finishes),
+            *(["--vectors", *map(str, args.vectors)] if args.vectors and "--grow" in what else []),
         ],
         check=True,
         stdout=subprocess.PIPE,
@@ -311,7 +357,7 @@ def revision() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 30_000, 100_000])
     parser.add_argument("--evolve", type=int, default=10_000, help="tasks through evolution")
@@ -331,18 +377,41 @@ def main() -> None:
         help="keep a copy of the embedded store at each size here (scale-<size>.db), so a "
         "later commit can measure the same store again: --sizes N --store sqlite:///copy",
     )
+    parser.add_argument(
+        "--vectors",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="task-text embeddings written ahead by --embed-jobs, read by the bulk phase",
+    )
+    parser.add_argument(
+        "--embed-jobs",
+        type=int,
+        nargs=2,
+        metavar=("START", "STOP"),
+        help="only embed the task texts of jobs START..STOP-1 into --vectors, and exit",
+    )
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--grow", type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.embed_jobs and len(args.vectors) != 1:
+        parser.error("--embed-jobs needs one --vectors FILE")
+    return args
+
+
+def main() -> None:
+    args = arguments()
     url = args.store or f"sqlite:///{Path(tempfile.mkdtemp()) / 'scale.db'}"
     if args.measure:
         measure(url, args.embedder, args.probes, args.finishes, POOL)
         return
+    if args.embed_jobs:
+        embed_jobs(*args.embed_jobs, make_embedder(args.embedder), args.vectors[0])
+        return
     if args.grow:
         start, stop = args.grow
-        stats = grow(
-            url, play(POOL, seed=3), start, stop, args.evolve, make_embedder(args.embedder)
-        )
+        embedder = make_embedder(args.embedder, args.vectors)
+        stats = grow(url, play(POOL, seed=3), start, stop, args.evolve, embedder)
         print(json.dumps(stats))
         return
     label = args.label or parse_store_url(url).backend
