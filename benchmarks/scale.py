@@ -276,7 +276,7 @@ def plot(results: list[dict[str, Any]], png: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     xs = [r["tasks"] for r in results]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
     ax = axes[0][0]
     ax.plot(xs, [r["reopen_s"] for r in results], "o-", label="store + Memory")
     ax.plot(xs, [r["store_open_s"] for r in results], "s--", label="store alone")
@@ -287,6 +287,16 @@ def plot(results: list[dict[str, Any]], png: Path, title: str) -> None:
     if all(r["disk_mib"] is not None for r in results):
         ax.plot(xs, [r["disk_mib"] for r in results], "s--", label="on disk")
     ax.set_ylabel("MiB")
+    ax.legend()
+    ax = axes[0][2]
+    ax.plot(xs, [r["insights_live"] for r in results], "o-", label="live")
+    ax.plot(
+        xs,
+        [r["insights_live"] + r["insights_retired"] for r in results],
+        "s--",
+        label="live + retired",
+    )
+    ax.set_ylabel("insights")
     ax.legend()
     ax = axes[1][0]
     for key, label in (
@@ -302,6 +312,21 @@ def plot(results: list[dict[str, Any]], png: Path, title: str) -> None:
     ax.plot(xs, [r["finish_ms"]["p95"] for r in results], "x:", label="finish() p95")
     ax.set_ylabel("ms")
     ax.legend()
+    ax = axes[1][2]
+    ax.plot(
+        xs,
+        [r["recall_cpu_ms_without_embedding"]["p50"] for r in results],
+        "o-",
+        label="recall CPU, embedding cached p50",
+    )
+    ax.plot(
+        xs,
+        [r["recall_cpu_ms_with_embedding"]["p50"] for r in results],
+        "s--",
+        label="recall CPU, embedding computed p50",
+    )
+    ax.set_ylabel("ms of CPU")
+    ax.legend(fontsize=7)
     for ax in axes.flat:
         ax.set_xscale("log")
         ax.set_xlabel("stored tasks")
@@ -357,6 +382,19 @@ def revision() -> str:
     return out.stdout.strip() or "unknown"
 
 
+def keep_copy(url: str, keep: Path, size: int) -> None:
+    """A copy of an embedded store (and its approximate index) as ``keep/scale-<size>.db``."""
+    file = parse_store_url(url).file
+    if file is None:
+        return
+    keep.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(file) as src, sqlite3.connect(keep / f"scale-{size}.db") as dst:
+        src.backup(dst)  # a consistent copy, write-ahead log included
+    sidecar = Path(f"{file}.ann")
+    if sidecar.is_dir():  # its approximate index, so the copy need not rebuild it
+        shutil.copytree(sidecar, keep / f"scale-{size}.db.ann", dirs_exist_ok=True)
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 30_000, 100_000])
@@ -391,6 +429,9 @@ def arguments() -> argparse.Namespace:
         metavar=("START", "STOP"),
         help="only embed the task texts of jobs START..STOP-1 into --vectors, and exit",
     )
+    parser.add_argument(
+        "--replot", action="store_true", help="only draw the plot again from the saved JSON"
+    )
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--grow", type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -417,6 +458,10 @@ def main() -> None:
     label = args.label or parse_store_url(url).backend
     results: list[dict[str, Any]] = []
     saved = args.out / f"scale-{label}.json"
+    if args.replot:
+        report = json.loads(saved.read_text())
+        plot(report["results"], saved.with_suffix(".png"), f"gmem {label} store growth")
+        return
     if args.resume and saved.exists():
         first = min(args.sizes)
         results = [r for r in json.loads(saved.read_text())["results"] if r["tasks"] < first]
@@ -432,17 +477,8 @@ def main() -> None:
             done = size
         else:
             stats = {}
-        file = parse_store_url(url).file
-        if args.keep is not None and file is not None:
-            args.keep.mkdir(parents=True, exist_ok=True)
-            with (
-                sqlite3.connect(file) as src,
-                sqlite3.connect(args.keep / f"scale-{size}.db") as dst,
-            ):
-                src.backup(dst)  # a consistent copy, write-ahead log included
-            sidecar = Path(f"{file}.ann")
-            if sidecar.is_dir():  # its approximate index, so the copy need not rebuild it
-                shutil.copytree(sidecar, args.keep / f"scale-{size}.db.ann", dirs_exist_ok=True)
+        if args.keep is not None:
+            keep_copy(url, args.keep, size)
         print(f"measuring at {size}", file=sys.stderr, flush=True)
         row = json.loads(child(args, url, "--measure"))
         row["code"] = revision()
