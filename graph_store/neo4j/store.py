@@ -21,6 +21,7 @@ command that upgrades it (:mod:`graph_store.neo4j.upgrade`).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -46,6 +47,8 @@ from graph_store.neo4j.programs import BatchState, VectorKey
 from graph_store.ops import WRITE_OPS, Op, PutNodes, VectorSearch
 from graph_store.programs import Runner
 from graph_store.redact import redact, redact_url
+
+_LOG = logging.getLogger("gmem.neo4j")
 
 if TYPE_CHECKING:
     import neo4j
@@ -122,6 +125,7 @@ class Neo4jStore(GraphStore):
         self._seq = 0
         self._dims: dict[VectorKey, int] = {}
         self._populating: frozenset[VectorKey] = frozenset()
+        self._failed_told: set[str] = set()
         self._refuse_old_layout = refuse_old_layout
         self._driver_options: dict[str, Any] = {
             "auth": (self.user, secret),
@@ -201,6 +205,14 @@ class Neo4jStore(GraphStore):
                 dims[key] = int(record["dims"])
                 if record["state"] != "ONLINE":
                     populating.add(key)
+                if record["state"] == "FAILED" and record["name"] not in self._failed_told:
+                    # Never ONLINE: every search would scan all vectors, silently slower.
+                    self._failed_told.add(record["name"])
+                    _LOG.warning(
+                        "Neo4j vector index %s failed to build; searches scan every vector "
+                        "until it is rebuilt: call Neo4jStore.reindex_vectors()",
+                        record["name"],
+                    )
         self._dims = dims
         self._populating = frozenset(populating)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import re
 import socket
 import threading
@@ -727,5 +728,36 @@ def test_an_index_still_being_built_is_not_searched_until_it_is_online(
         sent.clear()
         (hit,) = other.vector_search(NodeKind.QUERY, probe, k=1)
         assert hit.id == nodes[7].id and sent == [cypher.VECTOR_QUERY]
+    finally:
+        other.close()
+
+
+def test_a_failed_index_is_scanned_around_and_reported_once(
+    neo4j_store: Neo4jStore,
+    neo4j_settings: Neo4jSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An index Neo4j reports FAILED never comes ONLINE: searches still answer (exact
+    scan), and the handle says once, naming the index and the way out."""
+    rng = np.random.default_rng(9)
+    nodes = [QueryNode(text=f"t{i}", embedding=rng.normal(size=6).astype("f4")) for i in range(30)]
+    neo4j_store.put_nodes(nodes)
+    probe = nodes[3].embedding
+    assert probe is not None
+    monkeypatch.setattr(
+        cypher,
+        "SHOW_VECTOR_INDEXES",
+        cypher.SHOW_VECTOR_INDEXES.replace("dims, state,", "dims, 'FAILED' AS state,"),
+    )
+    other = neo4j_settings.open()
+    try:
+        with caplog.at_level(logging.WARNING, logger="gmem.neo4j"):
+            for _ in range(3):
+                (hit,) = other.vector_search(NodeKind.QUERY, probe, k=1)
+                assert hit.id == nodes[3].id
+        told = [r.getMessage() for r in caplog.records if "failed to build" in r.getMessage()]
+        assert len(told) == 1 and "reindex_vectors" in told[0], told
+        assert "gmem_query_vector_embedding" in told[0]
     finally:
         other.close()
