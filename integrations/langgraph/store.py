@@ -538,6 +538,11 @@ class GmemStore(BaseStore):
             if op.value is None:
                 if previous is not None:
                     deletes += [previous.id, *_vector_ids(name, op.key, 1, _vector_count(previous))]
+                else:
+                    # Nothing to delete, but the batch expects the item absent, which a
+                    # backend claims until commit (Neo4j with a placeholder node): the
+                    # delete releases the claim, and removes an item put meanwhile.
+                    deletes.append(_item_id(name, op.key))
                 continue
             nodes += self._put_nodes(op, name, previous, group, vectors, now)
             deletes += _vector_ids(name, op.key, len(group), _vector_count(previous))

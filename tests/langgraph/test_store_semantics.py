@@ -219,6 +219,23 @@ def test_a_batch_reads_before_it_writes(store: GmemStore) -> None:
     assert final is not None and final.value == {"v": 2}  # the last put of a key wins
 
 
+def test_deleting_a_missing_key_beside_other_writes_leaves_nothing_behind(
+    store: GmemStore,
+) -> None:
+    # A batch expects every key it writes to be as it read it, here absent; deleting a
+    # key that was never put must not leave a claim of it (on Neo4j a placeholder node).
+    store.put(("b",), "kept", {"v": 1})
+    before = store.store.count().total_nodes
+    assert store.batch(
+        [PutOp(("b",), "never", None), PutOp(("b",), "new", {"v": 2}), GetOp(("b",), "never")]
+    ) == [None, None, None]
+    assert store.get(("b",), "never") is None
+    assert [i.key for i in store.search(("b",))] == ["kept", "new"]
+    assert store.store.count().total_nodes == before + 1
+    assert store.batch([PutOp(("b",), "gone", None)]) == [None]
+    assert store.store.count().total_nodes == before + 1
+
+
 def test_a_failing_batch_applies_nothing(store: GmemStore) -> None:
     store.put(("b",), "keep", {"v": 1})
     before = store.store.count()
