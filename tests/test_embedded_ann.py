@@ -279,9 +279,13 @@ def test_a_deleted_node_leaves_no_trace_of_its_vector_in_the_saved_index(
         return _emb(q).astype(np.float16).tobytes()
 
     saved = (tmp_path / "e.db.ann" / SIDECAR).read_bytes()
-    assert all(stored(q) in saved for q in kept[:50])  # the probe can see vectors at all
-    assert not [q.id for q in gone if stored(q) in saved]
+    unseen = [q.id for q in kept[:50] if stored(q) not in saved]
+    assert not unseen, f"{len(unseen)} live vectors not found in {len(saved)} bytes"
+    left = [q.id for q in gone if stored(q) in saved]
+    assert not left, f"{len(left)} of {len(gone)} deleted vectors still in the file"
     with EmbeddedStore(path, ann_min_rows=500) as store:
-        near = sum(q.id == store.vector_search(NodeKind.QUERY, _emb(q), k=1)[0].id for q in kept)
-        assert near / len(kept) >= 0.99
+        near = sum(
+            q.id in {h.id for h in store.vector_search(NodeKind.QUERY, _emb(q), k=10)} for q in kept
+        )
+        assert near / len(kept) >= 0.99, near
         assert all(q.id not in store._ann[("Query", "embedding")]._key_of for q in gone)
