@@ -758,8 +758,10 @@ def test_the_maintenance_pass_retires_rules_no_trajectory_supports(make_memory) 
     assert {i.id for i in mem.insights()} == {evidenced.id, note.id}
 
 
-def test_an_insight_whose_supporting_tasks_lie_elsewhere_is_not_shown(make_memory) -> None:  # type: ignore[no-untyped-def]
-    mem = make_memory(merge_every=0)
+def _supported_here_and_elsewhere(mem: Memory) -> tuple[Insight, Insight]:
+    """Two cleaning tasks and two bookings, and two insights of the same rule and scope
+    (which the cleaning successes fit): one supported by the cleanings, the other by the
+    bookings."""
     travel = [
         run(mem, f"book a train ticket to {city} for next monday", ["search trains"], True)
         for city in ("lisbon", "madrid")
@@ -768,8 +770,6 @@ def test_an_insight_whose_supporting_tasks_lie_elsewhere_is_not_shown(make_memor
         run(mem, f"clean the {obj} and put it in the cabinet", CLEAN, True, obj=obj)
         for obj in ("mug", "cup")
     ]
-    # Same rule and scope, which the successes about to be shown fit; only the tasks that
-    # support each differ.
     here, elsewhere = (_clean_rule_insight(mem, 2.0) for _ in range(2))
     mem.store.put_nodes(
         [
@@ -783,6 +783,12 @@ def test_an_insight_whose_supporting_tasks_lie_elsewhere_is_not_shown(make_memor
         [Edge(kind=EdgeKind.SUPPORTS, src=r.query_id, dst=here.id) for r in cleans]
         + [Edge(kind=EdgeKind.SUPPORTS, src=r.query_id, dst=elsewhere.id) for r in travel]
     )
+    return here, elsewhere
+
+
+def test_an_insight_whose_supporting_tasks_lie_elsewhere_is_not_shown(make_memory) -> None:  # type: ignore[no-untyped-def]
+    mem = make_memory(merge_every=0)
+    here, elsewhere = _supported_here_and_elsewhere(mem)
     recall = mem.recall("clean the bowl and put it in the cabinet")
     shown = {i.id for i in recall.insights}
     assert here.id in shown
@@ -918,27 +924,7 @@ def test_an_insight_none_of_the_nearest_tasks_supports_is_not_shown(make_memory)
         procedure_min_similarity=-1.0,
         procedure_margin=1.0,
     )
-    travel = [
-        run(mem, f"book a train ticket to {city} for next monday", ["search trains"], True)
-        for city in ("lisbon", "madrid")
-    ]
-    cleans = [
-        run(mem, f"clean the {obj} and put it in the cabinet", CLEAN, True, obj=obj)
-        for obj in ("mug", "cup")
-    ]
-    here, elsewhere = (_clean_rule_insight(mem, 2.0) for _ in range(2))
-    mem.store.put_nodes(
-        [
-            here.model_copy(update={"supporting": [r.query_id for r in cleans]}),
-            elsewhere.model_copy(
-                update={"text": "Clean it, then book.", "supporting": [r.query_id for r in travel]}
-            ),
-        ]
-    )
-    mem.store.put_edges(
-        [Edge(kind=EdgeKind.SUPPORTS, src=r.query_id, dst=here.id) for r in cleans]
-        + [Edge(kind=EdgeKind.SUPPORTS, src=r.query_id, dst=elsewhere.id) for r in travel]
-    )
+    here, elsewhere = _supported_here_and_elsewhere(mem)
     shown = {i.id for i in mem.recall("clean the bowl and put it in the cabinet").insights}
     assert here.id in shown
     assert elsewhere.id not in shown
