@@ -484,8 +484,9 @@ def test_progress_bars_on_a_terminal_only(tmp_path: Path) -> None:
 
 def test_stored_terminal_controls_are_shown_not_obeyed(tmp_path: Path) -> None:
     # An agent's text may carry escape sequences (clear screen, retitle the window, C1
-    # controls); a person reading memory must see them, not have the terminal run them.
-    hostile = "wipe \x1b[2J\x1b]0;owned\x07 the mug \x9b31m now"
+    # controls, a right-to-left override that makes the rest of the line read backwards);
+    # a person reading memory must see them, not have the terminal run them.
+    hostile = "wipe \x1b[2J\x1b]0;owned\x07 the mug \x9b31m now \u202egnp.exe\u2066x\u2069"
     store = tmp_path / "esc.db"
     line = {
         "task": f"clean the mug {hostile}",
@@ -504,8 +505,9 @@ def test_stored_terminal_controls_are_shown_not_obeyed(tmp_path: Path) -> None:
     }
     for name, result in outputs.items():
         shown = result.output
-        assert not any(c in shown for c in "\x1b\x07\x9b"), (name, shown)
+        assert not any(c in shown for c in "\x1b\x07\x9b\u202e\u2066\u2069"), (name, shown)
         assert "\\x1b[2J" in shown, (name, shown)
+        assert "\\u202egnp.exe\\u2066x\\u2069" in " ".join(shown.split()), (name, shown)
     # The stored text itself is unchanged, and --json keeps it exactly.
     data = json.loads(gmem("--store", store, "show", qid, "--json").stdout)
     assert data["query"]["text"] == f"clean the mug {hostile}"

@@ -93,12 +93,18 @@ def progress(label: str, total: int | None = None) -> Iterator[Bar]:
 # wrote it, and an escape sequence in a task ("\x1b[2J", "\x1b]0;title\x07") would
 # otherwise clear the screen or retitle the window of whoever reads the memory.
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Explicit bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069):
+# one of them reorders everything after it on the line, so a task can read differently
+# from what it says ("Trojan Source"). Marks (U+200E, U+200F) only nudge neutral
+# characters and are common in right-to-left text, so they are shown as they are.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(text: str) -> str:
     """Stored text as a terminal may show it: each control character becomes a visible
-    escape (``\\x1b``), the text itself is never dropped."""
-    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    escape (``\\x1b``, ``\\u202e``), the text itself is never dropped."""
+    text = _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def clip(text: str, limit: int = 90) -> str:
