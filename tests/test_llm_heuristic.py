@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gmem.config import MemoryConfig
 from gmem.embedding import HashingEmbedder
@@ -20,6 +24,8 @@ from gmem.llm import (
     StepView,
     TrajectoryView,
 )
+from gmem.llm.protocol import RuleView
+from gmem.rules import scope_similarity
 
 Step = tuple[str, str, str | None, str | None, float | None]  # role, content, action, obs, reward
 
@@ -370,6 +376,109 @@ def test_merge_groups_near_duplicates_and_keeps_the_best_text(llm: HeuristicLLM)
 
     assert [g.source_ids for g in groups] == [["a", "c", "d"]]
     assert groups[0].text == "Open the safe before taking the key!"  # top score, then longest
+
+
+class _Counting(HashingEmbedder):
+    """Hashing vectors, remembering every text that reaches the model."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=256)
+        self.encoded: list[str] = []
+
+    def _encode(self, texts: list[str]) -> Any:
+        self.encoded.extend(texts)
+        return super()._encode(texts)
+
+
+def _rule(kind: str, actions: list[str], scope: list[str]) -> RuleView:
+    return RuleView.model_validate({"kind": kind, "actions": actions, "scope": scope})
+
+
+def test_merge_joins_rules_by_kind_actions_and_scope_and_embeds_only_rule_less_texts() -> None:
+    model = _Counting()
+    llm = HeuristicLLM(model, MemoryConfig())
+    scope = ["go to safe", "open safe", "take key"]
+    insights = [
+        InsightView(id="r1", text="first wording", rule=_rule("require", ["open safe"], scope)),
+        InsightView(id="n1", text="Greet the user politely.", score=2.0),
+        InsightView(
+            id="r2", text="second wording", rule=_rule("require", ["open safe"], scope[:2])
+        ),
+        InsightView(  # same rule, another procedure (scope overlap 1/5)
+            id="r3",
+            text="first wording",
+            rule=_rule("require", ["open safe"], ["open safe", "a", "b", "c"]),
+        ),
+        InsightView(id="a1", text="first wording", rule=_rule("avoid", ["open safe"], scope)),
+        InsightView(id="n2", text="Greet the user politely!", score=1.0),
+        InsightView(id="n3", text="Heat the mug in the microwave."),
+    ]
+
+    groups = llm.merge_insights(MergeRequest(insights=insights)).groups
+
+    assert [(g.source_ids, g.text) for g in groups] == [
+        (["r1", "r2"], "second wording"),
+        (["n1", "n2"], "Greet the user politely."),
+    ]
+    # Rules are compared as rules: only the three rule-less texts were worth encoding.
+    assert sorted(model.encoded) == sorted(i.text for i in insights if i.rule is None)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["open the safe", "open the safe!", "greet", None]),
+            st.sampled_from([None, "require", "avoid"]),
+            st.sampled_from([["x"], ["y"]]),
+            st.lists(st.sampled_from("abcd"), max_size=3, unique=True),
+            st.integers(0, 3),
+        ),
+        max_size=12,
+    )
+)
+def test_merge_groups_are_the_components_of_the_pairwise_relation(
+    specs: list[tuple[str | None, str | None, list[str], list[str], int]],
+) -> None:
+    """Bucketing by rule compares fewer pairs; the groups must be those of comparing all."""
+    cfg = MemoryConfig()
+    llm = HeuristicLLM(HashingEmbedder(dim=256), cfg)
+    insights = [
+        InsightView(
+            id=f"i{n}",
+            text=text or f"text {n}",
+            score=float(score),
+            rule=None if kind is None else _rule(kind, actions, scope),
+        )
+        for n, (text, kind, actions, scope, score) in enumerate(specs)
+    ]
+    vectors = HashingEmbedder(dim=256).embed([i.text for i in insights]) if insights else None
+
+    def same(i: InsightView, j: InsightView, a: int, b: int) -> bool:
+        if i.rule is None or j.rule is None:
+            assert vectors is not None
+            close = float(vectors[a] @ vectors[b]) >= cfg.merge_similarity
+            return i.rule is None and j.rule is None and close
+        return (
+            i.rule.kind == j.rule.kind
+            and i.rule.actions == j.rule.actions
+            and scope_similarity(i.rule.scope, j.rule.scope) >= cfg.merge_scope_overlap
+        )
+
+    component = list(range(len(insights)))
+    for a, i in enumerate(insights):  # transitive closure, the slow way
+        for b, j in enumerate(insights):
+            if a < b and same(i, j, a, b):
+                old, new = max(component[a], component[b]), min(component[a], component[b])
+                component = [new if c == old else c for c in component]
+    expected = [
+        [insights[n].id for n in range(len(insights)) if component[n] == c]
+        for c in sorted(set(component))
+    ]
+
+    groups = llm.merge_insights(MergeRequest(insights=insights)).groups
+
+    assert [g.source_ids for g in groups] == [e for e in expected if len(e) > 1]
 
 
 # ---- determinism and usage -----------------------------------------------------------

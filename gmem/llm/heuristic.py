@@ -26,7 +26,8 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import combinations
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,6 +39,7 @@ from gmem.llm.protocol import (
     InsightOp,
     InsightRequest,
     InsightResult,
+    InsightView,
     KeyStepsRequest,
     KeyStepsResult,
     MergedInsight,
@@ -252,37 +254,14 @@ class HeuristicLLM:
 
     # ---- merge ------------------------------------------------------------------------
     def merge_insights(self, request: MergeRequest) -> MergeResult:
+        """Union-find over the pairs that say the same thing: the same rule kind and
+        actions over overlapping scopes, or, for two insights without a rule, texts whose
+        embeddings nearly coincide."""
         self.usage.add("merge_insights")
         insights = request.insights
         texts = [i.text for i in insights]
-        cos = self._cosines(texts, texts)
-        parent = list(range(len(insights)))
-
-        def root(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        def same(i: int, j: int) -> bool:
-            a, b = insights[i].rule, insights[j].rule
-            if a is None or b is None:
-                return a is None and b is None and cos[i, j] >= self.config.merge_similarity
-            return (
-                a.kind == b.kind
-                and a.actions == b.actions
-                and scope_similarity(a.scope, b.scope) >= self.config.merge_scope_overlap
-            )
-
-        rows, cols = np.nonzero(np.triu(np.ones_like(cos, dtype=bool), k=1))
-        for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
-            if same(i, j):
-                parent[max(root(i), root(j))] = min(root(i), root(j))
-        members: dict[int, list[int]] = {}
-        for i in range(len(insights)):
-            members.setdefault(root(i), []).append(i)
         groups = []
-        for group in sorted(members.values(), key=lambda g: g[0]):
+        for group in _components(len(insights), self._same_pairs(insights)):
             if len(group) < 2:
                 continue
             keeper = min(group, key=lambda i: (-insights[i].score, -len(texts[i]), i))
@@ -290,3 +269,50 @@ class HeuristicLLM:
                 MergedInsight(source_ids=[insights[i].id for i in group], text=texts[keeper])
             )
         return MergeResult(groups=groups)
+
+    def _same_pairs(self, insights: Sequence[InsightView]) -> Iterator[tuple[int, int]]:
+        """The pairs (i < j) of insights that say the same thing.
+
+        Only pairs that can match are compared: insights are bucketed by rule kind and
+        actions first, and only the rule-less ones are embedded. A pass over a full live
+        tier (``max_live_insights``) thus encodes no text when every insight has a rule,
+        where embedding all of them made a process's first pass cost seconds.
+        """
+        cfg = self.config
+        buckets: dict[tuple[str, ...] | None, list[int]] = {}
+        for n, ins in enumerate(insights):
+            key = None if ins.rule is None else (ins.rule.kind, *ins.rule.actions)
+            buckets.setdefault(key, []).append(n)
+        for key, bucket in buckets.items():
+            if len(bucket) < 2:
+                continue
+            if key is None:
+                texts = [insights[i].text for i in bucket]
+                close = np.triu(self._cosines(texts, texts) >= cfg.merge_similarity, k=1)
+                for a, b in zip(*np.nonzero(close), strict=True):
+                    yield bucket[int(a)], bucket[int(b)]
+                continue
+            scopes = [r.scope for i in bucket if (r := insights[i].rule) is not None]
+            for a, b in combinations(range(len(bucket)), 2):
+                if scope_similarity(scopes[a], scopes[b]) >= cfg.merge_scope_overlap:
+                    yield bucket[a], bucket[b]
+
+
+def _components(size: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """The connected components of ``pairs`` over ``0..size-1``, each in ascending order,
+    ordered by their first member."""
+    parent = list(range(size))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in pairs:
+        a, b = root(i), root(j)
+        parent[max(a, b)] = min(a, b)
+    members: dict[int, list[int]] = {}
+    for i in range(size):
+        members.setdefault(root(i), []).append(i)
+    return sorted(members.values(), key=lambda g: g[0])
