@@ -6,12 +6,15 @@ user's shell sees: one ``error:`` line, exit code 2, no traceback.
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -289,6 +292,71 @@ def _script(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
         stdin=subprocess.DEVNULL,
         timeout=120,
     )
+
+
+@pytest.mark.slow  # end to end through a subprocess or the whole demo
+def test_ctrl_c_during_ingest_keeps_what_was_stored_and_says_how_to_finish(
+    tmp_path: Path,
+) -> None:
+    # Five hundred real ScienceWorld trajectories through full evolution take far longer
+    # than the wait below, so the interrupt lands in the middle of the import.
+    corpus = Path(__file__).parents[1] / "benchmarks" / "corpora" / "scienceworld.jsonl.gz"
+    lines = gzip.decompress(corpus.read_bytes()).decode("utf-8").splitlines()
+    source = tmp_path / "runs.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    store = tmp_path / "memory.db"
+    env = {**os.environ, **{k: v for k, v in ENV.items() if v is not None}, "CI": "true"}
+    env.pop("GMEM_STORE", None)
+    running = subprocess.Popen(
+        [sys.executable, "-m", "gmem.cli", "--store", str(store), "ingest", str(source)],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(600):  # until some trajectories are stored (or the import ended)
+            if running.poll() is not None:
+                break
+            seen = gmem("--store", store, "stats", "--json") if store.exists() else None
+            if seen is None or seen.exit_code != 0:  # not yet, or while the file is made
+                time.sleep(0.2)
+                continue
+            if json.loads(seen.stdout)["nodes"].get("Query", 0) >= 3:
+                break
+            time.sleep(0.2)
+        running.send_signal(signal.SIGINT)
+        out, err = running.communicate(timeout=120)
+    finally:
+        if running.poll() is None:
+            running.kill()
+    assert running.returncode == 130, (running.returncode, out, err)
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        "interrupted; every trajectory stored before it is kept; run the same command "
+        "again to store the rest (the stored ones are skipped)"
+    ]
+    kept = counts(store)["nodes"]
+    assert isinstance(kept, dict) and kept["Query"] > 0
+    rerun = subprocess.run(
+        [sys.executable, "-m", "gmem.cli", "--store", str(store), "ingest", str(source)],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    steps = [json.loads(line)["steps"] for line in lines]
+    tasks = {json.loads(line)["task"] for line in lines}
+    after = counts(store)["nodes"]
+    assert isinstance(after, dict)
+    assert after["Query"] == len(tasks) and after["Utterance"] == sum(map(len, steps))
+    assert "already stored" in rerun.stdout
 
 
 @pytest.mark.slow  # end to end through a subprocess or the whole demo

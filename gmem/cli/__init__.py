@@ -43,15 +43,35 @@ def _fail(message: str, code: int = USER_ERROR) -> None:
 _GLOBAL_OPTIONS = ("--store", "-s", "--llm-base-url", "--llm-model", "--embedder")
 
 
+# What Ctrl-C leaves behind, for the commands whose work is long and can be resumed. Each
+# of them writes in transactions (a trajectory, a batch of them, a slice of a copy), so an
+# interrupt loses at most the one in flight, and running the command again skips what
+# is already there.
+_RESUME = {
+    "ingest": "every trajectory stored before it is kept; run the same command again to "
+    "store the rest (the stored ones are skipped)",
+    "migrate": "run the same command again to finish the copy (what is copied stays)",
+    "upgrade": "run `gmem upgrade` again to finish; the store opens once it is current",
+    "embed": "no embedding was half-written; run it again to embed what is left",
+}
+INTERRUPTED = 130  # 128 + SIGINT, what shells report for a program stopped by Ctrl-C
+
+
+def _command_at(args: Sequence[str]) -> int:
+    """Index of the command's name in ``args``: past the global options and their values."""
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        i += 2 if args[i] in _GLOBAL_OPTIONS else 1
+    return i
+
+
 class _Group(TyperGroup):
     def hoist(self, args: Sequence[str]) -> list[str]:
         """Move global options that follow the command in front of it. A command that
         declares an option of the same name (``demo --store``) keeps it; ``--`` ends
         the options, so a task text that looks like one stays where it is."""
         rest = list(args)
-        i = 0
-        while i < len(rest) and rest[i].startswith("-"):
-            i += 2 if rest[i] in _GLOBAL_OPTIONS else 1
+        i = _command_at(rest)
         if i >= len(rest) or (command := self.commands.get(rest[i])) is None:
             return rest
         own = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
@@ -81,9 +101,10 @@ class _Group(TyperGroup):
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
+        argv = self.hoist(sys.argv[1:] if args is None else args)
         try:
             code = super().main(
-                self.hoist(sys.argv[1:] if args is None else args),
+                argv,
                 prog_name,
                 complete_var,
                 standalone_mode=False,
@@ -101,6 +122,11 @@ class _Group(TyperGroup):
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             _fail(f"{where}{exc.strerror or exc}")
+        if code == INTERRUPTED:  # typer turns KeyboardInterrupt into this exit code
+            at = _command_at(argv)
+            hint = _RESUME.get(argv[at]) if at < len(argv) else None
+            sys.stderr.write(f"interrupted{'; ' + hint if hint else ''}\n")
+            sys.exit(code)
         if isinstance(code, int) and code != 0:
             sys.exit(code)
         return code
