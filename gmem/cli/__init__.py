@@ -52,7 +52,8 @@ _RESUME = {
     "store the rest (the stored ones are skipped)",
     "migrate": "run the same command again to finish the copy (what is copied stays)",
     "upgrade": "run `gmem upgrade` again to finish; the store opens once it is current",
-    "embed": "no embedding was half-written; run it again to embed what is left",
+    "embed": "the tasks embedded before it keep their new vectors; run it again so that "
+    "one model embeds them all",
 }
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for a program stopped by Ctrl-C
 
