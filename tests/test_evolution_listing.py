@@ -11,10 +11,14 @@ same insights, provenance and edges.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
+from gmem import evolution
 from gmem.config import MemoryConfig
 from gmem.demo.corpus import play
 from gmem.embedding import HashingEmbedder, cached
@@ -100,3 +104,25 @@ def test_the_pass_builds_no_retired_insight_and_evolves_as_before() -> None:
     assert built and sum(built) == 0  # the live listing builds none
     assert state == before_state
     assert edges == before_edges
+
+
+def test_listing_live_insights_decodes_no_retired_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded store drops retired insights in SQL: their JSON never reaches Python
+    (decoding it was most of a pass's listing once thousands were retired)."""
+    store = open_store(":memory:")
+    store.put_nodes(
+        [Insight(namespace=NS, text=f"old {n}", retired=True) for n in range(6)]
+        + [Insight(namespace=NS, text=f"live {n}") for n in range(2)]
+    )
+    decoded: list[str] = []
+    loads = json.loads
+
+    def counting(text: str) -> Any:
+        decoded.append(text)
+        return loads(text)
+
+    monkeypatch.setattr(json, "loads", counting)  # the module reads.py decodes with
+    (live,) = store.batch([ListNodes(NodeKind.INSIGHT, NS, where=evolution._LIVE)])
+
+    assert sorted(n.text for n in live if isinstance(n, Insight)) == ["live 0", "live 1"]
+    assert len(decoded) == 2

@@ -4,6 +4,7 @@ the mirror where it holds them and from SQLite for the rest."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -16,6 +17,26 @@ from graph_store.embedded.rows import (
     node_from_row,
 )
 from graph_store.model import Edge, EdgeKind, Node, NodeKind, node_from_props
+
+#: A JSON path SQLite can take unquoted.
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _excluding(condition: ops.Where) -> str | None:
+    """SQL that drops, before their JSON reaches Python, rows ``condition`` must refuse,
+    or None where it cannot say; :meth:`ops.Where.holds` still decides every row kept.
+
+    Only ``ne`` a boolean: a row whose value is that JSON boolean fails it. Listing the
+    live insights (``retired`` not true) is what the maintenance pass does, and without
+    this it decoded every retired insight ever kept to find the live ones.
+    """
+    value = condition.value
+    if condition.op != "ne" or not isinstance(value, bool):
+        return None
+    if not condition.path or not all(_PLAIN_KEY.fullmatch(k) for k in condition.path):
+        return None
+    literal = "true" if value else "false"
+    return f"json_type(props, '$.{'.'.join(condition.path)}') IS NOT '{literal}'"
 
 
 class Reads(Mirrors):
@@ -78,6 +99,8 @@ class Reads(Mirrors):
         if namespace is not None:
             sql += " AND namespace=?"
             params.append(namespace)
+        for clause in filter(None, map(_excluding, where)):
+            sql += f" AND {clause}"
         sql += " ORDER BY seq"
         if not where:
             if limit is not None or offset:

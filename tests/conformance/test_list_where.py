@@ -87,3 +87,37 @@ def test_bad_conditions_and_negative_paging_are_refused(filled: GraphStore) -> N
         filled.batch([ListNodes(NodeKind.ITEM, where=[Where(("value",), "like", 1)])])  # type: ignore[arg-type]
     with pytest.raises(UserInputError):
         filled.list_nodes(NodeKind.ITEM, offset=-1)
+
+
+def test_not_equal_to_a_boolean_keeps_every_other_value(store: GraphStore) -> None:
+    # 1 equals True (JSON compared as Python reads it); the string "true" does not, nor
+    # does a value under a path that runs through a non-map.
+    store.put_nodes(
+        [
+            item("t", flag=True),
+            item("f", flag=False),
+            item("one", flag=1),
+            item("s", flag="true"),
+            item("absent"),
+            item("n", flag=None),
+            item("deep", flag={"on": True}),
+        ]
+    )
+    assert keys(store, Where(("value", "flag"), "ne", True)) == ["f", "s", "absent", "n", "deep"]
+    assert keys(store, Where(("value", "flag"), "ne", False)) == [
+        "t",
+        "one",
+        "s",
+        "absent",
+        "n",
+        "deep",
+    ]
+    assert keys(store, Where(("value", "flag", "on"), "ne", True)) == [
+        "t",
+        "f",
+        "one",
+        "s",
+        "absent",
+        "n",
+    ]
+    assert keys(store, Where(("value", "flag"), "ne", True), offset=1, limit=2) == ["s", "absent"]
