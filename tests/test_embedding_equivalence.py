@@ -43,6 +43,24 @@ def test_numpy_runtime_matches_sentence_transformers() -> None:
     cosines = np.sum(expected * actual, axis=1)
     assert cosines.min() > 0.999, dict(zip(SENTENCES, cosines.tolist(), strict=True))
     np.testing.assert_allclose(actual, expected, atol=1e-4)
+    # One text at a time (a recall's task) takes the unpadded path of the numpy runtime.
+    alone = np.vstack([numpy_runtime.embed([s]) for s in SENTENCES])
+    cosines = np.sum(expected * alone, axis=1)
+    assert cosines.min() > 0.999, dict(zip(SENTENCES, cosines.tolist(), strict=True))
+    np.testing.assert_allclose(alone, expected, atol=1e-4)
+
+
+def test_numpy_gelu_is_the_exact_erf_form_to_float32_resolution() -> None:
+    import math
+
+    from gmem.embedding.bert import _gelu_inplace
+
+    x = np.concatenate([np.linspace(-12, 12, 20001), [-1e-6, 0.0, 1e-6, 30.0, -30.0]])
+    exact = np.array([0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))) for v in x])
+    got = _gelu_inplace(x.astype(np.float32)).astype(np.float64)
+    # Within a few float32 ulps of the larger of |x| and 1e-3, at every input.
+    scale = np.maximum(np.abs(x), 1e-3)
+    assert np.max(np.abs(got - exact) / scale) < 4e-7
 
 
 @pytest.mark.torch

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from threadpoolctl import threadpool_limits
 
 from gmem.embedding.protocol import FloatMatrix
+from graph_store.blas import one_blas_thread
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -41,38 +41,54 @@ class _BertLayer:
 
 # Abramowitz & Stegun 7.1.26: erf to within 1.5e-7, below float32 resolution of GELU's
 # inputs here. numpy has no erf and BERT's GELU is the exact (erf) one, not the tanh form.
-_ERF_P = np.float32(0.3275911)
-_ERF_A = tuple(
-    np.float32(a) for a in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+# With z = |x| / sqrt 2 and t = 1 / (1 + p z), 1 - erf(z) = P(t) exp(-z^2) for the
+# polynomial P below (highest power first); GELU's 1/2 is folded into its coefficients.
+_ERF_P_OVER_SQRT2 = np.float32(0.3275911 / math.sqrt(2.0))
+_HALF_ERF_A = tuple(
+    np.float32(0.5 * a) for a in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
 )
-_SQRT_HALF = np.float32(math.sqrt(0.5))
+_MINUS_HALF = np.float32(-0.5)
 
 
 def _gelu_inplace(x: FloatMatrix) -> FloatMatrix:
-    """Exact-erf GELU, in place, with few temporaries because ``x`` is the widest tensor."""
-    z = np.abs(x) * _SQRT_HALF
-    t = 1.0 / (1.0 + _ERF_P * z)
-    poly = _ERF_A[0] * t
-    for a in _ERF_A[1:]:
-        poly += a
-        poly *= t
-    np.square(z, out=z)
-    np.negative(z, out=z)
-    np.exp(z, out=z)
-    poly *= z  # poly is now 1 - erf(|x| / sqrt 2)
-    erf = np.subtract(1.0, poly, out=poly)
-    np.copysign(erf, x, out=erf)
-    erf += 1.0
-    erf *= 0.5
-    x *= erf
+    """Exact-erf GELU, in place, with few passes because ``x`` is the widest tensor.
+
+    ``x * (1 + erf(x / sqrt 2)) / 2`` is ``max(x, 0) - h`` on both signs of ``x``, with
+    ``h = |x| P(t) exp(-x^2 / 2) / 2``, which needs no sign copy and no ``1 - erf``.
+    """
+    a = np.abs(x)
+    t = a * _ERF_P_OVER_SQRT2
+    t += 1.0
+    np.reciprocal(t, out=t)
+    h = t * _HALF_ERF_A[0]
+    for c in _HALF_ERF_A[1:]:
+        h += c
+        h *= t
+    h *= a
+    np.square(a, out=a)
+    a *= _MINUS_HALF
+    np.exp(a, out=a)
+    h *= a
+    np.maximum(x, 0.0, out=x)
+    x -= h
     return x
 
 
-def _layer_norm(x: FloatMatrix, gain: FloatMatrix, bias: FloatMatrix, eps: float) -> FloatMatrix:
-    mean = x.mean(axis=-1, keepdims=True)
-    x = x - mean
-    var = np.mean(np.square(x), axis=-1, keepdims=True)
-    x *= 1.0 / np.sqrt(var + np.float32(eps))
+def _layer_norm(
+    x: FloatMatrix, gain: FloatMatrix, bias: FloatMatrix, eps: np.float32, mean_of: FloatMatrix
+) -> FloatMatrix:
+    """Layer norm of the rows of ``x``, in place (every caller's ``x`` is a temporary).
+
+    ``mean_of`` is a column of ``1 / width``: the row means are one matrix-vector
+    product each, which costs less than numpy's reductions on rows this short.
+    """
+    mean = x @ mean_of
+    x -= mean
+    var = np.square(x) @ mean_of
+    var += eps
+    np.sqrt(var, out=var)
+    np.reciprocal(var, out=var)
+    x *= var
     x *= gain
     x += bias
     return x
@@ -96,7 +112,8 @@ class NumpyMiniLM:
         self.max_length = int(st_config.get("max_seq_length", 256))
         self.heads = int(config["num_attention_heads"])
         self.hidden = int(config["hidden_size"])
-        self.eps = float(config["layer_norm_eps"])
+        self.eps = np.float32(config["layer_norm_eps"])
+        self._mean_of = np.full((self.hidden, 1), 1.0 / self.hidden, dtype=np.float32)
         head_dim = self.hidden // self.heads
 
         tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
@@ -160,11 +177,16 @@ class NumpyMiniLM:
         # A few short texts are too little work to share between BLAS threads; on a busy
         # two-core machine extra threads made one recall's embedding 100x slower.
         if len(texts) <= SINGLE_THREAD_BELOW:
-            with threadpool_limits(limits=1, user_api="blas"):
+            with one_blas_thread():
                 return self._encode_batches(texts, batch_size)
         return self._encode_batches(texts, batch_size)
 
     def _encode_batches(self, texts: list[str], batch_size: int) -> FloatMatrix:
+        if len(texts) == 1:
+            # A recall's one task text: nothing to sort or pad, and encode_batch's
+            # thread pool would cost more than the tokenizing.
+            ids = np.array([self.tokenizer.encode(texts[0]).ids], dtype=np.int64)
+            return self.forward(ids, None)
         encodings = self.tokenizer.encode_batch(texts)
         lengths = np.array([len(e.ids) for e in encodings])
         # Batches of similar length waste little compute on padding.
@@ -179,47 +201,61 @@ class NumpyMiniLM:
                 n = int(lengths[i])
                 ids[row, :n] = encodings[i].ids
                 mask[row, :n] = True
-            out[idx] = self.forward(ids, mask)
+            out[idx] = self.forward(ids, None if mask.all() else mask)
         return out
 
-    def forward(self, ids: NDArray[np.int64], mask: NDArray[np.bool_]) -> FloatMatrix:
-        """Mean-pooled last hidden states of a padded batch (not yet normalized)."""
+    def forward(self, ids: NDArray[np.int64], mask: NDArray[np.bool_] | None) -> FloatMatrix:
+        """Mean-pooled last hidden states of a padded batch (not yet normalized).
+
+        ``mask`` marks the real tokens; ``None`` says there is no padding (one text, or
+        texts of one length), which spares the key bias and the weighted pooling.
+        """
         batch, width = ids.shape
         heads, hidden = self.heads, self.hidden
         head_dim = hidden // heads
+        mean_of = self._mean_of
         x = self.word[ids.reshape(-1)]
         x = x.reshape(batch, width, hidden)
         x += self.position[:width]
         x += self.token_type0
         x = _layer_norm(
-            x.reshape(batch * width, hidden), self.emb_norm_g, self.emb_norm_b, self.eps
+            x.reshape(batch * width, hidden), self.emb_norm_g, self.emb_norm_b, self.eps, mean_of
         )
         # Padded keys get a large negative score so softmax gives them zero weight.
-        key_bias = np.where(mask, np.float32(0.0), np.float32(-1e9))[:, None, None, :]
+        key_bias = (
+            None
+            if mask is None
+            else np.where(mask, np.float32(0.0), np.float32(-1e9))[:, None, None, :]
+        )
         for layer in self.layers:
             qkv = x @ layer.qkv_w
             qkv += layer.qkv_b
             qkv = qkv.reshape(batch, width, 3, heads, head_dim).transpose(2, 0, 3, 1, 4)
             q, k, v = qkv[0], qkv[1], qkv[2]
             scores = q @ k.transpose(0, 1, 3, 2)
-            scores += key_bias
-            scores -= scores.max(axis=-1, keepdims=True)
+            if key_bias is not None:
+                scores += key_bias
+            scores -= np.maximum.reduce(scores, axis=-1, keepdims=True)
             np.exp(scores, out=scores)
-            scores /= scores.sum(axis=-1, keepdims=True)
+            scores /= np.add.reduce(scores, axis=-1, keepdims=True)
             context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * width, hidden)
             attn = context @ layer.attn_out_w
             attn += layer.attn_out_b
             attn += x
-            x = _layer_norm(attn, layer.attn_norm_g, layer.attn_norm_b, self.eps)
+            x = _layer_norm(attn, layer.attn_norm_g, layer.attn_norm_b, self.eps, mean_of)
             h = x @ layer.ffn_in_w
             h += layer.ffn_in_b
             h = _gelu_inplace(h)
             ffn = h @ layer.ffn_out_w
             ffn += layer.ffn_out_b
             ffn += x
-            x = _layer_norm(ffn, layer.ffn_norm_g, layer.ffn_norm_b, self.eps)
+            x = _layer_norm(ffn, layer.ffn_norm_g, layer.ffn_norm_b, self.eps, mean_of)
+        states = x.reshape(batch, width, hidden)
+        if mask is None:
+            pooled: FloatMatrix = states.mean(axis=1)
+            return pooled
         weights = mask.astype(np.float32)
-        summed: FloatMatrix = np.einsum("bwh,bw->bh", x.reshape(batch, width, hidden), weights)
+        summed: FloatMatrix = np.einsum("bwh,bw->bh", states, weights)
         counts: FloatMatrix = np.maximum(weights.sum(axis=1, keepdims=True), np.float32(1.0))
-        pooled: FloatMatrix = summed / counts
+        pooled = summed / counts
         return pooled

@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from graph_store import ops, refusals
 from graph_store.ann import ApproximateIndex
+from graph_store.blas import one_blas_thread
 from graph_store.embedded.mirror import Mirrors, Undo
 from graph_store.embedded.rows import (
     chunks,
@@ -104,13 +105,16 @@ class Search(Mirrors):
         if approximate is not None:
             if vec.shape != (approximate.dim,):
                 raise refusals.wrong_dimension("query vector", vec, approximate.dim)
-            return self._ann_search(
-                approximate, NodeKind(kind).value, field, vec, k, namespace, exclude
-            )
+            with one_blas_thread():
+                return self._ann_search(
+                    approximate, NodeKind(kind).value, field, vec, k, namespace, exclude
+                )
         index = self._index(NodeKind(kind).value, field, undo)
         if index is None:
             return []
-        return index.search(vec, k, namespace, exclude)
+        # One query's products are too little work to share between BLAS threads.
+        with one_blas_thread():
+            return index.search(vec, k, namespace, exclude)
 
     def _reaches(self, through: int) -> bool:
         """Whether the change log still holds every entry after ``through``."""

@@ -1,0 +1,140 @@
+"""Small matrix work runs on one BLAS thread, and the thread count comes back after it.
+
+OpenBLAS's idle worker spins after a shared product until the next call, so one
+recall's searches kept a second core busy between recalls; :mod:`graph_store.blas`
+runs a search or a short embedding on the calling thread alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from graph_store import EmbeddedStore, NodeKind, QueryNode, ann
+from graph_store.blas import _blas_libraries, one_blas_thread
+from graph_store.embedded.search import Search
+from graph_store.model import query_id_for
+from graph_store.ops import VectorSearch
+from graph_store.vectors import VectorIndex
+
+DIM = 16
+
+
+def _threads() -> list[int]:
+    return [lib.get_num_threads() for lib in _blas_libraries()]
+
+
+@pytest.fixture
+def two_threads() -> Iterator[None]:
+    """Every BLAS library on two threads (also on a one-core runner), as it was after."""
+    before = _threads()
+    assert before, "numpy's BLAS was not found by threadpoolctl"
+    for lib in _blas_libraries():
+        lib.set_num_threads(2)
+    assert _threads() == [2] * len(before)
+    yield
+    for lib, count in zip(_blas_libraries(), before, strict=True):
+        lib.set_num_threads(count)
+
+
+@pytest.mark.usefixtures("two_threads")
+@pytest.mark.parametrize("first_in", ["this thread", "another thread"])
+@pytest.mark.parametrize("first_out", ["this thread", "another thread"])
+def test_the_count_is_restored_once_overlapping_blocks_of_two_threads_end(
+    first_in: str, first_out: str
+) -> None:
+    """Whichever thread enters or leaves first (OpenBLAS ignores a count set from a
+    thread other than the main one, so only the thread that set it may restore it)."""
+    entered, leave, left = threading.Event(), threading.Event(), threading.Event()
+
+    def other() -> None:
+        with one_blas_thread():
+            entered.set()
+            leave.wait(10)
+        left.set()
+
+    worker = threading.Thread(target=other)
+    if first_in == "another thread":
+        worker.start()
+        assert entered.wait(10)
+    with one_blas_thread():
+        if first_in == "this thread":
+            assert set(_threads()) == {1}
+            with one_blas_thread():
+                pass
+            assert set(_threads()) == {1}  # a nested block does not restore it early
+            worker.start()
+            assert entered.wait(10)
+        if first_out == "another thread":
+            leave.set()
+            assert left.wait(10)
+    leave.set()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert set(_threads()) == {2}
+
+
+def _store(path: Path, n: int, ann_min_rows: int | None) -> EmbeddedStore:
+    store = EmbeddedStore(path, ann_min_rows=ann_min_rows)
+    rng = np.random.default_rng(7)
+    store.put_nodes(
+        [
+            QueryNode(
+                id=query_id_for("default", f"task {i}"),
+                text=f"task {i}",
+                namespace="default",
+                embedding=rng.standard_normal(DIM).astype(np.float32),
+            )
+            for i in range(n)
+        ]
+    )
+    return store
+
+
+def _recorded(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[list[int]]:
+    """The BLAS thread counts seen inside each call of ``owner.name``."""
+    seen: list[list[int]] = []
+    real = getattr(owner, name)
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.append(_threads())
+        return real(*args, **kwargs)
+
+    static = isinstance(owner.__dict__[name], staticmethod)
+    monkeypatch.setattr(owner, name, staticmethod(recording) if static else recording)
+    return seen
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_an_exact_vector_search_runs_on_one_blas_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(tmp_path / "exact.db", 50, ann_min_rows=None)
+    seen = _recorded(monkeypatch, VectorIndex, "search")
+    query = np.ones(DIM, dtype=np.float32)
+    (hits,) = store.batch([VectorSearch(NodeKind.QUERY, query, 5, "default")])
+    assert len(hits) == 5
+    assert seen and all(set(counts) == {1} for counts in seen)
+    assert set(_threads()) == {2}
+    store.close()
+
+
+@pytest.mark.ann
+@pytest.mark.usefixtures("two_threads")
+def test_an_approximate_vector_search_runs_on_one_blas_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert ann.available(), "the ann extra (usearch) is not installed"
+    store = _store(tmp_path / "approx.db", 300, ann_min_rows=100)
+    seen = _recorded(monkeypatch, Search, "_scored")
+    query = np.ones(DIM, dtype=np.float32)
+    (hits,) = store.batch([VectorSearch(NodeKind.QUERY, query, 5, "default")])
+    assert len(hits) == 5
+    assert seen and all(set(counts) == {1} for counts in seen)
+    assert set(_threads()) == {2}
+    store.close()
