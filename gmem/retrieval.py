@@ -22,8 +22,25 @@ from gmem.llm.protocol import LLM, CandidateView, RelevanceRequest
 from gmem.recall import PastTrajectory, PathStep, Recall, RecalledInsight, RecalledQuery, Step
 from gmem.rules import in_scope, scope_similarity, skeleton_steps
 from graph_store.base import GraphStore
-from graph_store.model import EdgeKind, Insight, Node, NodeKind, Outcome, QueryNode, Utterance
-from graph_store.ops import GetEdges, GetNodes, Hit, Neighbors, ReadVersion, VectorSearch
+from graph_store.model import (
+    Edge,
+    EdgeKind,
+    Insight,
+    Node,
+    NodeKind,
+    Outcome,
+    QueryNode,
+    Utterance,
+)
+from graph_store.ops import (
+    Expand,
+    GetEdges,
+    GetNodes,
+    Hit,
+    Neighbors,
+    ReadVersion,
+    VectorSearch,
+)
 
 if TYPE_CHECKING:
     from gmem.gnn import StructureIndex, TaskEncoder
@@ -93,6 +110,9 @@ class _Reused:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
+        #: Whether the store's last token was None (it cannot tell what changed): then
+        #: nothing is kept, and a recall asks for nodes with the reads that find them.
+        self.unversioned = False
         self._version: str | None = None
         self._nodes: dict[str, Node | None] = {}
         self._lock = threading.Lock()
@@ -131,6 +151,24 @@ class _Reader:
         self.reused = reused
         self.version: str | None = None
         self.read: dict[str, Node | None] = {}
+
+    @property
+    def eager(self) -> bool:
+        """Whether to read nodes with the searches and hops that find them: when none
+        can be reused they are read anyway, and in the same statements they cost no
+        round trip of their own."""
+        return self.reused.unversioned or self.reused.capacity == 0
+
+    def learn(self, version: str | None) -> None:
+        self.version = version
+        self.reused.unversioned = version is None
+
+    def add(self, nodes: dict[str, Node | None]) -> None:
+        """Nodes read with vectors by another read (a search, a hop) of this recall;
+        ``None`` where that read did not ask for them."""
+        for node_id, node in nodes.items():
+            if node is not None:
+                self.read.setdefault(node_id, node)
 
     def nodes(self, ids: Sequence[str]) -> list[Node | None]:
         """The nodes of ``ids``, in order (``None`` for an id naming none), as
@@ -195,10 +233,14 @@ class Retriever:
         cfg = self.config
         encoder = self.structure.encoder(namespace) if self.structure is not None else None
         g: npt.NDArray[np.float32] | None = None
+        eager = read.eager
         if encoder is None:
-            read.version, seeds = self.store.batch(
-                [ReadVersion(), VectorSearch(NodeKind.QUERY, q, cfg.seed_k, namespace)]
+            search = VectorSearch(
+                NodeKind.QUERY, q, cfg.seed_k, namespace, with_nodes=eager, with_vectors=eager
             )
+            version, seeds = self.store.batch([ReadVersion(), search])
+            read.learn(version)
+            read.add({h.id: h.node for h in seeds})
         else:
             seeds, g = self._hybrid_seeds(namespace, q, encoder, read)
         seeds = [h for h in seeds if h.score >= cfg.seed_min_similarity]
@@ -208,9 +250,17 @@ class Retriever:
             h.id: (0, (PathStep("seed", h.id, h.score),)) for h in seeds
         }
         if cfg.hops > 0:
-            (reached,) = self.store.batch(
-                [Neighbors([h.id for h in seeds], cfg.hops, _QUERY_LINKS, "both", NodeKind.QUERY)]
+            expansion = Neighbors(
+                [h.id for h in seeds],
+                cfg.hops,
+                _QUERY_LINKS,
+                "both",
+                NodeKind.QUERY,
+                with_nodes=eager,
+                with_vectors=eager,
             )
+            (reached,) = self.store.batch([expansion])
+            read.add({r.id: r.node for r in reached})
             for r in reached:
                 source = r.via.src if r.via.dst == r.id else r.via.dst
                 prev = paths.get(source, (0, ()))[1]
@@ -266,12 +316,13 @@ class Retriever:
         """
         cfg = self.config
         pool = cfg.seed_k * cfg.gnn_candidate_pool
-        read.version, text_hits = self.store.batch(
+        version, text_hits = self.store.batch(
             [
                 ReadVersion(),
                 VectorSearch(NodeKind.QUERY, q, max(pool, cfg.similar_edge_k), namespace),
             ]
         )
+        read.learn(version)
         neighbours = [
             h.id for h in text_hits[: cfg.similar_edge_k] if h.score >= cfg.similar_edge_threshold
         ]
@@ -319,18 +370,7 @@ class Retriever:
             : cfg.insight_neighbourhood_k
         ]
         weight = {rq.id: max(rq.similarity, 0.0) for rq in near}
-        edges, similar = self.store.batch(
-            [
-                GetEdges(
-                    list(dict.fromkeys([*by_id, *weight])),
-                    [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS],
-                    "out",
-                ),
-                VectorSearch(
-                    NodeKind.INSIGHT, q, cfg.insight_k * cfg.insight_oversample, namespace
-                ),
-            ]
-        )
+        edges, similar = self._evidence(list(dict.fromkeys([*by_id, *weight])), q, namespace, read)
         support: dict[str, list[str]] = defaultdict(list)
         contra: dict[str, list[str]] = defaultdict(list)
         share: dict[str, float] = defaultdict(float)
@@ -388,6 +428,34 @@ class Retriever:
         provisional = {n.id for n in insights if boundary.is_provisional(n)}
         ranked.sort(key=lambda r: (r.id in provisional, -r.rank, r.id))
         return ranked[: cfg.insight_k]
+
+    def _evidence(
+        self, origins: list[str], q: npt.NDArray[np.float32], namespace: str, read: _Reader
+    ) -> tuple[list[Edge], list[Hit]]:
+        """The SUPPORTS and CONTRADICTS edges leaving ``origins`` (in :class:`GetEdges`
+        order) and the insights similar to the task; read eagerly (:attr:`_Reader.eager`),
+        the insights at their ends come with them."""
+        cfg = self.config
+        eager = read.eager
+        kinds = [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS]
+        search = VectorSearch(
+            NodeKind.INSIGHT,
+            q,
+            cfg.insight_k * cfg.insight_oversample,
+            namespace,
+            with_nodes=eager,
+            with_vectors=eager,
+        )
+        if not eager:
+            edges, similar = self.store.batch([GetEdges(origins, kinds, "out"), search])
+            return edges, similar
+        expand = Expand(origins, kinds, "out", with_nodes=True, with_vectors=True)
+        links, similar = self.store.batch([expand, search])
+        place = {node_id: i for i, node_id in enumerate(origins)}
+        links.sort(key=lambda ln: (place[ln.origin], ln.via.kind.value, ln.via.dst))
+        read.add({ln.other: ln.node for ln in links})
+        read.add({h.id: h.node for h in similar})
+        return [ln.via for ln in links], similar
 
     def _fits(
         self, scope: Sequence[str], procedures: list[tuple[str, ...]], supported: bool

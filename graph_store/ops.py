@@ -209,7 +209,13 @@ class Expand:
 
 @dataclass(frozen=True, slots=True)
 class VectorSearch:
-    """Exact or indexed cosine top-k over one node kind, filtered by namespace."""
+    """Exact or indexed cosine top-k over one node kind, filtered by namespace.
+
+    With ``with_nodes`` each :class:`Hit` carries its node (with its vectors under
+    ``with_vectors``), as :class:`GetNodes` would read it: a caller that reads the nodes
+    it found anyway asks for them in the search's own statements (one round trip, for a
+    server) instead of a batch of their own.
+    """
 
     kind: NodeKind
     vector: npt.NDArray[np.float32]
@@ -217,6 +223,8 @@ class VectorSearch:
     namespace: str | None = None
     field: VectorField = "embedding"
     exclude_ids: frozenset[str] = frozenset()
+    with_nodes: bool = False
+    with_vectors: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,10 +339,12 @@ class Reached:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A vector-search result."""
+    """A vector-search result; ``node`` is the node found when the search asked for
+    nodes."""
 
     id: str
     score: float
+    node: Node | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,11 @@ _PROGRAMS: dict[type, Callable[[Any], Program]] = {
 }
 
 
+def is_program(op: Op) -> bool:
+    """Whether ``op`` is one of the operations written here over the primitives."""
+    return type(op) in _PROGRAMS
+
+
 def run_op(op: Op, primitive: Runner) -> Any:
     """The result of ``op``: a primitive goes straight to the backend, a program is driven
     over it."""

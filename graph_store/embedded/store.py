@@ -7,6 +7,7 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -102,7 +103,11 @@ class EmbeddedStore(Writes, Search, GraphStore):
                 self._refresh_if_changed()
                 ahead = {} if has_writes else self._searches_ahead(batch, undo)
                 results = work(
-                    lambda op: ahead.pop(id(op)) if id(op) in ahead else self._run(op, undo)
+                    lambda op: (
+                        self._found(op, ahead.pop(id(op)))
+                        if id(op) in ahead
+                        else self._run(op, undo)
+                    )
                 )
                 seq = self._seq
                 if has_writes:
@@ -152,12 +157,20 @@ class EmbeddedStore(Writes, Search, GraphStore):
             case ops.Expand(ids, kinds, direction, exclude, with_nodes, with_vectors):
                 return self._expand(ids, kinds, direction, exclude, with_nodes, with_vectors)
             case ops.VectorSearch(kind, vector, k, namespace, field, exclude_ids):
-                return self._vector_search(kind, vector, k, namespace, field, exclude_ids, undo)
+                hits = self._vector_search(kind, vector, k, namespace, field, exclude_ids, undo)
+                return self._found(op, hits)
             case ops.Count(namespace):
                 return self._count(namespace)
             case ops.ListNamespaces():
                 return self._namespaces()
         raise refusals.unknown_operation(op)
+
+    def _found(self, op: ops.Op, hits: list[ops.Hit]) -> list[ops.Hit]:
+        """A search's hits with their nodes, when it asked for them."""
+        if not isinstance(op, ops.VectorSearch) or not op.with_nodes or not hits:
+            return hits
+        nodes = self._get_nodes([h.id for h in hits], op.with_vectors)
+        return [replace(h, node=n) for h, n in zip(hits, nodes, strict=True) if n is not None]
 
     def _write(self, op: ops.Op, undo: list[Undo]) -> Any:
         match op:

@@ -21,10 +21,23 @@ label and vector indexes here without further code.
 
 from __future__ import annotations
 
+import functools
+import re
+
 from graph_store.model import EdgeKind, NodeKind
 from graph_store.neo4j.codec import TIME_KEYS
 from graph_store.neo4j.titles import TITLE_KEY
 from graph_store.ops import VERSIONED_KINDS
+
+#: The columns of each read statement that can run inside :func:`together`, by text.
+_COLUMNS: dict[str, tuple[str, ...]] = {}
+
+
+def _reads(text: str, *columns: str) -> str:
+    """``text``, noted as a read statement returning ``columns``, in this order."""
+    _COLUMNS[text] = columns
+    return text
+
 
 #: Label disjunction matching any gmem node; Neo4j plans it as one unique-index seek per label.
 ANY = "|".join(kind.value for kind in NodeKind)
@@ -208,7 +221,9 @@ _TIMES = ", ".join(
 )
 
 
-_PROPS = f"n {{.*, {TITLE_KEY}: null, {_TIMES}}} AS props"
+#: The properties of node ``n`` as the codec decodes them.
+_PROPS_MAP = f"n {{.*, {TITLE_KEY}: null, {_TIMES}}}"
+_PROPS = f"{_PROPS_MAP} AS props"
 #: The vectors of ``n``, read only when asked for: a map of the fields it has, or null.
 _VECTORS = (
     f"OPTIONAL MATCH (n)-[:{HAS_VECTOR}]->(v) "
@@ -221,7 +236,11 @@ def _returned(with_vectors: bool) -> str:
 
 
 GET_NODES: dict[bool, str] = {
-    wv: f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}) {_returned(wv)}" for wv in (False, True)
+    wv: _reads(
+        f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}) {_returned(wv)}",
+        *(("props", "vectors") if wv else ("props",)),
+    )
+    for wv in (False, True)
 }
 
 #: Keyed by (kind, filtered by namespace, with vectors, limited). A limited listing picks
@@ -240,46 +259,81 @@ LIST_NODES: dict[tuple[NodeKind, bool, bool, bool], str] = {
 }
 
 # ---- edge reads and traversal ----------------------------------------------------------
-_EDGE_FILTER = "WHERE ($kinds IS NULL OR type(r) IN $kinds) "
 _EDGE_ROW = (
     "id AS origin, startNode(r) = n AS outgoing, type(r) AS kind, startNode(r).id AS src, "
     "endNode(r).id AS dst, properties(r) AS props"
 )
-_ARROWS = (
-    ("out", f"-[r:{EDGE_TYPES}]->"),
-    ("in", f"<-[r:{EDGE_TYPES}]-"),
-    ("both", f"-[r:{EDGE_TYPES}]-"),
-)
+_EDGE_COLUMNS = ("origin", "outgoing", "kind", "src", "dst", "props")
 
-#: Edges leaving ("out"), entering ("in") or touching ("both") the given nodes, with the
-#: given node as ``origin``; a self-loop comes twice under "both".
-EDGES: dict[str, str] = {
-    d: f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}){arrow}(m) {_EDGE_FILTER}RETURN {_EDGE_ROW}"
-    for d, arrow in _ARROWS
-}
 
-#: One hop of breadth-first expansion: edges from the frontier to nodes not yet visited.
-EXPAND: dict[str, str] = {
-    d: (
-        f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}){arrow}(m:{ANY}) {_EDGE_FILTER}"
-        "AND NOT m.id IN $visited "
-        f"RETURN m.id AS other, m.node_kind AS other_kind, {_EDGE_ROW}"
+def _arrow(direction: str, kinds: tuple[str, ...] | None) -> str:
+    """The relationship pattern of ``direction`` over ``kinds`` (None: every gmem edge).
+
+    The types are written into the pattern, from :class:`EdgeKind` only, so that Neo4j
+    follows just those relationships; a ``type(r) IN $kinds`` filter would have it read
+    every relationship of the node, and the node at its other end, first (a query's
+    two dozen ``HAS_TRACE`` links on every hop over ``SIMILAR_TO``).
+    """
+    types = EDGE_TYPES if kinds is None else "|".join(EdgeKind(k).value for k in kinds)
+    return {"out": f"-[r:{types}]->", "in": f"<-[r:{types}]-", "both": f"-[r:{types}]-"}[direction]
+
+
+@functools.cache
+def edges(direction: str, kinds: tuple[str, ...] | None) -> str:
+    """Edges leaving ("out"), entering ("in") or touching ("both") the given nodes, with
+    the given node as ``origin``; a self-loop comes twice under "both"."""
+    return _reads(
+        f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}){_arrow(direction, kinds)}(m) "
+        f"RETURN {_EDGE_ROW}",
+        *_EDGE_COLUMNS,
     )
-    for d, arrow in _ARROWS
-}
 
-#: The same hop with the far ends' nodes (without vectors), read by the same statement:
-#: a traversal's next question, answered in the round trip of its links.
-EXPAND_NODES: dict[str, str] = {
-    d: (
-        f"UNWIND $ids AS id MATCH (o:{ANY} {{id: id}}){arrow}(n:{ANY}) "
-        f"{_EDGE_FILTER}AND NOT n.id IN $visited "
+
+@functools.cache
+def expand(direction: str, kinds: tuple[str, ...] | None) -> str:
+    """One hop of breadth-first expansion: edges from the frontier to nodes not yet
+    visited."""
+    return _reads(
+        f"UNWIND $ids AS id MATCH (n:{ANY} {{id: id}}){_arrow(direction, kinds)}(m:{ANY}) "
+        "WHERE NOT m.id IN $visited "
+        f"RETURN m.id AS other, m.node_kind AS other_kind, {_EDGE_ROW}",
+        "other",
+        "other_kind",
+        *_EDGE_COLUMNS,
+    )
+
+
+@functools.cache
+def expand_nodes(direction: str, kinds: tuple[str, ...] | None) -> str:
+    """The same hop with the far ends' nodes (without vectors), read by the same
+    statement: a traversal's next question, answered in the round trip of its links."""
+    return _reads(
+        f"UNWIND $ids AS id MATCH (o:{ANY} {{id: id}}){_arrow(direction, kinds)}(n:{ANY}) "
+        "WHERE NOT n.id IN $visited "
         "RETURN n.id AS other, n.node_kind AS other_kind, id AS origin, "
         "startNode(r) = o AS outgoing, type(r) AS kind, startNode(r).id AS src, "
-        f"endNode(r).id AS dst, properties(r) AS edge_props, {_PROPS}"
+        f"endNode(r).id AS dst, properties(r) AS edge_props, {_PROPS}",
+        *("other", "other_kind", "origin", "outgoing", "kind", "src", "dst", "edge_props"),
+        "props",
     )
-    for d, arrow in _ARROWS
-}
+
+
+@functools.cache
+def expand_nodes_vectors(direction: str, kinds: tuple[str, ...] | None) -> str:
+    """The same hop with the far ends' nodes and their vectors: one row per node
+    reached, with every link that reached it (``links``), so that a node reached from
+    several origins sends its vectors once."""
+    return _reads(
+        f"UNWIND $ids AS id MATCH (o:{ANY} {{id: id}}){_arrow(direction, kinds)}(n:{ANY}) "
+        "WHERE NOT n.id IN $visited "
+        "WITH n, collect({origin: id, outgoing: startNode(r) = o, kind: type(r), "
+        "src: startNode(r).id, dst: endNode(r).id, props: properties(r)}) AS links "
+        f"OPTIONAL MATCH (n)-[:{HAS_VECTOR}]->(v) "
+        f"RETURN n.id AS other, n.node_kind AS other_kind, links, {_PROPS}, "
+        "CASE WHEN v IS NULL THEN null ELSE v {.embedding, .graph_embedding} END AS vectors",
+        *("other", "other_kind", "links", "props", "vectors"),
+    )
+
 
 # ---- vector search ---------------------------------------------------------------------
 #: Candidates from the HNSW index (vector nodes), each taken back to the node it belongs
@@ -287,15 +341,68 @@ EXPAND_NODES: dict[str, str] = {
 #: index had more to give when too few passed the filter. A candidate whose owner a
 #: concurrent transaction is deleting reads with a null id, and the caller drops it.
 #: The index is created unquantized, so its score is the exact float32 cosine (scaled).
-VECTOR_QUERY = (
+VECTOR_QUERY = _reads(
     "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node, score "
     f"OPTIONAL MATCH (n)-[:{HAS_VECTOR}]->(node) "
     "WITH collect({n: n, score: score}) AS found "
     "RETURN size(found) AS fetched, "
     "[f IN found WHERE f.n IS NOT NULL "
     "AND ($namespace IS NULL OR f.n.namespace = $namespace) "
-    "AND NOT f.n.id IN $exclude | {id: f.n.id, score: f.score}] AS hits"
+    "AND NOT f.n.id IN $exclude | {id: f.n.id, score: f.score}] AS hits",
+    "fetched",
+    "hits",
 )
+
+#: :data:`VECTOR_QUERY` with the nodes found (keyed by whether their vectors come too):
+#: the best ``$k`` that pass the filter, each with its node's properties; the vectors
+#: are those of the index's own candidate, the node's vector node.
+VECTOR_QUERY_NODES: dict[bool, str] = {
+    wv: _reads(
+        "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node, score "
+        f"OPTIONAL MATCH (n)-[:{HAS_VECTOR}]->(node) "
+        "WITH collect({n: n, v: node, score: score}) AS found "
+        "CALL (found) { UNWIND found AS f "
+        "WITH f WHERE f.n IS NOT NULL AND f.n.id IS NOT NULL "
+        "AND ($namespace IS NULL OR f.n.namespace = $namespace) AND NOT f.n.id IN $exclude "
+        "WITH f.n AS n, f.v AS v, f.score AS score ORDER BY score DESC, n.id LIMIT $k "
+        f"RETURN collect({{id: n.id, score: score, props: {_PROPS_MAP}"
+        + (", vectors: v {.embedding, .graph_embedding}" if wv else "")
+        + "}) AS hits } "
+        "RETURN size(found) AS fetched, hits",
+        "fetched",
+        "hits",
+    )
+    for wv in (False, True)
+}
+
+
+@functools.cache
+def together(texts: tuple[str, ...]) -> str | None:
+    """Read statements as one statement, one row per statement: its place ``at`` and its
+    rows as lists of its columns (:func:`columns`); None when one of them is not a read
+    statement noted for this. Each statement's parameters are renamed ``$s<place>_<name>``
+    and each runs in a subquery of its own, so they cannot see each other.
+
+    Every statement is a round trip and a transaction on the server, which cost more
+    than a small read itself: the independent reads of one batch share one.
+    """
+    parts = []
+    for at, text in enumerate(texts):
+        names = _COLUMNS.get(text)
+        if names is None:
+            return None
+        body = re.sub(r"\$(\w+)", rf"$s{at}_\1", text)
+        parts.append(
+            f"CALL () {{ {body} }} WITH collect([{', '.join(names)}]) AS rows "
+            f"RETURN {at} AS at, rows"
+        )
+    return " UNION ALL ".join(parts)
+
+
+def columns(text: str) -> tuple[str, ...]:
+    """The columns of a read statement :func:`together` can take."""
+    return _COLUMNS[text]
+
 
 #: :data:`VECTOR_QUERY` for several searches at once, one row each (``at``: its place).
 VECTOR_QUERIES = (

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graph_store import programs as graph_programs
 from graph_store import refusals
 from graph_store.model import Edge, EdgeKind, Node, NodeKind
 from graph_store.neo4j import codec, cypher
 from graph_store.ops import (
+    WRITE_OPS,
     Count,
     Counts,
     DeleteEdges,
@@ -49,6 +51,8 @@ Rows = list[dict[str, Any]]
 Statement = tuple[str, dict[str, Any]]
 Program = Generator[Statement, Rows, Any]
 VectorKey = tuple[NodeKind, str]
+#: A read program begun ahead: its operation's ``id``, the program, its first statement.
+Begun = tuple[int, Program, Statement]
 
 
 @dataclass
@@ -66,6 +70,8 @@ class BatchState:
     wrote: bool = field(default=False)
     #: First index answers of searches, by ``id(op)``, from :func:`prefetch_searches`.
     prefetched: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Read programs begun by :func:`prefetch_reads`, by ``id(op)``, to be driven on.
+    begun: dict[int, Program] = field(default_factory=dict)
 
 
 def program(op: Op, state: BatchState) -> Program:
@@ -251,8 +257,9 @@ def _list_where(op: ListNodes) -> Program:
     return kept[op.offset : stop]
 
 
-def _kind_names(kinds: Sequence[EdgeKind] | None) -> list[str] | None:
-    return None if kinds is None else [EdgeKind(k).value for k in kinds]
+def _kind_names(kinds: Sequence[EdgeKind] | None) -> tuple[str, ...] | None:
+    """The kinds as a statement's key: each once, in one order (fewer plans to cache)."""
+    return None if kinds is None else tuple(sorted({EdgeKind(k).value for k in kinds}))
 
 
 def _edge_order(row: dict[str, Any]) -> tuple[str, str, str]:
@@ -267,7 +274,10 @@ def _get_edges(ids: Sequence[str], kinds: Sequence[EdgeKind] | None, direction: 
     """Per given node, its out-edges before its in-edges, then by kind and ends, so that
     the order does not depend on Neo4j's storage layout."""
     unique = list(dict.fromkeys(ids))
-    rows = yield cypher.EDGES[direction], {"ids": unique, "kinds": _kind_names(kinds)}
+    names = _kind_names(kinds)
+    if names == () or not unique:
+        return []
+    rows = yield cypher.edges(direction, names), {"ids": unique}
     grouped: dict[str, Rows] = {}
     for row in sorted(rows, key=lambda r: (not r["outgoing"], *_edge_order(r))):
         grouped.setdefault(row["origin"], []).append(row)
@@ -289,9 +299,28 @@ def _expand(
     with_nodes: bool = False,
     with_vectors: bool = False,
 ) -> Program:
-    params = {"ids": list(dict.fromkeys(ids)), "kinds": _kind_names(kinds)}
-    if with_nodes and not with_vectors:
-        rows = yield cypher.EXPAND_NODES[direction], {**params, "visited": sorted(exclude)}
+    names = _kind_names(kinds)
+    params = {"ids": list(dict.fromkeys(ids)), "visited": sorted(exclude)}
+    if names == () or not params["ids"]:
+        return []
+    if with_nodes and with_vectors:
+        rows = yield cypher.expand_nodes_vectors(direction, names), params
+        return [
+            Link(
+                link["origin"],
+                row["other"],
+                NodeKind(row["other_kind"]),
+                link["outgoing"],
+                codec.edge_from_record(link["kind"], link["src"], link["dst"], link["props"]),
+                node,
+            )
+            for row in rows
+            if codec.is_live(row["props"])
+            for node in (codec.node_from_record(row["props"], True, row["vectors"]),)
+            for link in row["links"]
+        ]
+    if with_nodes:
+        rows = yield cypher.expand_nodes(direction, names), params
         return [
             Link(
                 row["origin"],
@@ -304,16 +333,11 @@ def _expand(
             for row in rows
             if codec.is_live(row["props"])
         ]
-    rows = yield cypher.EXPAND[direction], {**params, "visited": sorted(exclude)}
-    links = [
+    rows = yield cypher.expand(direction, names), params
+    return [
         Link(row["origin"], row["other"], NodeKind(row["other_kind"]), row["outgoing"], _edge(row))
         for row in rows
     ]
-    if not with_nodes:
-        return links
-    others = list(dict.fromkeys(link.other for link in links))
-    nodes = dict(zip(others, (yield from _get_nodes(others, with_vectors)), strict=True))
-    return [replace(link, node=node) for link in links if (node := nodes[link.other]) is not None]
 
 
 def _no_version() -> Program:
@@ -340,6 +364,67 @@ def _index_search(op: VectorSearch, state: BatchState) -> dict[str, Any] | None:
     }
 
 
+def prefetch_reads(ops: Sequence[Op], state: BatchState) -> Program | None:
+    """The first statement of every primitive read of a read batch, in one statement
+    (:func:`cypher.together`); None when there are not two such statements.
+
+    The reads of one batch do not depend on each other, and each statement is a round
+    trip and a transaction on the server. The programs are begun here and left in
+    ``state.begun``, each with its first statement's rows, for the batch to drive on; a
+    batch of several index searches (a bulk writer's) is :func:`prefetch_searches`.
+    """
+    if (searches := prefetch_searches(ops, state)) is not None:
+        return searches
+    firsts: list[Begun] = []
+    for op in ops:
+        if graph_programs.is_program(op) or isinstance(op, WRITE_OPS):
+            continue
+        begun = program(op, state)
+        try:
+            firsts.append((id(op), begun, next(begun)))
+        except StopIteration as done:  # answered without a statement
+            state.begun[id(op)] = _finished(done.value)
+    text = cypher.together(tuple(t for _, _, (t, _) in firsts)) if len(firsts) >= 2 else None
+    if text is None:
+        for key, begun, first in firsts:
+            state.begun[key] = _continued(begun, first, None)
+        return None
+    return _together(firsts, text, state)
+
+
+def _together(firsts: list[Begun], text: str, state: BatchState) -> Program:
+    params = {
+        f"s{at}_{name}": value
+        for at, (_, _, (_, given)) in enumerate(firsts)
+        for name, value in given.items()
+    }
+    rows = yield text, params
+    for row in rows:
+        key, begun, first = firsts[row["at"]]
+        names = cypher.columns(first[0])
+        found = [dict(zip(names, values, strict=True)) for values in row["rows"]]
+        state.begun[key] = _continued(begun, first, found)
+
+
+def _continued(begun: Program, first: Statement, rows: Rows | None) -> Program:
+    """A program whose first statement is ``first``, from there on: ``rows`` are that
+    statement's, or None when it is still to run."""
+    if rows is None:
+        rows = yield first
+    try:
+        statement = begun.send(rows)
+        while True:
+            rows = yield statement
+            statement = begun.send(rows)
+    except StopIteration as done:
+        return done.value
+
+
+def _finished(value: Any) -> Program:
+    return value
+    yield  # a program that runs no statement
+
+
 def prefetch_searches(ops: Sequence[Op], state: BatchState) -> Program | None:
     """The first index query of every search in a read batch, in one statement; None
     when the batch has fewer than two such searches.
@@ -352,7 +437,9 @@ def prefetch_searches(ops: Sequence[Op], state: BatchState) -> Program | None:
     searches = [
         (op, params)
         for op in ops
-        if isinstance(op, VectorSearch) and (params := _index_search(op, state)) is not None
+        if isinstance(op, VectorSearch)
+        and not op.with_nodes  # asked with its nodes, a search has a statement of its own
+        and (params := _index_search(op, state)) is not None
     ]
     return _prefetch(searches, state) if len(searches) >= 2 else None
 
@@ -382,20 +469,40 @@ def _vector_search(op: VectorSearch, state: BatchState) -> Program:
             "k": int(op.k),
         }
         rows = yield cypher.VECTOR_SCAN[kind], scan
-        return [Hit(row["id"], 2.0 * float(row["score"]) - 1.0) for row in rows]
+        found = [Hit(row["id"], 2.0 * float(row["score"]) - 1.0) for row in rows]
+        if not op.with_nodes:
+            return found
+        nodes = yield from _get_nodes([h.id for h in found], op.with_vectors)
+        return [replace(h, node=n) for h, n in zip(found, nodes, strict=True) if n is not None]
+    if op.with_nodes:
+        params["k"] = int(op.k)
+    statement = cypher.VECTOR_QUERY_NODES[op.with_vectors] if op.with_nodes else cypher.VECTOR_QUERY
     row = state.prefetched.pop(id(op), None)
     while True:
         if row is None:
-            (row,) = yield cypher.VECTOR_QUERY, params
+            (row,) = yield statement, params
         # The index can hand back a node that a concurrent transaction is deleting; its
         # properties then read as null. It is gone, so it is no hit.
-        hits = [h for h in row["hits"] if h["id"] is not None]
+        hits = [
+            h
+            for h in row["hits"]
+            if h["id"] is not None and (not op.with_nodes or codec.is_live(h["props"]))
+        ]
         if len(hits) >= op.k or row["fetched"] < params["fetch"]:
             break
         params["fetch"] *= 4
         row = None
     ranked = sorted(hits, key=lambda h: (-float(h["score"]), h["id"]))[: op.k]
-    return [Hit(h["id"], 2.0 * float(h["score"]) - 1.0) for h in ranked]
+    return [
+        Hit(
+            h["id"],
+            2.0 * float(h["score"]) - 1.0,
+            codec.node_from_record(h["props"], op.with_vectors, h.get("vectors"))
+            if op.with_nodes
+            else None,
+        )
+        for h in ranked
+    ]
 
 
 def _count(namespace: str | None) -> Program:

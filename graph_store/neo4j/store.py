@@ -278,9 +278,15 @@ class Neo4jStore(GraphStore):
 
         def read(session: neo4j.Session) -> list[Any]:
             state.prefetched.clear()  # a retry asks again
-            if (ahead := programs.prefetch_searches(ops, state)) is not None:
+            state.begun.clear()
+            if (ahead := programs.prefetch_reads(ops, state)) is not None:
                 programs.drive(session, ahead)
-            return work(lambda op: programs.drive(session, programs.program(op, state)))
+            begun = state.begun
+            return work(
+                lambda op: programs.drive(
+                    session, begun.pop(id(op)) if id(op) in begun else programs.program(op, state)
+                )
+            )
 
         def run() -> list[Any]:
             if not writes:

@@ -45,6 +45,7 @@ from graph_store.ops import (
     PutNodes,
     ReadVersion,
     Removed,
+    VectorSearch,
 )
 from tests.conftest import BACKENDS
 
@@ -421,6 +422,88 @@ def test_vector_search_ranks_filters_and_excludes(store: GraphStore) -> None:
     assert store.vector_search(NodeKind.QUERY, vec(1, 0, 0, 0), k=3, namespace="nowhere") == []
     with pytest.raises(EmbeddingDimensionError):
         store.vector_search(NodeKind.QUERY, np.ones(DIM + 2, dtype=np.float32), k=1)
+
+
+@pytest.mark.parametrize("with_vectors", [False, True])
+def test_a_search_brings_the_nodes_it_finds(store: GraphStore, with_vectors: bool) -> None:
+    """With ``with_nodes`` each hit carries its node exactly as GetNodes reads it, and the
+    hits are the plain search's: ranked, filtered by namespace, exclusions honoured; in a
+    batch with other reads, and after a write in the same batch (the exact scan)."""
+    q1 = query("q1", v=vec(1, 0, 0, 0))
+    q2 = query("q2", v=vec(0.9, 0.3, 0, 0), graph_embedding=vec(0, 0, 1, 0))
+    q3 = query("q3", v=vec(0.5, 0.8, 0.1, 0))
+    q4 = query("q4", ns="other", v=vec(1, 0.01, 0, 0))
+    ins = Insight(text="i", embedding=vec(1, 0, 0, 0))
+    store.put_nodes([q1, q2, q3, q4, ins])
+    asked: list[dict[str, object]] = [
+        {"kind": NodeKind.QUERY, "k": 2, "namespace": "default"},
+        {"kind": NodeKind.QUERY, "k": 10},
+        {"kind": NodeKind.QUERY, "k": 2, "namespace": "default", "exclude_ids": frozenset({q1.id})},
+        {"kind": NodeKind.QUERY, "k": 3, "namespace": "nowhere"},
+        {"kind": NodeKind.INSIGHT, "k": 1},
+    ]
+    for kw in asked:
+        v = vec(1, 0.05, 0, 0)
+        plain, found, read = store.batch(
+            [
+                VectorSearch(vector=v, **kw),  # type: ignore[arg-type]
+                VectorSearch(vector=v, with_nodes=True, with_vectors=with_vectors, **kw),  # type: ignore[arg-type]
+                GetNodes([q1.id, q2.id, q3.id, q4.id, ins.id], with_vectors=with_vectors),
+            ]
+        )
+        assert [(h.id, round(h.score, 5)) for h in found] == [
+            (h.id, round(h.score, 5)) for h in plain
+        ], kw
+        by_id = {n.id: n for n in read if n is not None}
+        assert [h.node for h in found] == [by_id[h.id] for h in found], kw
+        assert all(h.node is None for h in plain)
+        (alone,) = store.batch(
+            [VectorSearch(vector=v, with_nodes=True, with_vectors=with_vectors, **kw)]  # type: ignore[arg-type]
+        )
+        assert alone == found, kw
+    q5 = query("q5", v=vec(1, 0.02, 0, 0))
+    _, scanned = store.batch(
+        [
+            PutNodes([q5]),
+            VectorSearch(
+                NodeKind.QUERY, vec(1, 0, 0, 0), 2, "default", with_nodes=True, with_vectors=True
+            ),
+        ]
+    )
+    assert [h.id for h in scanned] == [q1.id, q5.id]
+    assert [h.node for h in scanned] == store.get_nodes([q1.id, q5.id], with_vectors=True)
+
+
+def test_a_node_reached_from_several_origins_comes_with_each_link(store: GraphStore) -> None:
+    """One link per origin and edge, each with the node, when nodes and vectors come
+    with the expansion (a backend may read such a node once for all its links)."""
+    a, b, c, d = (query(t, v=vec(1, i, 0, 0)) for i, t in enumerate("abcd"))
+    store.put_nodes([a, b, c, d])
+    store.put_edges(
+        [
+            Edge(kind=EdgeKind.SIMILAR_TO, src=a.id, dst=b.id, props={"score": 0.5}),
+            Edge(kind=EdgeKind.SIMILAR_TO, src=c.id, dst=b.id, props={"score": 0.7}),
+            Edge(kind=EdgeKind.USED_MEMORY_OF, src=b.id, dst=a.id),
+            Edge(kind=EdgeKind.SIMILAR_TO, src=d.id, dst=a.id, props={"score": 0.6}),
+        ]
+    )
+    kinds = [EdgeKind.SIMILAR_TO, EdgeKind.USED_MEMORY_OF]
+    origins = [a.id, c.id]
+    plain, links = store.batch(
+        [
+            Expand(origins, kinds, "both", frozenset(origins)),
+            Expand(origins, kinds, "both", frozenset(origins), with_nodes=True, with_vectors=True),
+        ]
+    )
+    assert sorted((x.origin, x.other, x.via.key, x.outgoing) for x in links) == sorted(
+        (x.origin, x.other, x.via.key, x.outgoing) for x in plain
+    )
+    assert len(links) == 4  # b from a twice (two edges) and from c; d from a
+    assert {x.via.key: x.via.props for x in links} == {x.via.key: x.via.props for x in plain}
+    nodes = dict(zip([b.id, d.id], store.get_nodes([b.id, d.id], with_vectors=True), strict=True))
+    assert all(x.node == nodes[x.other] for x in links)
+    (none,) = store.batch([Expand(origins, [], "both", with_nodes=True, with_vectors=True)])
+    assert none == []
 
 
 def test_second_vector_is_searched_separately(store: GraphStore) -> None:

@@ -243,6 +243,12 @@ def test_statements_are_fixed_text_with_no_data_in_them() -> None:
             items = value.values() if isinstance(value, dict) else value
             texts.extend(v for v in items if isinstance(v, str))
     assert len(texts) > 60
+    for direction in ("out", "in", "both"):
+        for kinds in (None, ("SIMILAR_TO", "USED_MEMORY_OF")):
+            makers = (cypher.edges, cypher.expand, cypher.expand_nodes)
+            built = [make(direction, kinds) for make in (*makers, cypher.expand_nodes_vectors)]
+            texts.extend(built)
+            texts.append(cypher.together((*built, cypher.VECTOR_QUERY)) or "")
     allowed = {
         "cosine",
         "gmem_",
