@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +37,9 @@ from graph_store.ops import (
     GetEdges,
     GetNodes,
     Hit,
+    Link,
     Neighbors,
+    Op,
     ReadVersion,
     VectorSearch,
 )
@@ -208,14 +210,21 @@ class Retriever:
         q = vector if vector is not None else self.embedder.embed([task])[0]
         read = _Reader(self.store, self._reused)
         queries, g = self._rank_queries(task, namespace, q, read)
-        trajectories = self._downward([rq for rq in queries if rq.kept], read)
+        kept = [rq for rq in queries if rq.kept]
+        vouching = self._vouching(queries)
+        # Both directions depend on the ranking only: their reads are one batch.
+        trace = [] if not kept else [self._trace(kept)]
+        asked = [] if vouching is None else self._evidence(vouching, q, namespace, read)
+        found = self.store.batch([*trace, *asked]) if trace or asked else []
+        trajectories = self._downward(kept, read, found[0] if trace else [])
         trajectories.sort(key=lambda t: (t.outcome != Outcome.SUCCESS, -t.relevance))
         procedures = [
             skeleton_steps(t.task, [s.action for s in t.steps])
             for t in trajectories
             if t.outcome == Outcome.SUCCESS
         ]
-        insights = self._upward(namespace, q, queries, procedures, read, g)
+        evidence = None if vouching is None else self._evidenced(asked, found[len(trace) :], read)
+        insights = self._upward(q, procedures, read, g, vouching, evidence)
         return Recall(
             task=task,
             namespace=namespace,
@@ -340,14 +349,30 @@ class Retriever:
         return hits[: cfg.seed_k], g
 
     # ---- step 4: upward to insights ----------------------------------------------------
+    def _vouching(
+        self, queries: list[RecalledQuery]
+    ) -> tuple[dict[str, RecalledQuery], dict[str, float]] | None:
+        """The relevant queries by id and the task's nearest ranked queries with their
+        weights, whose SUPPORTS and CONTRADICTS edges :meth:`_upward` follows; None when
+        no insight is to be shown."""
+        cfg = self.config
+        if cfg.insight_k == 0:
+            return None
+        floors = _floors([rq.outcome for rq in queries], [rq.relevance for rq in queries], cfg)
+        relevant = [rq for rq in queries if rq.relevance >= floors[rq.outcome]]
+        near = sorted(queries, key=lambda rq: (-rq.similarity, rq.id))[
+            : cfg.insight_neighbourhood_k
+        ]
+        return {rq.id: rq for rq in relevant}, {rq.id: max(rq.similarity, 0.0) for rq in near}
+
     def _upward(
         self,
-        namespace: str,
         q: npt.NDArray[np.float32],
-        queries: list[RecalledQuery],
         procedures: list[tuple[str, ...]],
         read: _Reader,
-        g: npt.NDArray[np.float32] | None = None,
+        g: npt.NDArray[np.float32] | None,
+        vouching: tuple[dict[str, RecalledQuery], dict[str, float]] | None,
+        evidence: tuple[list[Edge], list[Hit]] | None,
     ) -> list[RecalledInsight]:
         """Insights reached from the relevant queries or by similarity, kept to their scope.
 
@@ -361,16 +386,11 @@ class Retriever:
         follows is supported by that neighbourhood.
         """
         cfg = self.config
-        if cfg.insight_k == 0:
+        if vouching is None or evidence is None:
             return []
-        floors = _floors([rq.outcome for rq in queries], [rq.relevance for rq in queries], cfg)
-        relevant = [rq for rq in queries if rq.relevance >= floors[rq.outcome]]
-        by_id = {rq.id: rq for rq in relevant}
-        near = sorted(queries, key=lambda rq: (-rq.similarity, rq.id))[
-            : cfg.insight_neighbourhood_k
-        ]
-        weight = {rq.id: max(rq.similarity, 0.0) for rq in near}
-        edges, similar = self._evidence(list(dict.fromkeys([*by_id, *weight])), q, namespace, read)
+        by_id, weight = vouching
+        relevant = list(by_id.values())
+        edges, similar = evidence
         support: dict[str, list[str]] = defaultdict(list)
         contra: dict[str, list[str]] = defaultdict(list)
         share: dict[str, float] = defaultdict(float)
@@ -430,31 +450,44 @@ class Retriever:
         return ranked[: cfg.insight_k]
 
     def _evidence(
-        self, origins: list[str], q: npt.NDArray[np.float32], namespace: str, read: _Reader
-    ) -> tuple[list[Edge], list[Hit]]:
-        """The SUPPORTS and CONTRADICTS edges leaving ``origins`` (in :class:`GetEdges`
-        order) and the insights similar to the task; read eagerly (:attr:`_Reader.eager`),
-        the insights at their ends come with them."""
+        self,
+        vouching: tuple[dict[str, RecalledQuery], dict[str, float]],
+        q: npt.NDArray[np.float32],
+        namespace: str,
+        read: _Reader,
+    ) -> list[Op]:
+        """The reads of the upward step: the SUPPORTS and CONTRADICTS edges leaving the
+        vouching queries and the insights similar to the task; read eagerly
+        (:attr:`_Reader.eager`), the insights at their ends come with them."""
         cfg = self.config
         eager = read.eager
+        origins = list(dict.fromkeys([*vouching[0], *vouching[1]]))
         kinds = [EdgeKind.SUPPORTS, EdgeKind.CONTRADICTS]
-        search = VectorSearch(
-            NodeKind.INSIGHT,
-            q,
-            cfg.insight_k * cfg.insight_oversample,
-            namespace,
-            with_nodes=eager,
-            with_vectors=eager,
+        edges: Op = (
+            Expand(origins, kinds, "out", with_nodes=True, with_vectors=True)
+            if eager
+            else GetEdges(origins, kinds, "out")
         )
-        if not eager:
-            edges, similar = self.store.batch([GetEdges(origins, kinds, "out"), search])
-            return edges, similar
-        expand = Expand(origins, kinds, "out", with_nodes=True, with_vectors=True)
-        links, similar = self.store.batch([expand, search])
-        place = {node_id: i for i, node_id in enumerate(origins)}
+        k = cfg.insight_k * cfg.insight_oversample
+        return [
+            edges,
+            VectorSearch(NodeKind.INSIGHT, q, k, namespace, with_nodes=eager, with_vectors=eager),
+        ]
+
+    def _evidenced(
+        self,
+        asked: list[Op],
+        found: list[Any],
+        read: _Reader,
+    ) -> tuple[list[Edge], list[Hit]]:
+        """What :meth:`_evidence` asked for, as edges in :class:`GetEdges` order and hits."""
+        links, similar = found
+        read.add({h.id: h.node for h in similar})
+        if not isinstance(asked[0], Expand):
+            return links, similar
+        place = {node_id: i for i, node_id in enumerate(asked[0].ids)}
         links.sort(key=lambda ln: (place[ln.origin], ln.via.kind.value, ln.via.dst))
         read.add({ln.other: ln.node for ln in links})
-        read.add({h.id: h.node for h in similar})
         return [ln.via for ln in links], similar
 
     def _fits(
@@ -532,16 +565,21 @@ class Retriever:
         return out
 
     # ---- step 5: downward to condensed trajectories ------------------------------------
-    def _downward(self, kept: list[RecalledQuery], read: _Reader) -> list[PastTrajectory]:
-        if not kept:
-            return []
-        # The trace's utterances come with its HAS_TRACE links, in one read.
-        (reached,) = self.store.batch(
-            [Neighbors([rq.id for rq in kept], 1, [EdgeKind.HAS_TRACE], "out", with_nodes=True)]
-        )
+    @staticmethod
+    def _trace(kept: list[RecalledQuery]) -> Expand:
+        """The read of the kept queries' traces: their utterances come with their
+        HAS_TRACE links."""
+        ids = [rq.id for rq in kept]
+        return Expand(ids, [EdgeKind.HAS_TRACE], "out", frozenset(ids), with_nodes=True)
+
+    def _downward(
+        self, kept: list[RecalledQuery], read: _Reader, reached: list[Link]
+    ) -> list[PastTrajectory]:
         by_query: dict[str, list[Utterance]] = defaultdict(list)
+        seen: set[str] = set()
         for r in reached:
-            if isinstance(r.node, Utterance):
+            if isinstance(r.node, Utterance) and r.node.id not in seen:
+                seen.add(r.node.id)
                 by_query[r.node.query_id].append(r.node)
         out = []
         for rq in kept:

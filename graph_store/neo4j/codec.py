@@ -22,7 +22,18 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from graph_store.model import NODE_TYPES, Edge, EdgeKind, Node, NodeKind, node_from_props
+from graph_store.model import (
+    NODE_TYPES,
+    Edge,
+    EdgeKind,
+    Node,
+    NodeKind,
+    Outcome,
+    QueryNode,
+    Utterance,
+    node_from_props,
+    trusted,
+)
 from graph_store.neo4j.titles import TITLE_KEY, title_of
 
 VECTOR_FIELDS = ("embedding", "graph_embedding")
@@ -62,6 +73,21 @@ def _fields_by_type() -> tuple[dict[NodeKind, frozenset[str]], dict[NodeKind, fr
 
 
 JSON_FIELDS, TIME_FIELDS = _fields_by_type()
+#: The kinds read by the hundred (a trace's utterances, the queries a recall reaches),
+#: each with its stored fields and those of them a node may lack: :func:`node_props`
+#: stores no ``None``, so a field whose default is ``None`` is absent when unset.
+_TRUSTED: dict[NodeKind, tuple[type[QueryNode | Utterance], frozenset[str], frozenset[str]]] = {
+    cls.kind: (
+        cls,
+        frozenset(f for f in cls.model_fields if f not in VECTOR_FIELDS),
+        frozenset(
+            f
+            for f, info in cls.model_fields.items()
+            if f not in VECTOR_FIELDS and info.default is None and info.default_factory is None
+        ),
+    )
+    for cls in (QueryNode, Utterance)
+}
 #: Every time property of any kind, which node reads return as their parts.
 TIME_KEYS = tuple(sorted(set().union(*TIME_FIELDS.values())))
 
@@ -136,14 +162,32 @@ def node_from_record(
             data.pop(key, None)
         elif key in TIME_FIELDS[kind]:
             data[key] = _time_from_parts(data[key])
-    if not with_vectors:
-        return node_from_props(kind, data)
-    found = vectors or {}
+    found = (vectors or {}) if with_vectors else {}
     emb, gemb = (
         None if (v := found.get(f)) is None else np.asarray(v, dtype=np.float32)
         for f in VECTOR_FIELDS
     )
-    return node_from_props(kind, data, emb, gemb)
+    return _trusted(kind, data, emb, gemb) or node_from_props(kind, data, emb, gemb)
+
+
+def _trusted(kind: NodeKind, data: dict[str, Any], emb: Any, gemb: Any) -> Node | None:
+    """A query or an utterance that holds today's fields (all but unset optional ones),
+    built without validating it again: this store validated it before writing it, and
+    validating a trace's utterances was most of the client's CPU in reading them. Only
+    what Neo4j cannot carry is converted (outcomes). None for anything else, nodes
+    written by older versions included, which :func:`node_from_props` validates."""
+    known = _TRUSTED.get(kind)
+    if known is None:
+        return None
+    cls, fields, optional = known
+    keys = data.keys()
+    if not keys <= fields or not fields - keys <= optional:
+        return None
+    if cls is QueryNode:
+        data["outcome"] = Outcome(data["outcome"])
+        data["attempt_outcomes"] = [Outcome(o) for o in data["attempt_outcomes"]]
+    data["embedding"], data["graph_embedding"] = emb, gemb
+    return trusted(cls, {f: data.get(f) for f in cls.model_fields})
 
 
 def _native_scalar(value: Any) -> bool:

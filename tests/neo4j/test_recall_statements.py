@@ -82,8 +82,8 @@ def test_the_reads_of_one_batch_are_one_statement(
 def test_a_recall_reads_each_step_in_one_statement(
     neo4j_store: Neo4jStore, statements: list[str]
 ) -> None:
-    """Seeds with their nodes, the hop with its nodes and vectors, the kept traces, then
-    the insights' edges and search together: one statement each, and no batch reads the
+    """Seeds with their nodes, the hop with its nodes and vectors, then the kept traces
+    with the insights' edges and search: one statement each, and no batch reads the
     ranked queries again (before: seven statements, two of them re-reading nodes)."""
     embedder = HashingEmbedder()
     cfg = MemoryConfig()
@@ -106,14 +106,13 @@ def test_a_recall_reads_each_step_in_one_statement(
             recall = mem.recall(run.task)
             assert recall.queries and recall.trajectories, run.task
             assert len(statements) == len(batches), (batches, statements)
-            assert batches[:4] == [
+            assert batches[:3] == [
                 ["ReadVersion", "VectorSearch"],
                 ["Neighbors"],
-                ["Neighbors"],
-                ["Expand", "VectorSearch"],
+                ["Expand", "Expand", "VectorSearch"],
             ], batches
             # What may follow reads only what no earlier statement brought: the
             # supporting tasks of scoped insights.
-            assert len(batches) <= 5, batches
+            assert len(batches) <= 4, batches
     finally:
         mem.close()
