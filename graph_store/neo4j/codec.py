@@ -215,4 +215,4 @@ def edge_props(props: dict[str, Any]) -> dict[str, Any]:
 def edge_from_record(kind: str, src: str, dst: str, props: dict[str, Any]) -> Edge:
     data = json.loads(props[EDGE_JSON_KEY]) if EDGE_JSON_KEY in props else dict(props)
     # Ids and kind come from the store itself, so validation would only cost time.
-    return Edge.model_construct(kind=EdgeKind(kind), src=src, dst=dst, props=data)
+    return trusted(Edge, {"kind": EdgeKind(kind), "src": src, "dst": dst, "props": data})
