@@ -8,7 +8,8 @@ with ``benchmarks/neo4j_scale.py``) and reports, per recall: wall time and the r
 process's CPU (p50), the store batches by their operations and the Cypher statements
 with their rows, each with its wall time and the client CPU it took (p50). With
 ``--server-pid`` (the Neo4j JVM on this machine: ``server.sh status`` prints it) the
-server's CPU per recall too (meaningful only while nothing else uses that server), which
+server's CPU per recall and per statement too (meaningful only while nothing else uses
+that server; per statement only as a mean, the JVM's CPU counting in clock ticks), which
 together with the client's says how much of a recall is work and how much is waiting for
 a core. Heuristic reasoner, hashing embedder.
 """

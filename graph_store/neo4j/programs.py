@@ -51,6 +51,9 @@ Rows = list[dict[str, Any]]
 Statement = tuple[str, dict[str, Any]]
 Program = Generator[Statement, Rows, Any]
 VectorKey = tuple[NodeKind, str]
+#: The most statements :func:`prefetch_reads` runs as one: each distinct combination is
+#: a statement Neo4j plans once, and the reads of a recall's batches are at most three.
+MOST_TOGETHER = 8
 #: A read program begun ahead: its operation's ``id``, the program, its first statement.
 Begun = tuple[int, Program, Statement]
 
@@ -384,7 +387,8 @@ def prefetch_reads(ops: Sequence[Op], state: BatchState) -> Program | None:
             firsts.append((id(op), begun, next(begun)))
         except StopIteration as done:  # answered without a statement
             state.begun[id(op)] = _finished(done.value)
-    text = cypher.together(tuple(t for _, _, (t, _) in firsts)) if len(firsts) >= 2 else None
+    fused = 2 <= len(firsts) <= MOST_TOGETHER
+    text = cypher.together(tuple(t for _, _, (t, _) in firsts)) if fused else None
     if text is None:
         for key, begun, first in firsts:
             state.begun[key] = _continued(begun, first, None)

@@ -116,3 +116,20 @@ def test_a_recall_reads_each_step_in_one_statement(
             assert len(batches) <= 4, batches
     finally:
         mem.close()
+
+
+def test_a_batch_of_many_reads_runs_them_one_by_one(
+    neo4j_store: Neo4jStore, statements: list[str]
+) -> None:
+    """Past ``MOST_TOGETHER`` the reads are not fused (each combination is a plan of its
+    own on the server), and every result is still its own read's."""
+    nodes = [_query(f"q{i}", [1, i, 0, 0]) for i in range(programs.MOST_TOGETHER + 1)]
+    neo4j_store.put_nodes(nodes)
+    ops: list[Op] = [GetNodes([n.id], with_vectors=True) for n in nodes]
+    statements.clear()
+    found = neo4j_store.batch(ops)
+    assert len(statements) == len(ops)
+    assert found == [[n] for n in nodes]
+    statements.clear()
+    assert neo4j_store.batch(ops[: programs.MOST_TOGETHER]) == found[:-1]
+    assert len(statements) == 1
