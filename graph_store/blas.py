@@ -26,13 +26,22 @@ def _blas_libraries() -> tuple[Any, ...]:
     return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
+def _set(lib: Any, count: int) -> None:
+    """Set a library's count and give up control of it again: threadpoolctl (3.8 on)
+    lets only the thread that last set an OpenBLAS count, without clearing, set it, so a
+    recall in a worker thread could not otherwise change what the main thread set."""
+    lib.set_num_threads(count)
+    release = getattr(lib, "clear_controlling_thread", None)
+    if release is not None:
+        release()
+
+
 class _OneThread:
     """The process-wide setting: which thread set the count, and what it was before.
 
-    OpenBLAS may ignore a change asked from a thread other than the main one (the build
-    numpy ships here does), so the thread that set the count restores it, when its
-    outermost block ends; a block another thread enters meanwhile runs with whatever
-    count is current (only its speed depends on it, never its results).
+    The thread that set the count restores it, when its outermost block ends; a block
+    another thread enters meanwhile runs with whatever count is current (only its speed
+    depends on it, never its results).
     """
 
     def __init__(self) -> None:
@@ -47,7 +56,7 @@ class _OneThread:
                 self.saved = [(lib, lib.get_num_threads()) for lib in _blas_libraries()]
                 for lib, count in self.saved:
                     if count != 1:
-                        lib.set_num_threads(1)
+                        _set(lib, 1)
                 self.owner = me
             if self.owner == me:
                 self.depth += 1
@@ -60,7 +69,7 @@ class _OneThread:
             if self.depth == 0:
                 for lib, count in self.saved:
                     if count != 1:
-                        lib.set_num_threads(count)
+                        _set(lib, count)
                 self.saved = []
                 self.owner = None
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from graph_store import EmbeddedStore, NodeKind, QueryNode, ann
-from graph_store.blas import _blas_libraries, one_blas_thread
+from graph_store.blas import _blas_libraries, _set, one_blas_thread
 from graph_store.embedded.search import Search
 from graph_store.model import query_id_for
 from graph_store.ops import VectorSearch
@@ -35,11 +35,11 @@ def two_threads() -> Iterator[None]:
     before = _threads()
     assert before, "numpy's BLAS was not found by threadpoolctl"
     for lib in _blas_libraries():
-        lib.set_num_threads(2)
+        _set(lib, 2)
     assert _threads() == [2] * len(before)
     yield
     for lib, count in zip(_blas_libraries(), before, strict=True):
-        lib.set_num_threads(count)
+        _set(lib, count)
 
 
 @pytest.mark.usefixtures("two_threads")
@@ -48,8 +48,8 @@ def two_threads() -> Iterator[None]:
 def test_the_count_is_restored_once_overlapping_blocks_of_two_threads_end(
     first_in: str, first_out: str
 ) -> None:
-    """Whichever thread enters or leaves first (OpenBLAS ignores a count set from a
-    thread other than the main one, so only the thread that set it may restore it)."""
+    """Whichever thread enters or leaves first (only the thread that set the count
+    restores it)."""
     entered, leave, left = threading.Event(), threading.Event(), threading.Event()
 
     def other() -> None:
@@ -77,6 +77,26 @@ def test_the_count_is_restored_once_overlapping_blocks_of_two_threads_end(
     worker.join(10)
     assert not worker.is_alive()
     assert set(_threads()) == {2}
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_a_block_in_a_worker_thread_runs_on_one_thread_after_the_main_thread_set_one() -> None:
+    """A recall in a worker thread (``arecall``, a server's handler) once the main
+    thread has set the count: threadpoolctl lets only the thread that last set an
+    OpenBLAS count set it, unless that thread gave control up."""
+    with one_blas_thread():
+        pass  # the main thread sets and restores the count
+    seen: list[list[int]] = []
+
+    def other() -> None:
+        with one_blas_thread():
+            seen.append(_threads())
+        seen.append(_threads())
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    worker.join(10)
+    assert seen == [[1] * len(_threads()), [2] * len(_threads())]
 
 
 def _store(path: Path, n: int, ann_min_rows: int | None) -> EmbeddedStore:
