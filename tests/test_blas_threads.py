@@ -131,27 +131,24 @@ def _recorded(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[li
 
 
 @pytest.mark.usefixtures("two_threads")
-def test_an_exact_vector_search_runs_on_one_blas_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("rows", "ann_min_rows", "scorer"),
+    [
+        pytest.param(50, None, (VectorIndex, "search"), id="exact"),
+        pytest.param(300, 100, (Search, "_scored"), id="approximate", marks=pytest.mark.ann),
+    ],
+)
+def test_a_vector_search_runs_on_one_blas_thread(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rows: int,
+    ann_min_rows: int | None,
+    scorer: tuple[type, str],
 ) -> None:
-    store = _store(tmp_path / "exact.db", 50, ann_min_rows=None)
-    seen = _recorded(monkeypatch, VectorIndex, "search")
-    query = np.ones(DIM, dtype=np.float32)
-    (hits,) = store.batch([VectorSearch(NodeKind.QUERY, query, 5, "default")])
-    assert len(hits) == 5
-    assert seen and all(set(counts) == {1} for counts in seen)
-    assert set(_threads()) == {2}
-    store.close()
-
-
-@pytest.mark.ann
-@pytest.mark.usefixtures("two_threads")
-def test_an_approximate_vector_search_runs_on_one_blas_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert ann.available(), "the ann extra (usearch) is not installed"
-    store = _store(tmp_path / "approx.db", 300, ann_min_rows=100)
-    seen = _recorded(monkeypatch, Search, "_scored")
+    if ann_min_rows is not None:
+        assert ann.available(), "the ann extra (usearch) is not installed"
+    store = _store(tmp_path / "search.db", rows, ann_min_rows=ann_min_rows)
+    seen = _recorded(monkeypatch, *scorer)
     query = np.ones(DIM, dtype=np.float32)
     (hits,) = store.batch([VectorSearch(NodeKind.QUERY, query, 5, "default")])
     assert len(hits) == 5
